@@ -1,0 +1,129 @@
+//! Commands: what a group's log holds. Each replica applies committed
+//! commands in log order, so every outcome is decided deterministically by
+//! the log alone (the primary does not decide anything the backups cannot
+//! recompute).
+
+use crate::types::{Book, ItemId, LogPos, OrderId, RequestId};
+use serde::{Deserialize, Serialize};
+
+/// A change to the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CatalogCommand {
+    /// Take `qty` copies of `item` for buy `request`. Idempotent: a repeated
+    /// request id returns the first outcome and changes nothing.
+    Reserve {
+        request: RequestId,
+        item: ItemId,
+        qty: u64,
+    },
+    /// Add `qty` copies of `item`.
+    Restock { item: ItemId, qty: u64 },
+    /// Set the unit price of `item`.
+    SetPrice { item: ItemId, cost: u64 },
+    /// Add a new book (its id must be free).
+    AddBook { book: Book },
+}
+
+/// A successful reservation: what was taken, at which price.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub item: ItemId,
+    pub title: String,
+    pub qty: u64,
+    /// Unit cost at the time of the reservation.
+    pub cost: u64,
+    /// Copies left after the reservation.
+    pub remaining: u64,
+}
+
+/// Why a command changed nothing. Serialisable, because it travels in logs
+/// and replies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    NotFound(ItemId),
+    OutOfStock(ItemId),
+    Exists(ItemId),
+    Invalid(String),
+}
+
+impl From<Rejection> for crate::Error {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::NotFound(id) => crate::Error::NotFound(format!("item {id} not found")),
+            Rejection::OutOfStock(id) => crate::Error::OutOfStock(id),
+            Rejection::Exists(id) => crate::Error::Conflict(format!("item {id} already exists")),
+            Rejection::Invalid(m) => crate::Error::InvalidInput(m),
+        }
+    }
+}
+
+/// The outcome of a catalog command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CatalogOutcome {
+    /// `Reserve`: the reservation or why not.
+    Reserved(Result<Reservation, Rejection>),
+    /// `Restock`, `SetPrice`, `AddBook`: the book after the change, or why not.
+    Changed(Result<Book, Rejection>),
+}
+
+/// An order in the ledger (the original's `(id, item_id, created)`, plus
+/// what a buy needs to be checked exactly once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub item_id: ItemId,
+    pub qty: u64,
+    /// Unit cost paid.
+    pub cost: u64,
+    /// Milliseconds since the Unix epoch, stamped by the order primary.
+    pub created: u64,
+    pub request: RequestId,
+}
+
+/// A change to the order ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderCommand {
+    /// Record a buy as pending before the catalog is asked. Idempotent.
+    Begin {
+        request: RequestId,
+        item: ItemId,
+        qty: u64,
+        created: u64,
+    },
+    /// Record the catalog's answer; a successful reservation becomes an
+    /// order with the next order id. Idempotent.
+    Finish {
+        request: RequestId,
+        outcome: Result<Reservation, Rejection>,
+    },
+}
+
+/// Where a buy stands in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BuyStatus {
+    Pending { item: ItemId, qty: u64, created: u64 },
+    Done(Result<Order, Rejection>),
+}
+
+/// A command of either group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Catalog(CatalogCommand),
+    Order(OrderCommand),
+}
+
+/// The outcome of applying a [`Command`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Catalog(CatalogOutcome),
+    Order(BuyStatus),
+    /// The command belongs to the other group (a routing bug, never applied).
+    WrongGroup,
+}
+
+/// One log entry: a command at a position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub pos: LogPos,
+    pub command: Command,
+}

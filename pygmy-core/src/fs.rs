@@ -1,0 +1,39 @@
+//! The small file-system trait the storage format is written against, so the
+//! same format code runs on a real disk (pygmy-net's `StdFs`), on turmoil's
+//! simulated disk (pygmy-sim) and in memory (`MemFs`, in `memfs.rs`).
+//!
+//! Durability contract (a POSIX disk's, which turmoil's `unstable-fs` models):
+//! - bytes written to a file survive a crash only after `FsFile::sync` on it;
+//! - a file that was created or renamed survives a crash only after
+//!   `Fs::sync_dir` on its directory, too;
+//! - `rename` replaces the target atomically.
+
+use std::io;
+use std::path::Path;
+
+/// An open file, positioned for appending.
+pub trait FsFile: Send {
+    /// Appends `bytes` at the end of the file (not durable until `sync`).
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes every write to this file durable (fsync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the file to `len` bytes; later appends go after it.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+}
+
+/// A directory tree of files.
+pub trait Fs: Send + Sync + 'static {
+    type File: FsFile;
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// The whole file, or `None` when it does not exist.
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
+    /// Opens `path` for appending, creating it empty if missing.
+    fn open_append(&self, path: &Path) -> io::Result<Self::File>;
+    /// Creates or truncates `path`, writes `bytes` and syncs the file
+    /// (not the directory).
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creations, renames) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}

@@ -1,0 +1,122 @@
+//! The messages nodes exchange. One request enum and one response enum, so
+//! a transport only has to move serialised values to a named node.
+//!
+//! | request | from → to |
+//! |---|---|
+//! | `Heartbeat` | front end → every replica (carries all current views) |
+//! | `ViewReady` | new primary → front end (asks to confirm its view) |
+//! | `Invalidate` | catalog primary → front end (after each commit) |
+//! | `Read` | front end → any member of a view |
+//! | `Catalog` | front end (admin) or order primary → catalog primary |
+//! | `Buy` | front end → order primary |
+//! | `Append`, `StartView`, `Fetch` | replica ↔ replica (replication, resync) |
+
+use crate::cache::CacheKey;
+use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Entry, Order};
+use crate::error::Error;
+use crate::state::Snapshot;
+use crate::types::{Book, Epoch, Group, ItemId, LogPos, Lsn, NodeId, OrderId, RequestId};
+use crate::view::View;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Liveness probe. Carries the current view of every group, so replicas
+    /// learn new views (and where the other group's primary is) from it.
+    Heartbeat { views: Vec<View> },
+    /// The primary of `epoch` has synced its backups and asks the view
+    /// service to record the view as confirmed before it serves writes.
+    ViewReady { group: Group, epoch: Epoch },
+    /// Committed catalog changes: drop these cache keys; `lsn` is the commit.
+    Invalidate { keys: Vec<CacheKey>, lsn: Lsn },
+    /// A read of committed state, served by any member of the view.
+    Read(Query),
+    /// A catalog write, served by the catalog primary once committed.
+    Catalog(CatalogCommand),
+    /// A buy, served by the order primary, exactly once per request id.
+    Buy {
+        request: RequestId,
+        item: ItemId,
+        qty: u64,
+    },
+    /// Primary → backup: entries after `prev`, and the primary's commit lsn.
+    Append {
+        view: View,
+        prev: LogPos,
+        entries: Vec<Entry>,
+        commit: Lsn,
+    },
+    /// New primary → backup: accept `view` (fencing the old primary) and
+    /// report your log end.
+    StartView { view: View },
+    /// Resync: entries after `after`, at most `limit` of them.
+    Fetch { after: LogPos, limit: usize },
+}
+
+/// A read query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    Search { topic: String },
+    Lookup { id: ItemId },
+    AllBooks,
+    Order { id: OrderId },
+    Orders,
+    /// The status of a buy by request id (None if unknown).
+    BuyStatus { request: RequestId },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryResult {
+    Books(Vec<Book>),
+    Book(Option<Book>),
+    Order(Option<Order>),
+    Orders(Vec<Order>),
+    BuyStatus(Option<BuyStatus>),
+}
+
+/// A replica's answer to a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub node: NodeId,
+    pub group: Group,
+    /// Epoch of the view this replica has accepted.
+    pub epoch: Epoch,
+    /// True when this replica is the primary of `epoch` and serves writes.
+    pub serving: bool,
+    /// True when this replica has finished loading and is not mid-resync.
+    pub ready: bool,
+    /// Last position in its log (durable).
+    pub end: LogPos,
+    /// Highest lsn it knows committed and has applied.
+    pub commit: Lsn,
+    /// Digest of its applied state (at `commit`).
+    pub digest: u64,
+}
+
+/// The answer to `Fetch`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Fetched {
+    /// The entries after the asked position (empty: you are caught up).
+    Entries { entries: Vec<Entry>, commit: Lsn },
+    /// Your log diverges: truncate it to `truncate_to` and ask again.
+    Diverged { truncate_to: Lsn },
+    /// You are too far behind: install this snapshot, then ask again.
+    Snapshot(Box<Snapshot>),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    Status(ReplicaStatus),
+    Read { result: QueryResult, lsn: Lsn },
+    Catalog(CatalogOutcome),
+    Buy(BuyStatus),
+    /// `Append` accepted: the backup's log now ends at `end`, durably.
+    Appended { end: LogPos },
+    /// `Append` refused: the backup lacks `prev`; its log ends at `end`.
+    Mismatch { end: LogPos },
+    /// `StartView`: the backup accepted the view; its log ends at `end`.
+    LogEnd { end: LogPos },
+    Fetched(Fetched),
+    Error(Error),
+}

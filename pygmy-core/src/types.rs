@@ -1,0 +1,98 @@
+//! The small value types every part of Pygmy shares: node names, groups,
+//! log positions and the book itself.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A view's epoch: every view change increments it, and a replica rejects any
+/// message carrying an older one.
+pub type Epoch = u64;
+/// A log sequence number: the position of an entry in a group's log, from 1.
+pub type Lsn = u64;
+/// A book's id (an integer on the wire, as in the original).
+pub type ItemId = u64;
+/// An order's id, assigned by the order ledger when a buy succeeds.
+pub type OrderId = u64;
+/// The id of one buy request (the client's `Idempotency-Key`, or one the front
+/// end makes). A repeated request id yields the first outcome again.
+pub type RequestId = String;
+
+/// The name of a node (`frontend`, `catalog-1`, `order-2`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeId(pub String);
+
+impl NodeId {
+    pub fn new(name: impl Into<String>) -> Self {
+        NodeId(name.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for NodeId {
+    fn from(s: &str) -> Self {
+        NodeId(s.to_string())
+    }
+}
+
+/// The two replicated services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    Catalog,
+    Order,
+}
+
+impl Group {
+    pub const ALL: [Group; 2] = [Group::Catalog, Group::Order];
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Group::Catalog => "catalog",
+            Group::Order => "order",
+        })
+    }
+}
+
+/// A position in a log: the epoch that wrote the entry and its lsn.
+/// `LogPos::ZERO` is the position before the first entry. Positions order
+/// by epoch first, so "the longest log" is the greatest last position.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct LogPos {
+    pub epoch: Epoch,
+    pub lsn: Lsn,
+}
+
+impl LogPos {
+    pub const ZERO: LogPos = LogPos { epoch: 0, lsn: 0 };
+    pub fn new(epoch: Epoch, lsn: Lsn) -> Self {
+        LogPos { epoch, lsn }
+    }
+}
+
+impl fmt::Display for LogPos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.lsn)
+    }
+}
+
+/// A book as the original's wire format has it: `{"id","title","cost","count","topic"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Book {
+    pub id: ItemId,
+    pub title: String,
+    pub cost: u64,
+    pub count: u64,
+    pub topic: String,
+}
