@@ -1,25 +1,564 @@
-//! STUB — being written (catalog state machine).
-use crate::command::{CatalogCommand, CatalogOutcome};
-use crate::types::{Book, ItemId};
-use serde::{Deserialize, Serialize};
+//! The catalog: the books, their stock and every reservation made against it.
+//!
+//! A pure, deterministic state machine. Each catalog replica applies the
+//! committed [`CatalogCommand`]s of its log in order, so every outcome follows
+//! from the log alone: the primary decides nothing a backup could not
+//! recompute. All maps are `BTreeMap`s, so the state's JSON — and with it
+//! [`State::digest`](crate::state::State::digest) — is canonical.
+//!
+//! # Guarantees
+//!
+//! - **Exactly-once reservations.** Every `Reserve` outcome, success or not,
+//!   is stored under its request id. A repeated request id gets the stored
+//!   outcome back and changes nothing, even if stock or prices changed since;
+//!   this is what lets the order primary retry a buy after any failure.
+//! - **Conservation.** For every item, `initial + restocked - count` equals
+//!   the copies held by successful reservations of that item (see
+//!   [`StockLedger`]). Stock never goes negative: it is a `u64` and a
+//!   reservation checks it before subtracting.
+//! - **No panics on input.** Arithmetic is checked (saturating would hide
+//!   bugs); an overflow is a `Rejection::Invalid` and leaves the state as it
+//!   was.
+//! - **The original's restock rule**, kept by default: a buy that finds too
+//!   little stock fails *and* restocks the item (by 10). The restock is a
+//!   recorded `restocked` change, so conservation still holds.
+//!
+//! # Caveats
+//!
+//! - Reservations are kept forever: the map grows with the number of buys.
+//!   Expiring a request id once its buy is finished in the order group would
+//!   bound it, at the price of a window where a late retry reserves again.
+//! - A reservation is final; there is no cancel (a failed buy never holds
+//!   copies, because the order group records whatever the catalog decided).
+//! - A request id is the whole identity of a reservation: a retry with the
+//!   same id but another item or quantity still gets the first outcome.
 
+use crate::command::{CatalogCommand, CatalogOutcome, Rejection, Reservation};
+use crate::types::{Book, ItemId, RequestId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Copies the original added when a buy found an item sold out.
+pub const DEFAULT_RESTOCK: u64 = 10;
+
+/// Copies of each built-in book, as in the original.
+const BUILTIN_COPIES: u64 = 100;
+
+/// Rules that are a choice rather than a necessity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Catalog {}
+pub struct CatalogPolicy {
+    /// `Some(n)`: a `Reserve` refused for lack of stock also adds `n` copies
+    /// (the original's behaviour, `n = 10`). `None`: it changes nothing.
+    pub restock_on_empty: Option<u64>,
+}
+
+impl Default for CatalogPolicy {
+    fn default() -> Self {
+        CatalogPolicy {
+            restock_on_empty: Some(DEFAULT_RESTOCK),
+        }
+    }
+}
+
+/// One item's stock accounts, for checking conservation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLedger {
+    /// Copies the book had when it entered the catalog.
+    pub initial: u64,
+    /// Copies added since, by `Restock` or by the restock-on-empty rule.
+    pub restocked: u64,
+    /// Copies on the shelf now.
+    pub count: u64,
+}
+
+impl StockLedger {
+    /// Copies taken by reservations: `initial + restocked - count`. `None`
+    /// only if the accounts are inconsistent, which conservation rules out.
+    pub fn reserved(&self) -> Option<u64> {
+        self.initial
+            .checked_add(self.restocked)?
+            .checked_sub(self.count)
+    }
+}
+
+/// A book with its stock accounts; `book.count` is the current stock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CatalogItem {
+    book: Book,
+    initial: u64,
+    restocked: u64,
+}
+
+impl CatalogItem {
+    fn new(book: Book) -> Self {
+        CatalogItem {
+            initial: book.count,
+            restocked: 0,
+            book,
+        }
+    }
+
+    /// Adds `qty` copies; `None` (and no change) if that would overflow.
+    /// `initial + restocked` must stay representable so the ledger can be
+    /// checked; since `count <= initial + restocked`, `count` cannot overflow
+    /// once that sum fits, but it is checked anyway rather than assumed.
+    fn add_copies(&mut self, qty: u64) -> Option<()> {
+        let restocked = self.restocked.checked_add(qty)?;
+        self.initial.checked_add(restocked)?;
+        self.book.count = self.book.count.checked_add(qty)?;
+        self.restocked = restocked;
+        Some(())
+    }
+}
+
+/// The catalog state machine (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    books: BTreeMap<ItemId, CatalogItem>,
+    /// The first outcome of every `Reserve`, by request id.
+    reservations: BTreeMap<RequestId, Result<Reservation, Rejection>>,
+    policy: CatalogPolicy,
+}
 
 impl Catalog {
+    /// The original's seven books, 100 copies each, with the default policy.
     pub fn builtin() -> Self {
-        todo!()
+        const DS: &str = "distributed systems";
+        const GS: &str = "graduate school";
+        let books = [
+            (
+                1,
+                "How to get a good grade in 677 in 20 minutes a day",
+                25,
+                DS,
+            ),
+            (2, "RPCs for Dummies", 30, DS),
+            (3, "Xen and the Art of Surviving Graduate School", 45, GS),
+            (4, "Cooking for the Impatient Graduate Student", 15, GS),
+            (5, "How to finish Project 3 on time", 40, DS),
+            (6, "Why theory classes are so hard", 35, GS),
+            (7, "Spring in the Pioneer Valley", 20, GS),
+        ];
+        // Built directly rather than through `from_books`, whose only failure
+        // modes this fixed data cannot hit (a test checks it would pass).
+        let books = books
+            .into_iter()
+            .map(|(id, title, cost, topic)| {
+                let book = Book {
+                    id,
+                    title: title.to_string(),
+                    cost,
+                    count: BUILTIN_COPIES,
+                    topic: topic.to_string(),
+                };
+                (id, CatalogItem::new(book))
+            })
+            .collect();
+        Catalog {
+            books,
+            reservations: BTreeMap::new(),
+            policy: CatalogPolicy::default(),
+        }
     }
-    pub fn search(&self, _topic: &str) -> Vec<Book> {
-        todo!()
+
+    /// A catalog holding `books`, each starting with its `count` copies.
+    pub fn from_books(books: Vec<Book>, policy: CatalogPolicy) -> Result<Self, Rejection> {
+        let mut catalog = Catalog {
+            books: BTreeMap::new(),
+            reservations: BTreeMap::new(),
+            policy,
+        };
+        for book in books {
+            catalog.add_book(book)?;
+        }
+        Ok(catalog)
     }
-    pub fn lookup(&self, _id: ItemId) -> Option<Book> {
-        todo!()
+
+    pub fn policy(&self) -> &CatalogPolicy {
+        &self.policy
     }
+
+    /// Books whose topic is exactly `topic` (as the original), by id.
+    pub fn search(&self, topic: &str) -> Vec<Book> {
+        self.books
+            .values()
+            .filter(|item| item.book.topic == topic)
+            .map(|item| item.book.clone())
+            .collect()
+    }
+
+    pub fn lookup(&self, id: ItemId) -> Option<Book> {
+        self.books.get(&id).map(|item| item.book.clone())
+    }
+
+    /// Every book, by id.
     pub fn all(&self) -> Vec<Book> {
-        todo!()
+        self.books.values().map(|item| item.book.clone()).collect()
     }
-    pub fn apply(&mut self, _cmd: &CatalogCommand) -> CatalogOutcome {
-        todo!()
+
+    /// The distinct topics, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.books.values().map(|i| i.book.topic.clone()).collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    pub fn stock_ledger(&self, id: ItemId) -> Option<StockLedger> {
+        self.books.get(&id).map(|item| StockLedger {
+            initial: item.initial,
+            restocked: item.restocked,
+            count: item.book.count,
+        })
+    }
+
+    /// The stored outcome of the `Reserve` with this request id, if any.
+    pub fn reservation(&self, request: &str) -> Option<&Result<Reservation, Rejection>> {
+        self.reservations.get(request)
+    }
+
+    /// Applies one committed command. Deterministic; never panics.
+    pub fn apply(&mut self, cmd: &CatalogCommand) -> CatalogOutcome {
+        match cmd {
+            CatalogCommand::Reserve { request, item, qty } => {
+                CatalogOutcome::Reserved(self.reserve(request, *item, *qty))
+            }
+            CatalogCommand::Restock { item, qty } => {
+                CatalogOutcome::Changed(self.restock(*item, *qty))
+            }
+            CatalogCommand::SetPrice { item, cost } => {
+                CatalogOutcome::Changed(self.set_price(*item, *cost))
+            }
+            CatalogCommand::AddBook { book } => {
+                CatalogOutcome::Changed(self.add_book(book.clone()))
+            }
+        }
+    }
+
+    fn reserve(&mut self, request: &str, item: ItemId, qty: u64) -> Result<Reservation, Rejection> {
+        if let Some(first) = self.reservations.get(request) {
+            return first.clone();
+        }
+        // Every outcome is stored, refusals included, so that a retry can
+        // never turn a refusal into a success (e.g. after a restock).
+        let outcome = self.take(item, qty);
+        self.reservations
+            .insert(request.to_string(), outcome.clone());
+        outcome
+    }
+
+    /// Decides a new reservation and takes the copies.
+    fn take(&mut self, item: ItemId, qty: u64) -> Result<Reservation, Rejection> {
+        if qty == 0 {
+            return Err(Rejection::Invalid("quantity must be at least 1".into()));
+        }
+        let restock_on_empty = self.policy.restock_on_empty;
+        let entry = self.books.get_mut(&item).ok_or(Rejection::NotFound(item))?;
+        let Some(remaining) = entry.book.count.checked_sub(qty) else {
+            if let Some(n) = restock_on_empty {
+                // If the restock would overflow it is skipped: the buy fails
+                // for lack of stock either way, and the rule is best effort.
+                let _ = entry.add_copies(n);
+            }
+            return Err(Rejection::OutOfStock(item));
+        };
+        entry.book.count = remaining;
+        Ok(Reservation {
+            item,
+            title: entry.book.title.clone(),
+            topic: entry.book.topic.clone(),
+            qty,
+            cost: entry.book.cost,
+            remaining,
+        })
+    }
+
+    fn restock(&mut self, item: ItemId, qty: u64) -> Result<Book, Rejection> {
+        if qty == 0 {
+            return Err(Rejection::Invalid(
+                "restock quantity must be at least 1".into(),
+            ));
+        }
+        let entry = self.books.get_mut(&item).ok_or(Rejection::NotFound(item))?;
+        entry.add_copies(qty).ok_or_else(|| {
+            Rejection::Invalid(format!("restocking item {item} by {qty} overflows"))
+        })?;
+        Ok(entry.book.clone())
+    }
+
+    fn set_price(&mut self, item: ItemId, cost: u64) -> Result<Book, Rejection> {
+        let entry = self.books.get_mut(&item).ok_or(Rejection::NotFound(item))?;
+        entry.book.cost = cost;
+        Ok(entry.book.clone())
+    }
+
+    fn add_book(&mut self, book: Book) -> Result<Book, Rejection> {
+        if self.books.contains_key(&book.id) {
+            return Err(Rejection::Exists(book.id));
+        }
+        if book.title.trim().is_empty() || book.topic.trim().is_empty() {
+            return Err(Rejection::Invalid(format!(
+                "book {}: title and topic must not be empty",
+                book.id
+            )));
+        }
+        self.books.insert(book.id, CatalogItem::new(book.clone()));
+        Ok(book)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::State;
+    use proptest::prelude::*;
+    use CatalogCommand::{AddBook, Restock, SetPrice};
+
+    fn book(id: ItemId, count: u64) -> Book {
+        let (title, topic) = (format!("book {id}"), "t".to_string());
+        Book {
+            id,
+            title,
+            cost: 10,
+            count,
+            topic,
+        }
+    }
+
+    fn catalog(counts: &[u64], restock_on_empty: Option<u64>) -> Catalog {
+        let books = (1..).zip(counts).map(|(id, n)| book(id, *n)).collect();
+        Catalog::from_books(books, CatalogPolicy { restock_on_empty }).expect("valid books")
+    }
+
+    fn reserve(
+        c: &mut Catalog,
+        request: &str,
+        item: ItemId,
+        qty: u64,
+    ) -> Result<Reservation, Rejection> {
+        let request = request.to_string();
+        match c.apply(&CatalogCommand::Reserve { request, item, qty }) {
+            CatalogOutcome::Reserved(r) => r,
+            other => panic!("Reserve answered {other:?}"),
+        }
+    }
+
+    fn change(c: &mut Catalog, cmd: CatalogCommand) -> Result<Book, Rejection> {
+        match c.apply(&cmd) {
+            CatalogOutcome::Changed(r) => r,
+            other => panic!("{cmd:?} answered {other:?}"),
+        }
+    }
+
+    fn is_invalid<T>(r: &Result<T, Rejection>) -> bool {
+        matches!(r, Err(Rejection::Invalid(_)))
+    }
+
+    #[test]
+    fn builtin_has_the_originals_seven_books() {
+        let c = Catalog::builtin();
+        let ids = |books: Vec<Book>| books.iter().map(|b| b.id).collect::<Vec<_>>();
+        assert_eq!(ids(c.all()), (1..=7).collect::<Vec<_>>());
+        assert!(c.all().iter().all(|b| b.count == 100 && b.cost > 0));
+        assert_eq!(c.topics(), ["distributed systems", "graduate school"]);
+        assert_eq!(ids(c.search("distributed systems")), [1, 2, 5]);
+        assert!(
+            c.search("Distributed Systems").is_empty(),
+            "exact match only"
+        );
+        assert_eq!(
+            c.lookup(2).map(|b| b.title).as_deref(),
+            Some("RPCs for Dummies")
+        );
+        assert_eq!(c.policy().restock_on_empty, Some(10));
+        // The data would pass `from_books`' validation.
+        assert_eq!(
+            Catalog::from_books(c.all(), CatalogPolicy::default()),
+            Ok(c)
+        );
+    }
+
+    #[test]
+    fn reserve_takes_stock_and_reports_price_and_remaining() {
+        let mut c = catalog(&[5], None);
+        let r = reserve(&mut c, "a", 1, 2).expect("in stock");
+        assert_eq!((r.item, r.qty, r.cost, r.remaining), (1, 2, 10, 3));
+        assert_eq!(c.lookup(1).map(|b| b.count), Some(3));
+    }
+
+    #[test]
+    fn out_of_stock_restocks_by_policy_amount() {
+        let mut c = catalog(&[1], Some(10));
+        assert_eq!(reserve(&mut c, "a", 1, 2), Err(Rejection::OutOfStock(1)));
+        let l = c.stock_ledger(1).expect("exists");
+        assert_eq!((l.count, l.restocked, l.reserved()), (11, 10, Some(0)));
+    }
+
+    #[test]
+    fn out_of_stock_changes_nothing_without_restock_policy() {
+        let mut c = catalog(&[1], None);
+        let before = c.clone();
+        assert_eq!(reserve(&mut c, "a", 1, 2), Err(Rejection::OutOfStock(1)));
+        assert_eq!(c.stock_ledger(1), before.stock_ledger(1));
+    }
+
+    #[test]
+    fn repeated_request_returns_first_outcome_even_after_stock_changes() {
+        let mut c = catalog(&[0, 5], Some(10));
+        let first = reserve(&mut c, "a", 1, 3);
+        assert_eq!(first, Err(Rejection::OutOfStock(1)));
+        // Item 1 now has 10 copies, yet the retry is still refused.
+        assert_eq!(reserve(&mut c, "a", 1, 3), first);
+        let ok = reserve(&mut c, "b", 2, 2);
+        let before = c.clone();
+        assert_eq!(reserve(&mut c, "b", 2, 2), ok);
+        assert_eq!(
+            reserve(&mut c, "b", 1, 1),
+            ok,
+            "the request id alone decides"
+        );
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn unknown_item_is_not_found_and_stays_so_for_that_request() {
+        let mut c = catalog(&[5], None);
+        assert_eq!(reserve(&mut c, "a", 9, 1), Err(Rejection::NotFound(9)));
+        assert!(change(&mut c, AddBook { book: book(9, 5) }).is_ok());
+        assert_eq!(reserve(&mut c, "a", 9, 1), Err(Rejection::NotFound(9)));
+        assert!(reserve(&mut c, "b", 9, 1).is_ok());
+    }
+
+    #[test]
+    fn invalid_inputs_are_rejected_and_change_nothing() {
+        let mut c = catalog(&[5, u64::MAX - 1], Some(10));
+        let before = c.clone();
+        assert!(is_invalid(&change(&mut c, Restock { item: 1, qty: 0 })));
+        assert!(
+            is_invalid(&change(&mut c, Restock { item: 2, qty: 5 })),
+            "overflow"
+        );
+        let blank = Book {
+            title: " ".into(),
+            ..book(3, 3)
+        };
+        assert!(is_invalid(&change(&mut c, AddBook { book: blank })));
+        assert_eq!(c, before);
+        // A refused reservation is stored, but takes no stock.
+        assert!(is_invalid(&reserve(&mut c, "a", 1, 0)));
+        assert_eq!(c.stock_ledger(1), before.stock_ledger(1));
+    }
+
+    #[test]
+    fn restock_set_price_and_add_book_follow_their_rules() {
+        let mut c = catalog(&[5], None);
+        let nine = Book {
+            count: 9,
+            ..book(1, 5)
+        };
+        assert_eq!(
+            change(&mut c, Restock { item: 1, qty: 4 }),
+            Ok(nine.clone())
+        );
+        assert_eq!(c.stock_ledger(1).map(|l| l.restocked), Some(4));
+        let priced = change(&mut c, SetPrice { item: 1, cost: 99 });
+        assert_eq!(priced, Ok(Book { cost: 99, ..nine }));
+        for cmd in [Restock { item: 7, qty: 1 }, SetPrice { item: 7, cost: 1 }] {
+            assert_eq!(change(&mut c, cmd), Err(Rejection::NotFound(7)));
+        }
+        assert_eq!(
+            change(&mut c, AddBook { book: book(1, 3) }),
+            Err(Rejection::Exists(1))
+        );
+        assert_eq!(change(&mut c, AddBook { book: book(2, 3) }), Ok(book(2, 3)));
+        let ledger = StockLedger {
+            initial: 3,
+            restocked: 0,
+            count: 3,
+        };
+        assert_eq!(c.stock_ledger(2), Some(ledger));
+    }
+
+    #[test]
+    fn from_books_rejects_duplicates_and_blank_fields() {
+        let dup = Catalog::from_books(vec![book(1, 1), book(1, 2)], CatalogPolicy::default());
+        assert_eq!(dup, Err(Rejection::Exists(1)));
+        let blank = Book {
+            topic: String::new(),
+            ..book(1, 1)
+        };
+        assert!(is_invalid(&Catalog::from_books(
+            vec![blank],
+            CatalogPolicy::default()
+        )));
+    }
+
+    fn command() -> impl Strategy<Value = CatalogCommand> {
+        prop_oneof![
+            5 => (0..8u8, 0..6u64, 0..6u64).prop_map(|(r, item, qty)| {
+                CatalogCommand::Reserve { request: format!("r{r}"), item, qty }
+            }),
+            1 => (0..6u64, 0..12u64).prop_map(|(item, qty)| Restock { item, qty }),
+            1 => (0..6u64, 0..60u64).prop_map(|(item, cost)| SetPrice { item, cost }),
+            1 => (0..6u64, 0..5u64).prop_map(|(id, count)| AddBook { book: book(id, count) }),
+        ]
+    }
+
+    /// `initial + restocked - count` equals the copies held by successful
+    /// reservations, for every item.
+    fn check_conservation(c: &Catalog) -> Result<(), TestCaseError> {
+        for b in c.all() {
+            let held: u64 = c
+                .reservations
+                .values()
+                .flatten()
+                .filter(|r| r.item == b.id)
+                .map(|r| r.qty)
+                .sum();
+            let ledger = c.stock_ledger(b.id).expect("listed book has a ledger");
+            prop_assert_eq!(ledger.count, b.count);
+            prop_assert_eq!(ledger.reserved(), Some(held), "item {}", b.id);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn random_commands_conserve_stock_and_reserve_exactly_once(
+            counts in prop::collection::vec(0..6u64, 1..4),
+            restock in prop_oneof![Just(None), (0..12u64).prop_map(Some)],
+            cmds in prop::collection::vec(command(), 0..60),
+        ) {
+            let mut c = catalog(&counts, restock);
+            let mut twin = c.clone();
+            for cmd in &cmds {
+                let fresh = match cmd {
+                    CatalogCommand::Reserve { request, .. } => c.reservation(request).is_none(),
+                    _ => false,
+                };
+                let out = c.apply(cmd);
+                prop_assert_eq!(&twin.apply(cmd), &out, "determinism");
+                check_conservation(&c)?;
+                let (CatalogCommand::Reserve { request, item, qty }, CatalogOutcome::Reserved(first)) =
+                    (cmd, &out)
+                else {
+                    continue;
+                };
+                if let (true, Ok(r)) = (fresh, first) {
+                    prop_assert_eq!(c.lookup(*item).map(|b| b.count), Some(r.remaining));
+                }
+                prop_assert_eq!(c.reservation(request), Some(first));
+                let before = c.clone();
+                for (item, qty) in [(*item, *qty), (item + 1, qty + 1)] {
+                    prop_assert_eq!(&reserve(&mut c, request, item, qty), first);
+                }
+                prop_assert_eq!(&c, &before, "a retry changed the state");
+            }
+            prop_assert_eq!(&c, &twin);
+            let json = serde_json::to_string(&c).expect("serialises");
+            let back: Catalog = serde_json::from_str(&json).expect("deserialises");
+            prop_assert_eq!(serde_json::to_string(&back).expect("serialises"), json);
+            prop_assert_eq!(State::Catalog(back).digest(), State::Catalog(c).digest());
+        }
     }
 }

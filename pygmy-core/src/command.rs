@@ -29,6 +29,7 @@ pub enum CatalogCommand {
 pub struct Reservation {
     pub item: ItemId,
     pub title: String,
+    pub topic: String,
     pub qty: u64,
     /// Unit cost at the time of the reservation.
     pub cost: u64,
@@ -72,9 +73,14 @@ pub enum CatalogOutcome {
 pub struct Order {
     pub id: OrderId,
     pub item_id: ItemId,
+    /// The book's title and topic when it was bought.
+    pub title: String,
+    pub topic: String,
     pub qty: u64,
     /// Unit cost paid.
     pub cost: u64,
+    /// Copies of the book left right after this order's reservation.
+    pub remaining: u64,
     /// Milliseconds since the Unix epoch, stamped by the order primary.
     pub created: u64,
     pub request: RequestId,
