@@ -1,0 +1,949 @@
+//! The on-disk format of a replica's storage, and the only place it lives.
+//!
+//! A [`LogStore`] keeps three files in its directory, all written against the
+//! [`Fs`] trait so the same code runs on a real disk, on turmoil's simulated
+//! disk and in memory:
+//!
+//! - `log`: append-only records, one per [`Entry`], in lsn order without
+//!   gaps. An in-memory index (lsn → byte offset) makes `truncate_after` a
+//!   single `set_len`.
+//! - `snapshot`: one record holding the latest [`Snapshot`].
+//! - `view`: one record holding the last accepted [`View`].
+//!
+//! Every record is framed as `[len: u32 LE][crc32(payload): u32 LE][payload]`
+//! with a JSON payload, so a torn or corrupt record is recognised by its
+//! length or its CRC.
+//!
+//! # Guarantees
+//!
+//! - **Appends and truncations are durable after `sync`** (an fsync of the
+//!   log), and `sync` costs nothing when nothing changed since the last one.
+//!   After a crash the log holds what it held at the last sync, plus possibly
+//!   some later appends, cut at the first torn, corrupt or out-of-sequence
+//!   record: `load` cuts the file there (`set_len`), so later appends follow
+//!   on from valid data.
+//! - **What `load` returns is durable**: it syncs the log (and `open` syncs
+//!   the directory), because after a restart without a crash the log may
+//!   hold appends that never reached the disk, and the caller treats every
+//!   entry it loads as its own durable log.
+//! - **Snapshots and views are durable when saved**: written to `NAME.tmp`
+//!   and synced, renamed over `NAME`, then the directory is synced. A crash
+//!   leaves either the old file or the new one, never a mix.
+//! - **Saving a snapshot compacts the log**: the log is synced first, then the
+//!   entries the snapshot does not cover are rewritten to `log.tmp`, synced,
+//!   renamed over `log` and the directory synced. A crash between the
+//!   snapshot's rename and the log's rename leaves entries the snapshot
+//!   already covers at the front of the log; `load` skips them.
+//! - **A failed write poisons the store**: after an I/O error on a write or
+//!   sync, every later call fails too. Retrying an fsync that failed may
+//!   report success for data the kernel already dropped, so the store never
+//!   trusts the disk again; the replica restarts from what `load` finds.
+//!
+//! # Caveats
+//!
+//! - A log record whose CRC holds but whose JSON does not decode is a
+//!   software mismatch, not a torn write: `load` refuses it with an error
+//!   rather than cut the log, because cutting would drop acknowledged entries.
+//! - Compaction reads and rewrites the part of the log the snapshot does not
+//!   cover, so its cost is the size of that tail.
+//! - Directories are created once, at `open`, and each of their ancestors is
+//!   synced then so that the directory itself survives a crash.
+
+use crate::command::Entry;
+use crate::error::{Error, Result};
+use crate::fs::{Fs, FsFile};
+use crate::state::Snapshot;
+use crate::storage::{Recovered, Storage};
+use crate::types::Lsn;
+use crate::view::View;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+const LOG: &str = "log";
+const SNAPSHOT: &str = "snapshot";
+const VIEW: &str = "view";
+
+/// Bytes before a record's payload: its length and its CRC.
+pub(crate) const HEADER_LEN: usize = 8;
+
+// ---------------------------------------------------------------------------
+// Record framing, shared with `record.rs`.
+
+/// An `Error::Storage` naming the file and what went wrong with it.
+pub(crate) fn storage_err(path: &Path, problem: impl std::fmt::Display) -> Error {
+    Error::Storage(format!("{}: {problem}", path.display()))
+}
+
+fn io_err(path: &Path, op: &str, err: io::Error) -> Error {
+    storage_err(path, format!("{op} failed: {err}"))
+}
+
+/// Appends one framed record holding `payload` to `out`.
+pub(crate) fn encode_record(out: &mut Vec<u8>, payload: &[u8], path: &Path) -> Result<()> {
+    let len =
+        u32::try_from(payload.len()).map_err(|_| storage_err(path, "record larger than 4 GiB"))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Appends one framed record holding `value` as JSON to `out`.
+pub(crate) fn encode_value<T: Serialize>(out: &mut Vec<u8>, value: &T, path: &Path) -> Result<()> {
+    let payload =
+        serde_json::to_vec(value).map_err(|e| storage_err(path, format!("encode failed: {e}")))?;
+    encode_record(out, &payload, path)
+}
+
+/// The record starting at byte `at`: its payload and where the next record
+/// starts. `None` when the bytes there are too short or fail their CRC — a
+/// torn or corrupt record (or the end of the bytes).
+pub(crate) fn decode_record(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let start = at.checked_add(HEADER_LEN)?;
+    let header = bytes.get(at..start)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    let payload = bytes.get(start..end)?;
+    (crc32fast::hash(payload) == crc).then_some((payload, end))
+}
+
+/// `path` with `.tmp` added to its file name (`snapshot` → `snapshot.tmp`).
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(OsString::from).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// The directory holding `path` (`""` for a bare relative file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+/// Reads a file that holds exactly one record: `None` when it is missing, an
+/// error when it is anything but one whole, valid, decodable record. Such a
+/// file is only ever replaced by rename, so a bad one is corruption, not a
+/// torn write.
+pub(crate) fn read_single<F: Fs, T: DeserializeOwned>(fs: &F, path: &Path) -> Result<Option<T>> {
+    let Some(bytes) = fs.read(path).map_err(|e| io_err(path, "read", e))? else {
+        return Ok(None);
+    };
+    match decode_record(&bytes, 0) {
+        Some((payload, end)) if end == bytes.len() => serde_json::from_slice(payload)
+            .map(Some)
+            .map_err(|e| storage_err(path, format!("record does not decode: {e}"))),
+        _ => Err(storage_err(
+            path,
+            format!(
+                "corrupt ({} bytes: short record, bad CRC or trailing bytes)",
+                bytes.len()
+            ),
+        )),
+    }
+}
+
+/// Replaces `path` durably with one record holding `value`: write `*.tmp` and
+/// sync it, rename it over `path`, sync the directory.
+pub(crate) fn write_single<F: Fs, T: Serialize>(fs: &F, path: &Path, value: &T) -> Result<()> {
+    let mut bytes = Vec::new();
+    encode_value(&mut bytes, value, path)?;
+    let tmp = tmp_path(path);
+    fs.write_synced(&tmp, &bytes)
+        .map_err(|e| io_err(&tmp, "write", e))?;
+    fs.rename(&tmp, path)
+        .map_err(|e| io_err(path, "rename", e))?;
+    let dir = parent_dir(path);
+    fs.sync_dir(dir).map_err(|e| io_err(dir, "sync_dir", e))
+}
+
+/// Creates `dir` and syncs it and each of its ancestors, so that the
+/// directory entries just made survive a crash (a new directory is durable
+/// only once its parent is synced). For a relative path the last ancestor
+/// is `""`, the working directory.
+pub(crate) fn create_dir_durably<F: Fs>(fs: &F, dir: &Path) -> Result<()> {
+    fs.create_dir_all(dir)
+        .map_err(|e| io_err(dir, "create_dir_all", e))?;
+    for ancestor in dir.ancestors() {
+        fs.sync_dir(ancestor)
+            .map_err(|e| io_err(ancestor, "sync_dir", e))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The log store.
+
+/// A replica's [`Storage`] in one directory (see the module docs).
+pub struct LogStore<F: Fs> {
+    fs: F,
+    dir: PathBuf,
+    log_path: PathBuf,
+    /// The log, open for appending. `None` only while it is being replaced,
+    /// or after that failed (and the store is poisoned).
+    log: Option<F::File>,
+    /// The lsn of the stored snapshot (0 without one); the log's live
+    /// entries follow it.
+    snapshot_lsn: Lsn,
+    /// `offsets[i]`: byte offset of the entry with lsn `snapshot_lsn + 1 + i`.
+    offsets: Vec<u64>,
+    /// Length of the valid log: where the next record goes.
+    end: u64,
+    /// Something was appended or truncated since the last sync.
+    dirty: bool,
+    /// The first write or sync failure; once set every call fails with it.
+    failed: Option<String>,
+}
+
+/// What a scan of the log bytes found.
+struct Scan {
+    entries: Vec<Entry>,
+    offsets: Vec<u64>,
+    end: u64,
+}
+
+impl<F: Fs> LogStore<F> {
+    /// Opens (creating if needed) the store in `dir`, and cuts any torn tail
+    /// off its log.
+    pub fn open(fs: F, dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        create_dir_durably(&fs, &dir)?;
+        let log_path = dir.join(LOG);
+        let log = fs
+            .open_append(&log_path)
+            .map_err(|e| io_err(&log_path, "open", e))?;
+        // The log may have just been created: its directory entry survives a
+        // crash only once the directory is synced.
+        fs.sync_dir(&dir).map_err(|e| io_err(&dir, "sync_dir", e))?;
+        let mut store = LogStore {
+            fs,
+            dir,
+            log_path,
+            log: Some(log),
+            snapshot_lsn: 0,
+            offsets: Vec::new(),
+            end: 0,
+            dirty: false,
+            failed: None,
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lsn of the last entry (or of the snapshot when the log is empty).
+    pub fn last_lsn(&self) -> Lsn {
+        self.snapshot_lsn + self.offsets.len() as u64
+    }
+
+    /// Fails if an earlier write failed (see "poisons" in the module docs).
+    fn check(&self) -> Result<()> {
+        match &self.failed {
+            Some(msg) => Err(Error::Storage(format!(
+                "{msg} (an earlier write failed; the store no longer trusts its disk)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Passes `result` on, poisoning the store if it is an error.
+    fn poison<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        result
+    }
+
+    /// Runs one operation on the open log file, poisoning the store on error.
+    fn with_log<T>(
+        &mut self,
+        op: &str,
+        f: impl FnOnce(&mut F::File) -> io::Result<T>,
+    ) -> Result<T> {
+        let result = match self.log.as_mut() {
+            Some(file) => f(file).map_err(|e| io_err(&self.log_path, op, e)),
+            None => Err(storage_err(&self.log_path, "not open")),
+        };
+        self.poison(result)
+    }
+
+    /// Reads everything back, cuts a bad tail off the log and rebuilds the
+    /// index.
+    fn recover(&mut self) -> Result<Recovered> {
+        let view: Option<View> = read_single(&self.fs, &self.dir.join(VIEW))?;
+        let snapshot: Option<Snapshot> = read_single(&self.fs, &self.dir.join(SNAPSHOT))?;
+        let snapshot_lsn = snapshot.as_ref().map_or(0, |s| s.pos.lsn);
+        let bytes = self
+            .fs
+            .read(&self.log_path)
+            .map_err(|e| io_err(&self.log_path, "read", e))?
+            .unwrap_or_default();
+        let scan = scan_log(&bytes, snapshot_lsn, &self.log_path)?;
+        if scan.end < bytes.len() as u64 {
+            self.with_log("cut torn tail", |f| f.set_len(scan.end))?;
+        }
+        // Make what is returned durable: after a restart without a crash the
+        // log may hold appends that reached only the page cache, and the
+        // caller will treat every entry it loads as its durable log.
+        self.with_log("sync", |f| f.sync())?;
+        self.dirty = false;
+        self.snapshot_lsn = snapshot_lsn;
+        self.offsets = scan.offsets;
+        self.end = scan.end;
+        Ok(Recovered {
+            view,
+            snapshot,
+            entries: scan.entries,
+        })
+    }
+
+    /// Drops the log entries a snapshot at `lsn` covers by rewriting the rest
+    /// to `log.tmp` and renaming it over `log`.
+    fn compact(&mut self, lsn: Lsn) -> Result<()> {
+        let (drop_to, kept) = if lsn >= self.last_lsn() {
+            (self.end, Vec::new())
+        } else {
+            let first_kept = (lsn - self.snapshot_lsn) as usize;
+            let drop_to = self.offsets[first_kept];
+            let kept = self.offsets[first_kept..]
+                .iter()
+                .map(|o| o - drop_to)
+                .collect();
+            (drop_to, kept)
+        };
+        if drop_to > 0 {
+            let result = self.rewrite_log(drop_to);
+            self.poison(result)?;
+        }
+        self.snapshot_lsn = lsn;
+        self.offsets = kept;
+        self.end -= drop_to;
+        Ok(())
+    }
+
+    /// Replaces the log durably with its bytes from `from` to the end.
+    fn rewrite_log(&mut self, from: u64) -> Result<()> {
+        let path = &self.log_path;
+        let bytes = self
+            .fs
+            .read(path)
+            .map_err(|e| io_err(path, "read", e))?
+            .unwrap_or_default();
+        let tail = usize::try_from(from)
+            .ok()
+            .zip(usize::try_from(self.end).ok())
+            .and_then(|(from, end)| bytes.get(from..end))
+            .ok_or_else(|| storage_err(path, "shorter than its index"))?;
+        let tmp = tmp_path(path);
+        // Close the old log before it is replaced; appends go to the new one.
+        self.log = None;
+        self.fs
+            .write_synced(&tmp, tail)
+            .map_err(|e| io_err(&tmp, "write", e))?;
+        self.fs
+            .rename(&tmp, path)
+            .map_err(|e| io_err(path, "rename", e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| io_err(&self.dir, "sync_dir", e))?;
+        let file = self
+            .fs
+            .open_append(path)
+            .map_err(|e| io_err(path, "open", e))?;
+        self.log = Some(file);
+        Ok(())
+    }
+}
+
+/// Reads log records from the start until the first short, corrupt or
+/// out-of-sequence one. Entries the snapshot covers may lead the log (a
+/// crash hit between the snapshot's rename and the log's rewrite); they are
+/// skipped. The first kept entry must be `snapshot_lsn + 1`, and each next one
+/// must follow on.
+fn scan_log(bytes: &[u8], snapshot_lsn: Lsn, path: &Path) -> Result<Scan> {
+    let mut scan = Scan {
+        entries: Vec::new(),
+        offsets: Vec::new(),
+        end: 0,
+    };
+    let mut at = 0;
+    while let Some((payload, next)) = decode_record(bytes, at) {
+        let entry: Entry = serde_json::from_slice(payload).map_err(|e| {
+            storage_err(
+                path,
+                format!("record at byte {at} passes its CRC but does not decode ({e}); refusing to cut acknowledged entries"),
+            )
+        })?;
+        let lsn = entry.pos.lsn;
+        let expected = snapshot_lsn + 1 + scan.entries.len() as u64;
+        if scan.entries.is_empty() && lsn <= snapshot_lsn {
+            // Covered by the snapshot: skipped, but the bytes stay valid.
+        } else if lsn == expected {
+            scan.offsets.push(at as u64);
+            scan.entries.push(entry);
+        } else {
+            // A gap: what follows cannot be trusted to follow on.
+            break;
+        }
+        at = next;
+        scan.end = at as u64;
+    }
+    Ok(scan)
+}
+
+impl<F: Fs> Storage for LogStore<F> {
+    fn load(&mut self) -> Result<Recovered> {
+        self.check()?;
+        self.recover()
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        self.check()?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        let mut offsets = Vec::with_capacity(entries.len());
+        for (next, entry) in (self.last_lsn() + 1..).zip(entries) {
+            if entry.pos.lsn != next {
+                return Err(storage_err(
+                    &self.log_path,
+                    format!(
+                        "append of lsn {} does not follow lsn {}",
+                        entry.pos.lsn,
+                        next - 1
+                    ),
+                ));
+            }
+            offsets.push(self.end + buf.len() as u64);
+            encode_value(&mut buf, entry, &self.log_path)?;
+        }
+        self.with_log("append", |f| f.append(&buf))?;
+        self.offsets.extend(offsets);
+        self.end += buf.len() as u64;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn truncate_after(&mut self, lsn: Lsn) -> Result<()> {
+        self.check()?;
+        if lsn >= self.last_lsn() {
+            return Ok(());
+        }
+        if lsn < self.snapshot_lsn {
+            return Err(storage_err(
+                &self.log_path,
+                format!(
+                    "truncate_after({lsn}) would cut into the snapshot at lsn {}",
+                    self.snapshot_lsn
+                ),
+            ));
+        }
+        let keep = (lsn - self.snapshot_lsn) as usize;
+        let new_end = self.offsets[keep];
+        self.with_log("truncate", |f| f.set_len(new_end))?;
+        self.offsets.truncate(keep);
+        self.end = new_end;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.check()?;
+        if !self.dirty {
+            return Ok(());
+        }
+        self.with_log("sync", |f| f.sync())?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        self.check()?;
+        let lsn = snapshot.pos.lsn;
+        if lsn < self.snapshot_lsn {
+            return Err(storage_err(
+                &self.dir.join(SNAPSHOT),
+                format!(
+                    "snapshot at lsn {lsn} is older than the stored one at lsn {}",
+                    self.snapshot_lsn
+                ),
+            ));
+        }
+        // Sync the log before replacing it, so no write to the old file is
+        // still pending. (Turmoil's simulated disk keys pending writes by
+        // path and would apply them to the new file on its next sync.)
+        self.sync()?;
+        let result = write_single(&self.fs, &self.dir.join(SNAPSHOT), snapshot);
+        self.poison(result)?;
+        self.compact(lsn)
+    }
+
+    fn save_view(&mut self, view: &View) -> Result<()> {
+        self.check()?;
+        let result = write_single(&self.fs, &self.dir.join(VIEW), view);
+        self.poison(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{CatalogCommand, Command};
+    use crate::memfs::MemFs;
+    use crate::orders::OrderLedger;
+    use crate::state::State;
+    use crate::types::{Group, LogPos, NodeId};
+    use proptest::prelude::*;
+
+    const DIR: &str = "/data/catalog-1";
+
+    fn entry(lsn: Lsn) -> Entry {
+        Entry {
+            pos: LogPos::new(1, lsn),
+            command: Command::Catalog(CatalogCommand::Restock { item: lsn, qty: 1 }),
+        }
+    }
+
+    fn entries(lsns: std::ops::RangeInclusive<Lsn>) -> Vec<Entry> {
+        lsns.map(entry).collect()
+    }
+
+    fn snapshot(lsn: Lsn) -> Snapshot {
+        Snapshot {
+            pos: LogPos::new(1, lsn),
+            state: State::Orders(OrderLedger::new()),
+        }
+    }
+
+    fn open(fs: &MemFs) -> LogStore<MemFs> {
+        LogStore::open(fs.clone(), DIR).expect("open")
+    }
+
+    fn load(fs: &MemFs) -> Recovered {
+        open(fs).load().expect("load")
+    }
+
+    fn log_path() -> PathBuf {
+        Path::new(DIR).join(LOG)
+    }
+
+    /// Appends raw bytes to the live log file, as a torn write would leave.
+    fn append_raw(fs: &MemFs, bytes: &[u8]) {
+        let mut f = fs.open_append(&log_path()).expect("open log");
+        f.append(bytes).expect("append raw");
+    }
+
+    fn framed(entry: &Entry) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_value(&mut out, entry, Path::new("test")).expect("encode");
+        out
+    }
+
+    #[test]
+    fn appended_and_synced_entries_come_back_on_reopen() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=3)).unwrap();
+        store.append(&entries(4..=5)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let recovered = load(&fs);
+        assert_eq!(recovered.entries, entries(1..=5));
+        assert!(recovered.snapshot.is_none());
+        assert!(recovered.view.is_none());
+    }
+
+    #[test]
+    fn truncate_after_then_append_follows_on() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=5)).unwrap();
+        store.truncate_after(2).unwrap();
+        assert_eq!(store.last_lsn(), 2);
+        let replacement = Entry {
+            pos: LogPos::new(2, 3),
+            command: Command::Catalog(CatalogCommand::SetPrice { item: 9, cost: 9 }),
+        };
+        store.append(std::slice::from_ref(&replacement)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let mut expected = entries(1..=2);
+        expected.push(replacement);
+        assert_eq!(load(&fs).entries, expected);
+    }
+
+    #[test]
+    fn truncate_after_beyond_the_end_changes_nothing() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=3)).unwrap();
+        store.truncate_after(7).unwrap();
+        store.sync().unwrap();
+        assert_eq!(load(&fs).entries, entries(1..=3));
+    }
+
+    #[test]
+    fn append_that_does_not_follow_on_is_refused() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=2)).unwrap();
+        let err = store.append(&[entry(4)]).unwrap_err();
+        assert!(matches!(err, Error::Storage(m) if m.contains("does not follow")));
+        // Nothing was written: the next entry still fits.
+        store.append(&[entry(3)]).unwrap();
+        store.sync().unwrap();
+        assert_eq!(load(&fs).entries, entries(1..=3));
+    }
+
+    #[test]
+    fn snapshot_then_reopen_gives_snapshot_and_remaining_entries() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=6)).unwrap();
+        store.sync().unwrap();
+        store.save_snapshot(&snapshot(4)).unwrap();
+        store.append(&[entry(7)]).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let recovered = load(&fs);
+        assert_eq!(recovered.snapshot, Some(snapshot(4)));
+        assert_eq!(recovered.entries, entries(5..=7));
+        // The covered entries are gone from the file, not just skipped.
+        let log = fs.read_live(log_path()).unwrap();
+        let expected: Vec<u8> = entries(5..=7).iter().flat_map(framed).collect();
+        assert_eq!(log, expected);
+    }
+
+    #[test]
+    fn snapshot_is_durable_and_compacts_even_with_unsynced_appends() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=4)).unwrap();
+        store.save_snapshot(&snapshot(2)).unwrap();
+        fs.crash();
+        let recovered = load(&fs);
+        assert_eq!(recovered.snapshot, Some(snapshot(2)));
+        assert_eq!(recovered.entries, entries(3..=4));
+    }
+
+    #[test]
+    fn snapshot_past_the_log_end_empties_the_log() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=3)).unwrap();
+        store.sync().unwrap();
+        store.save_snapshot(&snapshot(10)).unwrap();
+        assert_eq!(store.last_lsn(), 10);
+        store.append(&[entry(11)]).unwrap();
+        store.sync().unwrap();
+        fs.crash();
+        let recovered = load(&fs);
+        assert_eq!(recovered.snapshot, Some(snapshot(10)));
+        assert_eq!(recovered.entries, vec![entry(11)]);
+    }
+
+    #[test]
+    fn older_snapshot_than_the_stored_one_is_refused() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.save_snapshot(&snapshot(5)).unwrap();
+        assert!(store.save_snapshot(&snapshot(3)).is_err());
+    }
+
+    #[test]
+    fn entries_covered_by_the_snapshot_at_the_log_front_are_skipped() {
+        // A crash between the snapshot's rename and the log's rewrite: the
+        // snapshot says 3, the log still holds 1..=5.
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=5)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        write_single(&fs, &Path::new(DIR).join(SNAPSHOT), &snapshot(3)).unwrap();
+        let mut store = open(&fs);
+        let recovered = store.load().unwrap();
+        assert_eq!(recovered.snapshot, Some(snapshot(3)));
+        assert_eq!(recovered.entries, entries(4..=5));
+        // The index skips them too: truncating to the snapshot keeps nothing.
+        store.truncate_after(3).unwrap();
+        store.append(&[entry(4)]).unwrap();
+        store.sync().unwrap();
+        assert_eq!(load(&fs).entries, vec![entry(4)]);
+    }
+
+    #[test]
+    fn view_round_trips() {
+        let fs = MemFs::new();
+        let view = View {
+            group: Group::Catalog,
+            epoch: 3,
+            primary: NodeId::new("catalog-2"),
+            backups: vec![NodeId::new("catalog-1")],
+        };
+        let mut store = open(&fs);
+        store.save_view(&view).unwrap();
+        fs.crash();
+        assert_eq!(load(&fs).view, Some(view));
+    }
+
+    #[test]
+    fn unsynced_appends_vanish_on_crash_and_synced_ones_survive() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=3)).unwrap();
+        store.sync().unwrap();
+        store.append(&entries(4..=6)).unwrap();
+        fs.crash();
+        assert_eq!(load(&fs).entries, entries(1..=3));
+    }
+
+    #[test]
+    fn unsynced_truncation_is_undone_by_a_crash() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=3)).unwrap();
+        store.sync().unwrap();
+        store.truncate_after(1).unwrap();
+        fs.crash();
+        assert_eq!(load(&fs).entries, entries(1..=3));
+    }
+
+    #[test]
+    fn torn_tail_is_cut_on_load_and_later_appends_work() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=2)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        // Half a record, then garbage.
+        let torn = framed(&entry(3));
+        append_raw(&fs, &torn[..torn.len() / 2]);
+        let mut store = open(&fs);
+        assert_eq!(store.load().unwrap().entries, entries(1..=2));
+        store.append(&entries(3..=4)).unwrap();
+        store.sync().unwrap();
+        fs.crash();
+        assert_eq!(load(&fs).entries, entries(1..=4));
+    }
+
+    #[test]
+    fn record_with_a_bad_crc_is_cut() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&[entry(1)]).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let mut bad = framed(&entry(2));
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        append_raw(&fs, &bad);
+        append_raw(&fs, &framed(&entry(3)));
+        assert_eq!(load(&fs).entries, vec![entry(1)]);
+        assert_eq!(fs.read_live(log_path()).unwrap(), framed(&entry(1)));
+    }
+
+    #[test]
+    fn gap_in_lsns_cuts_the_log_there() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=2)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        append_raw(&fs, &framed(&entry(4)));
+        let mut store = open(&fs);
+        assert_eq!(store.load().unwrap().entries, entries(1..=2));
+        store.append(&[entry(3)]).unwrap();
+        store.sync().unwrap();
+        assert_eq!(load(&fs).entries, entries(1..=3));
+    }
+
+    #[test]
+    fn record_that_passes_its_crc_but_does_not_decode_is_an_error() {
+        let fs = MemFs::new();
+        drop(open(&fs));
+        let mut bad = Vec::new();
+        encode_record(&mut bad, b"{\"not\":\"an entry\"}", Path::new("test")).unwrap();
+        append_raw(&fs, &bad);
+        let err = LogStore::open(fs.clone(), DIR).err().expect("refused");
+        assert!(
+            matches!(err, Error::Storage(m) if m.contains("log") && m.contains("does not decode"))
+        );
+    }
+
+    #[test]
+    fn corrupt_snapshot_file_is_an_error_naming_it() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.save_snapshot(&snapshot(1)).unwrap();
+        drop(store);
+        let path = Path::new(DIR).join(SNAPSHOT);
+        let mut bytes = fs.read_live(&path).unwrap();
+        bytes[HEADER_LEN] ^= 0x01;
+        fs.write_synced(&path, &bytes).unwrap();
+        let err = LogStore::open(fs.clone(), DIR).err().expect("refused");
+        assert!(
+            matches!(err, Error::Storage(m) if m.contains("snapshot") && m.contains("corrupt"))
+        );
+    }
+
+    #[test]
+    fn entries_found_by_a_restart_without_a_crash_are_made_durable() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=2)).unwrap();
+        drop(store); // a process restart: the page cache keeps the appends
+        let recovered = load(&fs);
+        assert_eq!(recovered.entries, entries(1..=2));
+        fs.crash();
+        assert_eq!(load(&fs).entries, entries(1..=2));
+    }
+
+    #[test]
+    fn sync_without_changes_does_not_fsync() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&[entry(1)]).unwrap();
+        let before = fs.file_syncs();
+        store.sync().unwrap();
+        store.sync().unwrap();
+        store.sync().unwrap();
+        assert_eq!(fs.file_syncs(), before + 1);
+    }
+
+    #[test]
+    fn log_directory_and_file_survive_a_crash_right_after_open() {
+        let fs = MemFs::new();
+        drop(open(&fs));
+        fs.crash();
+        assert_eq!(fs.read_durable(log_path()), Some(Vec::new()));
+    }
+
+    #[test]
+    fn lying_disk_loses_synced_entries_on_crash() {
+        let fs = MemFs::lying();
+        let mut store = open(&fs);
+        store.append(&entries(1..=3)).unwrap();
+        store.sync().unwrap();
+        store
+            .save_view(&View {
+                group: Group::Order,
+                epoch: 1,
+                primary: NodeId::new("order-1"),
+                backups: vec![],
+            })
+            .unwrap();
+        fs.crash();
+        let recovered = load(&fs);
+        assert!(recovered.entries.is_empty(), "the lie must show");
+        assert!(recovered.view.is_none(), "the lie must show");
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Append(u64),
+        Sync,
+        TruncateBack(u64),
+        Snapshot(u64),
+        Crash,
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1u64..4).prop_map(Op::Append),
+            3 => Just(Op::Sync),
+            2 => (0u64..4).prop_map(Op::TruncateBack),
+            1 => (0u64..6).prop_map(Op::Snapshot),
+            2 => Just(Op::Crash),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    proptest! {
+        /// After any sequence of appends, syncs, truncations, snapshots,
+        /// crashes and reopens, what loads is exactly the model's log: the
+        /// durable one after a crash, the live one after a clean reopen.
+        #[test]
+        fn loaded_log_matches_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+            let fs = MemFs::new();
+            let mut store = open(&fs);
+            // The model: the snapshot lsn (durable on save), the live log
+            // after it, and the log as of the last sync.
+            let mut snap: Lsn = 0;
+            let mut live: Vec<Entry> = Vec::new();
+            let mut durable: Vec<Entry> = Vec::new();
+            let last = |snap: Lsn, live: &[Entry]| live.last().map_or(snap, |e| e.pos.lsn);
+            for op in ops {
+                match op {
+                    Op::Append(n) => {
+                        let from = last(snap, &live) + 1;
+                        let new = entries(from..=from + n - 1);
+                        store.append(&new).unwrap();
+                        live.extend(new);
+                    }
+                    Op::Sync => {
+                        store.sync().unwrap();
+                        durable = live.clone();
+                    }
+                    Op::TruncateBack(k) => {
+                        let lsn = last(snap, &live).saturating_sub(k).max(snap);
+                        store.truncate_after(lsn).unwrap();
+                        live.retain(|e| e.pos.lsn <= lsn);
+                    }
+                    Op::Snapshot(k) => {
+                        // Anywhere from the current snapshot to past the end.
+                        let lsn = (snap + k).min(last(snap, &live) + 2);
+                        store.save_snapshot(&snapshot(lsn)).unwrap();
+                        snap = lsn;
+                        live.retain(|e| e.pos.lsn > lsn);
+                        durable = live.clone();
+                    }
+                    Op::Crash | Op::Reopen => {
+                        drop(store);
+                        if matches!(op, Op::Crash) {
+                            fs.crash();
+                            live = durable.clone();
+                        }
+                        // Loading syncs what it returns.
+                        durable = live.clone();
+                        store = open(&fs);
+                        let recovered = store.load().unwrap();
+                        prop_assert_eq!(recovered.snapshot.map_or(0, |s| s.pos.lsn), snap);
+                        prop_assert_eq!(&recovered.entries, &live);
+                        prop_assert_eq!(store.last_lsn(), last(snap, &live));
+                    }
+                }
+            }
+        }
+
+        /// Every prefix of a valid log file loads as exactly the entries
+        /// whose records lie wholly inside it, and the file is cut to them.
+        #[test]
+        fn any_prefix_of_the_log_loads_as_its_whole_records(n in 1u64..8, cut_frac in 0.0f64..1.0) {
+            let records: Vec<Vec<u8>> = entries(1..=n).iter().map(framed).collect();
+            let bytes: Vec<u8> = records.concat();
+            let cut = (bytes.len() as f64 * cut_frac) as usize;
+            let fs = MemFs::new();
+            fs.create_dir_all(Path::new(DIR)).unwrap();
+            fs.write_synced(&log_path(), &bytes[..cut]).unwrap();
+            let mut whole = 0usize;
+            let mut kept = 0u64;
+            for r in &records {
+                if whole + r.len() > cut { break; }
+                whole += r.len();
+                kept += 1;
+            }
+            let recovered = load(&fs);
+            let expected = if kept == 0 { Vec::new() } else { entries(1..=kept) };
+            prop_assert_eq!(recovered.entries, expected);
+            prop_assert_eq!(fs.read_live(log_path()).unwrap().len(), whole);
+        }
+    }
+}
