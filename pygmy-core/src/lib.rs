@@ -18,17 +18,27 @@
 //! - `replica`: a replica of either group (replication, view change, resync).
 //! - `cache`, `balancer`, `frontend`: the front end.
 
+pub mod balancer;
 pub mod cache;
 pub mod catalog;
 pub mod command;
+pub mod detector;
+pub mod embedded;
 pub mod error;
+pub mod frontend;
 pub mod fs;
+pub mod inproc;
+pub mod logstore;
+pub mod memfs;
 pub mod message;
 pub mod orders;
+pub mod record;
+pub mod replica;
 pub mod state;
 pub mod storage;
 pub mod transport;
 pub mod types;
 pub mod view;
+pub mod viewservice;
 
 pub use error::{Error, Result};

@@ -9,12 +9,12 @@
 //! | `Read` | front end → any member of a view |
 //! | `Catalog` | front end (admin) or order primary → catalog primary |
 //! | `Buy` | front end → order primary |
-//! | `Append`, `StartView`, `Fetch` | replica ↔ replica (replication, resync) |
+//! | `StartView`, `Fetch` | replica ↔ replica (replication, resync, adoption) |
 
 use crate::cache::CacheKey;
 use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Entry, Order};
 use crate::error::Error;
-use crate::state::Snapshot;
+use crate::state::{Snapshot, State};
 use crate::types::{Book, Epoch, Group, ItemId, LogPos, Lsn, NodeId, OrderId, RequestId};
 use crate::view::View;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,11 @@ pub enum Request {
     Heartbeat { views: Vec<View> },
     /// The primary of `epoch` has synced its backups and asks the view
     /// service to record the view as confirmed before it serves writes.
-    ViewReady { group: Group, epoch: Epoch },
+    ViewReady {
+        group: Group,
+        epoch: Epoch,
+        commit: Lsn,
+    },
     /// Committed catalog changes: drop these cache keys; `lsn` is the commit.
     Invalidate { keys: Vec<CacheKey>, lsn: Lsn },
     /// A read of committed state, served by any member of the view.
@@ -39,18 +43,22 @@ pub enum Request {
         item: ItemId,
         qty: u64,
     },
-    /// Primary → backup: entries after `prev`, and the primary's commit lsn.
-    Append {
-        view: View,
-        prev: LogPos,
-        entries: Vec<Entry>,
-        commit: Lsn,
-    },
     /// New primary → backup: accept `view` (fencing the old primary) and
     /// report your log end.
     StartView { view: View },
-    /// Resync: entries after `after`, at most `limit` of them.
-    Fetch { after: LogPos, limit: usize },
+    /// Replication, resync and adoption, all pulled: "send me the entries
+    /// after `after`". `after` is the requester's durable log end, so for a
+    /// backup it doubles as its acknowledgement to the primary. `commit` is
+    /// the commit lsn the requester knows; with `wait_ms` > 0 the primary
+    /// holds the request until it has something new (long poll).
+    Fetch {
+        epoch: Epoch,
+        from: NodeId,
+        after: LogPos,
+        commit: Lsn,
+        limit: usize,
+        wait_ms: u64,
+    },
 }
 
 /// A read query.
@@ -63,6 +71,8 @@ pub enum Query {
     Orders,
     /// The status of a buy by request id (None if unknown).
     BuyStatus { request: RequestId },
+    /// The whole committed state (internal: for checks and resync tools).
+    Dump,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +82,7 @@ pub enum QueryResult {
     Order(Option<Order>),
     Orders(Vec<Order>),
     BuyStatus(Option<BuyStatus>),
+    State(Box<State>),
 }
 
 /// A replica's answer to a heartbeat.
@@ -109,12 +120,14 @@ pub enum Response {
     Ok,
     Status(ReplicaStatus),
     Read { result: QueryResult, lsn: Lsn },
-    Catalog(CatalogOutcome),
-    Buy(BuyStatus),
-    /// `Append` accepted: the backup's log now ends at `end`, durably.
-    Appended { end: LogPos },
-    /// `Append` refused: the backup lacks `prev`; its log ends at `end`.
-    Mismatch { end: LogPos },
+    /// A committed catalog command's outcome and its commit lsn.
+    Catalog { outcome: CatalogOutcome, lsn: Lsn },
+    /// A buy's status; `catalog_lsn` is the commit lsn of its reservation
+    /// in the catalog when this call learnt it (for cache invalidation).
+    Buy {
+        status: BuyStatus,
+        catalog_lsn: Option<Lsn>,
+    },
     /// `StartView`: the backup accepted the view; its log ends at `end`.
     LogEnd { end: LogPos },
     Fetched(Fetched),

@@ -1,0 +1,672 @@
+//! The front end: what clients talk to, and the view service of both groups.
+//!
+//! - **View service.** Every `heartbeat_interval` it probes every replica,
+//!   sending the current views along (that is how replicas learn them). A
+//!   replica that misses `misses_for_down` probes in a row is down; the
+//!   transitions are logged. From the answers, `viewservice::next_view`
+//!   decides whether a group needs a new view; the new view is stored
+//!   durably *before* it is announced, so a restarted front end never goes
+//!   back to an older view nor promotes a stale replica. A new primary asks
+//!   for its view to be confirmed (`ViewReady`); the confirmation is stored
+//!   durably before the primary may commit anything.
+//! - **Reads** (`search`, `lookup`, orders) go to a live member of the
+//!   group's current view, chosen by the balancer (round robin as in the
+//!   original, or least outstanding requests); a failed read is retried on
+//!   another member until the request's deadline.
+//! - **Cache.** `search` and `lookup` answers are cached per key. The catalog
+//!   primary pushes `(keys, lsn)` after each commit; a fill read at an older
+//!   lsn than the key's last invalidation is dropped. A buy answered here
+//!   invalidates its item before the answer leaves. When the catalog view
+//!   changes, the whole cache is dropped (the old primary may have died with
+//!   invalidations undelivered).
+//! - **Writes** go only to the primary of a confirmed view. A buy carries a
+//!   request id (the client's idempotency key, or a fresh one) and is retried
+//!   under it until it has an answer or the deadline passes; the order
+//!   service makes the retries safe.
+
+use crate::balancer::{Balancer, Policy};
+use crate::cache::{Cache, CacheKey, CachedValue};
+use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Order};
+use crate::detector::{Detector, Transition};
+use crate::error::{Error, Result};
+use crate::message::{Query, QueryResult, ReplicaStatus, Request, Response};
+use crate::transport::{Handler, Transport};
+use crate::types::{Book, Group, ItemId, Lsn, NodeId, OrderId, RequestId};
+use crate::view::GroupRecord;
+use crate::viewservice::next_view;
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// Milliseconds since the Unix epoch (a real clock in pygmy-net, sim time in pygmy-sim).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Where the front end keeps its durable view records (one per group).
+///
+/// Contract: `save` returns only once the records are durable; `load`
+/// returns what the last successful `save` stored (empty if none).
+pub trait RecordStore: Send + Sync + 'static {
+    fn load(&self) -> Result<Vec<GroupRecord>>;
+    fn save(&self, records: &[GroupRecord]) -> Result<()>;
+}
+
+impl<F: crate::fs::Fs> RecordStore for crate::record::RecordFile<F> {
+    fn load(&self) -> Result<Vec<GroupRecord>> {
+        Ok(crate::record::RecordFile::load(self)?.unwrap_or_default())
+    }
+    fn save(&self, records: &[GroupRecord]) -> Result<()> {
+        crate::record::RecordFile::save(self, &records.to_vec())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FrontEndConfig {
+    pub me: NodeId,
+    pub catalog: Vec<NodeId>,
+    pub order: Vec<NodeId>,
+    pub heartbeat_interval: Duration,
+    pub misses_for_down: u32,
+    /// Deadline of one hop (one call to one replica).
+    pub hop_timeout: Duration,
+    /// Deadline of one buy call to the order primary (it calls the catalog).
+    pub buy_timeout: Duration,
+    /// Deadline of a whole client request, retries included.
+    pub request_deadline: Duration,
+    /// Pause before retrying when no replica could serve.
+    pub retry_delay: Duration,
+    /// Number of cached read results; 0 turns the cache off.
+    pub cache_capacity: usize,
+    pub balance: Policy,
+    pub seed: u64,
+    /// Deliberately broken, for tests only: promote any live replica,
+    /// skipping the check that it belongs to the last confirmed view. The
+    /// simulation uses it to prove its checks catch a stale primary.
+    pub unsafe_promote_stale: bool,
+}
+
+impl FrontEndConfig {
+    /// Defaults fit for a LAN or loopback cluster (a 1 s heartbeat, as the
+    /// original's).
+    pub fn new(me: NodeId, catalog: Vec<NodeId>, order: Vec<NodeId>) -> Self {
+        FrontEndConfig {
+            me,
+            catalog,
+            order,
+            heartbeat_interval: Duration::from_millis(1000),
+            misses_for_down: 2,
+            hop_timeout: Duration::from_millis(1000),
+            buy_timeout: Duration::from_millis(3000),
+            request_deadline: Duration::from_millis(10_000),
+            retry_delay: Duration::from_millis(20),
+            cache_capacity: 10_000,
+            balance: Policy::RoundRobin,
+            seed: 0,
+            unsafe_promote_stale: false,
+        }
+    }
+
+    fn members(&self, group: Group) -> &[NodeId] {
+        match group {
+            Group::Catalog => &self.catalog,
+            Group::Order => &self.order,
+        }
+    }
+}
+
+/// A successful buy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub order: Order,
+}
+
+/// What `GET /health` shows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Health {
+    pub views: Vec<GroupRecord>,
+    pub up: Vec<NodeId>,
+    pub down: Vec<NodeId>,
+}
+
+struct Inner {
+    records: BTreeMap<Group, GroupRecord>,
+    status: BTreeMap<NodeId, ReplicaStatus>,
+    detector: Detector,
+    balancer: Balancer,
+    cache: Cache,
+    rng: SmallRng,
+    counter: u64,
+}
+
+pub struct FrontEnd<T: Transport> {
+    cfg: FrontEndConfig,
+    transport: Arc<T>,
+    store: Box<dyn RecordStore>,
+    clock: Clock,
+    inner: Mutex<Inner>,
+    /// Bumped whenever views or liveness change.
+    changed: watch::Sender<u64>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<T: Transport> FrontEnd<T> {
+    pub fn new(
+        cfg: FrontEndConfig,
+        transport: Arc<T>,
+        store: Box<dyn RecordStore>,
+        clock: Clock,
+    ) -> Result<Arc<Self>> {
+        let records = store
+            .load()?
+            .into_iter()
+            .map(|r| (r.current.group, r))
+            .collect();
+        let replicas = cfg.catalog.iter().chain(cfg.order.iter()).cloned();
+        let inner = Inner {
+            records,
+            status: BTreeMap::new(),
+            detector: Detector::new(replicas, cfg.misses_for_down),
+            balancer: Balancer::new(cfg.balance),
+            cache: Cache::new(cfg.cache_capacity),
+            rng: SmallRng::seed_from_u64(cfg.seed),
+            counter: 0,
+        };
+        let (changed, _) = watch::channel(0);
+        Ok(Arc::new(FrontEnd {
+            cfg,
+            transport,
+            store,
+            clock,
+            inner: Mutex::new(inner),
+            changed,
+            task: Mutex::new(None),
+        }))
+    }
+
+    /// Starts the heartbeat / view-service loop on the current tokio runtime.
+    pub fn start(self: &Arc<Self>) {
+        let me = self.clone();
+        *self.task.lock() = Some(tokio::spawn(async move { me.run().await }));
+    }
+
+    /// Stops the heartbeat loop (for in-process clusters).
+    pub fn shutdown(&self) {
+        if let Some(t) = self.task.lock().take() {
+            t.abort();
+        }
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            let started = Instant::now();
+            let view_changed = self.heartbeat_round().await;
+            // After a view change, announce it right away instead of a tick later.
+            if !view_changed {
+                tokio::time::sleep_until(started + self.cfg.heartbeat_interval).await;
+            }
+        }
+    }
+
+    /// Probes every replica once, then lets the view service react.
+    /// Returns true when a new view was announced.
+    pub async fn heartbeat_round(&self) -> bool {
+        let views: Vec<_> = {
+            let inner = self.inner.lock();
+            inner.records.values().map(|r| r.current.clone()).collect()
+        };
+        let mut probes = JoinSet::new();
+        for node in self.cfg.catalog.iter().chain(self.cfg.order.iter()) {
+            let transport = self.transport.clone();
+            let node = node.clone();
+            let request = Request::Heartbeat {
+                views: views.clone(),
+            };
+            let timeout = self.cfg.heartbeat_interval.min(self.cfg.hop_timeout);
+            probes.spawn(async move {
+                let reply = transport.call(&node, request, timeout).await;
+                (node, reply)
+            });
+        }
+        let mut replies = BTreeMap::new();
+        while let Some(joined) = probes.join_next().await {
+            if let Ok((node, reply)) = joined {
+                replies.insert(node, reply);
+            }
+        }
+        let mut inner = self.inner.lock();
+        let mut liveness_changed = false;
+        for (node, reply) in replies {
+            let ok = match reply {
+                Ok(Response::Status(s)) if s.node == node => {
+                    inner.status.insert(node.clone(), s);
+                    true
+                }
+                _ => false,
+            };
+            match inner.detector.record(&node, ok) {
+                Some(Transition::Up(n)) => {
+                    liveness_changed = true;
+                    tracing::info!(target: "heartbeat", node = %n, "replica is up");
+                }
+                Some(Transition::Down(n)) => {
+                    liveness_changed = true;
+                    tracing::warn!(target: "heartbeat", node = %n, "replica is down");
+                }
+                None => {}
+            }
+        }
+        let mut announced = false;
+        for group in Group::ALL {
+            let members = self.cfg.members(group);
+            let status: BTreeMap<NodeId, Option<ReplicaStatus>> = members
+                .iter()
+                .map(|m| {
+                    let s = if inner.detector.is_up(m) {
+                        inner.status.get(m).cloned()
+                    } else {
+                        None
+                    };
+                    (m.clone(), s)
+                })
+                .collect();
+            let record = inner.records.get(&group).map(|r| self.as_decided(r));
+            let Some(view) = next_view(record.as_ref(), group, members, &status) else {
+                continue;
+            };
+            let confirmed = inner.records.get(&group).and_then(|r| r.confirmed.clone());
+            let previous = inner.records.insert(
+                group,
+                GroupRecord {
+                    current: view.clone(),
+                    confirmed,
+                },
+            );
+            let all: Vec<_> = inner.records.values().cloned().collect();
+            if let Err(e) = self.store.save(&all) {
+                // Not durable, so not announced.
+                tracing::error!(error = %e, "cannot store the view record");
+                match previous {
+                    Some(p) => inner.records.insert(group, p),
+                    None => inner.records.remove(&group),
+                };
+                continue;
+            }
+            tracing::info!(
+                target: "heartbeat",
+                %group,
+                epoch = view.epoch,
+                primary = %view.primary,
+                backups = ?view.backups,
+                "new view"
+            );
+            announced = true;
+        }
+        drop(inner);
+        if announced || liveness_changed {
+            self.bump();
+        }
+        announced
+    }
+
+    /// The record the view service decides from. In the deliberately broken
+    /// mode, every member looks like it was in the confirmed view.
+    fn as_decided(&self, record: &GroupRecord) -> GroupRecord {
+        let mut record = record.clone();
+        if self.cfg.unsafe_promote_stale {
+            if let Some(confirmed) = record.confirmed.as_mut() {
+                for m in self.cfg.members(record.current.group) {
+                    if !confirmed.contains(m) {
+                        confirmed.backups.push(m.clone());
+                    }
+                }
+            }
+        }
+        record
+    }
+
+    /// Records a new primary's confirmation of its view, durably.
+    fn view_ready(&self, group: Group, epoch: u64, commit: Lsn) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let Some(record) = inner.records.get(&group) else {
+            return Err(Error::StaleEpoch { got: epoch, current: 0 });
+        };
+        if record.current.epoch != epoch {
+            return Err(Error::StaleEpoch {
+                got: epoch,
+                current: record.current.epoch,
+            });
+        }
+        if !record.is_confirmed() {
+            let previous = record.confirmed.clone();
+            let current = record.current.clone();
+            if let Some(r) = inner.records.get_mut(&group) {
+                r.confirmed = Some(current);
+            }
+            let all: Vec<_> = inner.records.values().cloned().collect();
+            if let Err(e) = self.store.save(&all) {
+                if let Some(r) = inner.records.get_mut(&group) {
+                    r.confirmed = previous;
+                }
+                return Err(e);
+            }
+            tracing::info!(target: "heartbeat", %group, epoch, "view confirmed");
+            if group == Group::Catalog {
+                // Invalidations the old primary committed but never delivered
+                // are lost with it: start the cache afresh.
+                inner.cache.invalidate_all(commit);
+            }
+        }
+        drop(inner);
+        self.bump();
+        Ok(())
+    }
+
+    /// The primary writes may go to: confirmed and alive.
+    fn writable_primary(&self, group: Group) -> Option<NodeId> {
+        let inner = self.inner.lock();
+        let record = inner.records.get(&group)?;
+        (record.is_confirmed() && inner.detector.is_up(&record.current.primary))
+            .then(|| record.current.primary.clone())
+    }
+
+    /// Waits for a view or liveness change, at most until `deadline`.
+    async fn wait_for_change(&self, deadline: Instant) -> Result<()> {
+        let mut rx = self.changed.subscribe();
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Unavailable("no replica could serve in time".into()));
+        }
+        let pause = (deadline - now).min(self.cfg.heartbeat_interval);
+        let _ = tokio::time::timeout(pause, rx.changed()).await;
+        tokio::time::sleep(self.cfg.retry_delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+        Ok(())
+    }
+
+    /// A read of committed state from a live member of `group`'s view.
+    async fn read(&self, group: Group, query: Query) -> Result<(QueryResult, Lsn)> {
+        let deadline = Instant::now() + self.cfg.request_deadline;
+        let mut tried: Vec<NodeId> = Vec::new();
+        loop {
+            let pick = {
+                let mut inner = self.inner.lock();
+                let candidates: Vec<NodeId> = match inner.records.get(&group) {
+                    Some(r) => r
+                        .current
+                        .members()
+                        .filter(|m| inner.detector.is_up(m))
+                        .cloned()
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let pick = inner.balancer.pick(&candidates, &tried);
+                if let Some(node) = &pick {
+                    inner.balancer.start(node);
+                }
+                pick
+            };
+            let Some(node) = pick else {
+                self.wait_for_change(deadline).await?;
+                tried.clear();
+                continue;
+            };
+            let reply = self
+                .transport
+                .call(&node, Request::Read(query.clone()), self.cfg.hop_timeout)
+                .await;
+            self.inner.lock().balancer.finish(&node);
+            match reply {
+                Ok(Response::Read { result, lsn }) => return Ok((result, lsn)),
+                Ok(other) => return Err(crate::transport::unexpected("read", &other)),
+                Err(e) if e.is_retryable() => tried.push(node),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<CachedValue> {
+        self.inner.lock().cache.get(key)
+    }
+
+    /// `search(topic)`: the books of a topic (empty when the topic is unknown).
+    pub async fn search(&self, topic: &str) -> Result<Vec<Book>> {
+        let key = CacheKey::Search(topic.to_string());
+        if let Some(CachedValue::Books(books)) = self.cached(&key) {
+            return Ok(books);
+        }
+        let query = Query::Search {
+            topic: topic.to_string(),
+        };
+        match self.read(Group::Catalog, query).await? {
+            (QueryResult::Books(books), lsn) => {
+                if !books.is_empty() {
+                    let value = CachedValue::Books(books.clone());
+                    self.inner.lock().cache.fill(key, value, lsn);
+                }
+                Ok(books)
+            }
+            (other, _) => Err(Error::Transport(format!("unexpected search result {other:?}"))),
+        }
+    }
+
+    /// `lookup(id)`: one book, with its stock and cost.
+    pub async fn lookup(&self, id: ItemId) -> Result<Book> {
+        let key = CacheKey::Lookup(id);
+        if let Some(CachedValue::Book(book)) = self.cached(&key) {
+            return Ok(book);
+        }
+        match self.read(Group::Catalog, Query::Lookup { id }).await? {
+            (QueryResult::Book(Some(book)), lsn) => {
+                self.inner
+                    .lock()
+                    .cache
+                    .fill(key, CachedValue::Book(book.clone()), lsn);
+                Ok(book)
+            }
+            (QueryResult::Book(None), _) => Err(Error::NotFound(format!("item {id} not found"))),
+            (other, _) => Err(Error::Transport(format!("unexpected lookup result {other:?}"))),
+        }
+    }
+
+    /// Every book (uncached; for admin views and checks).
+    pub async fn all_books(&self) -> Result<Vec<Book>> {
+        match self.read(Group::Catalog, Query::AllBooks).await? {
+            (QueryResult::Books(books), _) => Ok(books),
+            (other, _) => Err(Error::Transport(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// One order by id.
+    pub async fn order(&self, id: OrderId) -> Result<Order> {
+        match self.read(Group::Order, Query::Order { id }).await? {
+            (QueryResult::Order(Some(order)), _) => Ok(order),
+            (QueryResult::Order(None), _) => Err(Error::NotFound(format!("order {id} not found"))),
+            (other, _) => Err(Error::Transport(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// A fresh request id for a buy without an idempotency key: time,
+    /// a counter and randomness, so ids differ across front-end restarts.
+    fn new_request_id(&self) -> RequestId {
+        let mut inner = self.inner.lock();
+        inner.counter += 1;
+        let salt: u64 = inner.rng.gen();
+        format!("fe-{}-{}-{:016x}", (self.clock)(), inner.counter, salt)
+    }
+
+    /// `buy(id)`: buys `qty` copies exactly once per request id.
+    pub async fn buy(&self, id: ItemId, qty: u64, key: Option<String>) -> Result<Receipt> {
+        if qty == 0 {
+            return Err(Error::InvalidInput("qty must be at least 1".into()));
+        }
+        let request = match key {
+            Some(k) if k.is_empty() || k.len() > 200 => {
+                return Err(Error::InvalidInput(
+                    "Idempotency-Key must be 1 to 200 characters".into(),
+                ))
+            }
+            Some(k) => k,
+            None => self.new_request_id(),
+        };
+        let deadline = Instant::now() + self.cfg.request_deadline;
+        loop {
+            let Some(primary) = self.writable_primary(Group::Order) else {
+                self.wait_for_change(deadline).await?;
+                continue;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let call = Request::Buy {
+                request: request.clone(),
+                item: id,
+                qty,
+            };
+            let reply = self
+                .transport
+                .call(&primary, call, self.cfg.buy_timeout.min(left))
+                .await;
+            match reply {
+                Ok(Response::Buy {
+                    status: BuyStatus::Done(done),
+                    catalog_lsn,
+                }) => {
+                    let (item, topic) = match &done {
+                        Ok(order) => (order.item_id, Some(order.topic.clone())),
+                        Err(_) => (id, None),
+                    };
+                    self.invalidate_item(item, topic, catalog_lsn);
+                    return done.map(|order| Receipt { order }).map_err(Error::from);
+                }
+                Ok(Response::Buy { .. }) => {}
+                Ok(other) => return Err(crate::transport::unexpected("buy", &other)),
+                Err(e) if e.is_retryable() => {}
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "buy {request} not finished in time; retry with the same Idempotency-Key"
+                )));
+            }
+            tokio::time::sleep(self.cfg.retry_delay).await;
+        }
+    }
+
+    /// Drops an item's cached reads before a write's answer leaves.
+    fn invalidate_item(&self, item: ItemId, topic: Option<String>, lsn: Option<Lsn>) {
+        let mut keys = vec![CacheKey::Lookup(item)];
+        if let Some(t) = topic {
+            keys.push(CacheKey::Search(t));
+        }
+        // Without the commit lsn (a retried buy), drop the values but let any
+        // fill in again: the catalog primary's own push carries the lsn.
+        self.inner.lock().cache.invalidate(&keys, lsn.unwrap_or(0));
+    }
+
+    /// A catalog change through the catalog primary. Retried only while it
+    /// certainly was not applied (`NotPrimary`, no primary yet).
+    async fn catalog_write(&self, command: CatalogCommand) -> Result<Book> {
+        let deadline = Instant::now() + self.cfg.request_deadline;
+        loop {
+            let Some(primary) = self.writable_primary(Group::Catalog) else {
+                self.wait_for_change(deadline).await?;
+                continue;
+            };
+            let reply = self
+                .transport
+                .call(&primary, Request::Catalog(command.clone()), self.cfg.hop_timeout)
+                .await;
+            match reply {
+                Ok(Response::Catalog {
+                    outcome: CatalogOutcome::Changed(changed),
+                    lsn,
+                }) => {
+                    if let Ok(book) = &changed {
+                        self.invalidate_item(book.id, Some(book.topic.clone()), Some(lsn));
+                    }
+                    return changed.map_err(Error::from);
+                }
+                Ok(other) => return Err(crate::transport::unexpected("catalog write", &other)),
+                Err(Error::NotPrimary { .. }) | Err(Error::StaleEpoch { .. }) => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::Unavailable("no catalog primary".into()));
+                    }
+                    tokio::time::sleep(self.cfg.retry_delay).await;
+                }
+                Err(e) if e.is_retryable() => {
+                    return Err(Error::Unavailable(format!(
+                        "catalog write outcome unknown ({e}); check the book before retrying"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub async fn restock(&self, id: ItemId, qty: u64) -> Result<Book> {
+        self.catalog_write(CatalogCommand::Restock { item: id, qty })
+            .await
+    }
+
+    pub async fn set_price(&self, id: ItemId, cost: u64) -> Result<Book> {
+        self.catalog_write(CatalogCommand::SetPrice { item: id, cost })
+            .await
+    }
+
+    pub async fn add_book(&self, book: Book) -> Result<Book> {
+        self.catalog_write(CatalogCommand::AddBook { book }).await
+    }
+
+    pub fn health(&self) -> Health {
+        let inner = self.inner.lock();
+        let (up, down) = self
+            .cfg
+            .catalog
+            .iter()
+            .chain(self.cfg.order.iter())
+            .cloned()
+            .partition(|n| inner.detector.is_up(n));
+        Health {
+            views: inner.records.values().cloned().collect(),
+            up,
+            down,
+        }
+    }
+
+    /// The cache's counters (for benches and the health page).
+    pub fn cache_stats(&self) -> crate::cache::CacheStats {
+        self.inner.lock().cache.stats()
+    }
+}
+
+#[async_trait]
+impl<T: Transport> Handler for FrontEnd<T> {
+    async fn handle(&self, request: Request) -> Response {
+        let result = match request {
+            Request::ViewReady {
+                group,
+                epoch,
+                commit,
+            } => self.view_ready(group, epoch, commit),
+            Request::Invalidate { keys, lsn } => {
+                self.inner.lock().cache.invalidate(&keys, lsn);
+                Ok(())
+            }
+            other => Err(Error::InvalidInput(format!(
+                "the front end does not serve {other:?} internally"
+            ))),
+        };
+        match result {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error(e),
+        }
+    }
+}

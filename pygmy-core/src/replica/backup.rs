@@ -1,0 +1,127 @@
+//! The pulling side: every replica that is not the primary keeps asking the
+//! primary for what follows its durable log end. That one loop is normal
+//! replication for a backup, and resync for a replica that restarted or was
+//! left out of the view; a new primary uses the same exchange to adopt a
+//! longer log from a backup.
+
+use super::Replica;
+use crate::error::{Error, Result};
+use crate::message::{Fetched, Request, Response};
+use crate::transport::Transport;
+use crate::types::{Epoch, NodeId};
+use std::sync::Arc;
+
+/// What one `Fetch` round brought.
+enum Pulled {
+    /// Entries were appended (or none were new).
+    Entries { got: usize },
+    /// The log was cut back or replaced; ask again.
+    Repaired,
+}
+
+impl<T: Transport> Replica<T> {
+    /// Pulls from the primary of the current view, forever.
+    pub(super) async fn puller(self: Arc<Self>) {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let target = {
+                let inner = self.inner.lock();
+                match &inner.view {
+                    Some(v) if v.primary != self.cfg.me && inner.failed.is_none() => {
+                        Some((v.primary.clone(), v.epoch))
+                    }
+                    _ => None,
+                }
+            };
+            let Some((primary, epoch)) = target else {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            match self.pull_once(&primary, epoch, true).await {
+                Ok(_) => {
+                    let _ = self.maybe_compact().await;
+                }
+                Err(_) => tokio::time::sleep(self.cfg.retry_delay).await,
+            }
+        }
+    }
+
+    /// Pulls from `peer` until it has nothing more (used by a new primary to
+    /// adopt a longer log, so without long polling).
+    pub(super) async fn catch_up_from(&self, peer: &NodeId, epoch: Epoch, wait: bool) -> Result<()> {
+        for _ in 0..10_000 {
+            match self.pull_once(peer, epoch, wait).await? {
+                Pulled::Entries { got: 0 } => return Ok(()),
+                Pulled::Entries { .. } | Pulled::Repaired => {}
+            }
+        }
+        Err(Error::Unavailable(format!("could not catch up from {peer}")))
+    }
+
+    /// One `Fetch` round with `peer`: make my log durable, ask for what
+    /// follows its end, and apply the answer.
+    async fn pull_once(&self, peer: &NodeId, epoch: Epoch, wait: bool) -> Result<Pulled> {
+        // My end must be durable: the primary counts it as my acknowledgement.
+        self.flush().await?;
+        let (after, commit) = {
+            let inner = self.inner.lock();
+            (inner.log.last(), inner.commit)
+        };
+        let request = Request::Fetch {
+            epoch,
+            from: self.cfg.me.clone(),
+            after,
+            commit,
+            limit: self.cfg.fetch_limit,
+            wait_ms: if wait {
+                self.cfg.poll_wait.as_millis() as u64
+            } else {
+                0
+            },
+        };
+        let reply = self
+            .transport
+            .call(peer, request, self.cfg.hop_timeout)
+            .await?;
+        match reply {
+            Response::Fetched(Fetched::Entries { entries, commit }) => {
+                let got = entries.len();
+                {
+                    let mut inner = self.inner.lock();
+                    // Drop the answer if my log or view moved meanwhile (a
+                    // concurrent install or view change): ask again.
+                    if inner.log.last() != after
+                        || inner.view.as_ref().map(|v| v.epoch) != Some(epoch)
+                    {
+                        return Ok(Pulled::Repaired);
+                    }
+                    for e in entries {
+                        inner.log.push(e);
+                    }
+                }
+                self.flush().await?;
+                let mut inner = self.inner.lock();
+                // My log is now a prefix of the peer's, so what it has
+                // committed up to my end is committed for me too.
+                let target = commit.min(inner.log.last().lsn);
+                if !inner.serving {
+                    self.apply_to(&mut inner, target);
+                }
+                drop(inner);
+                self.bump();
+                Ok(Pulled::Entries { got })
+            }
+            Response::Fetched(Fetched::Diverged { truncate_to }) => {
+                self.truncate(truncate_to).await?;
+                Ok(Pulled::Repaired)
+            }
+            Response::Fetched(Fetched::Snapshot(snapshot)) => {
+                self.install_snapshot(*snapshot).await?;
+                Ok(Pulled::Repaired)
+            }
+            other => Err(crate::transport::unexpected("fetch", &other)),
+        }
+    }
+}

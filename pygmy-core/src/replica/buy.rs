@@ -1,0 +1,207 @@
+//! Buying exactly once, across the two groups, and keeping the front end's
+//! cache honest.
+//!
+//! The order primary commits `Begin(request)`, asks the catalog primary to
+//! `Reserve(request)` (idempotent: a repeated request id gets the first
+//! outcome), then commits `Finish(request, outcome)`. Any step may be cut off
+//! by a crash; because every step is idempotent, redoing the rest is always
+//! safe, and the finisher redoes it for every buy left pending — including
+//! those a new order primary inherits. A client retrying with the same
+//! request id gets the same single order.
+//!
+//! The catalog primary pushes `(keys, lsn)` invalidations for every committed
+//! change to the front end, in order, retrying until delivered.
+
+use super::{buy_status, Replica};
+use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Command, OrderCommand, Rejection, Reservation};
+use crate::error::{Error, Result};
+use crate::message::{Request, Response};
+use crate::state::State;
+use crate::transport::Transport;
+use crate::types::{Group, ItemId, Lsn, NodeId, RequestId};
+use std::sync::Arc;
+
+impl<T: Transport> Replica<T> {
+    /// Serves `Buy` on the order primary.
+    pub(super) async fn buy(&self, request: RequestId, item: ItemId, qty: u64) -> Result<Response> {
+        let known = {
+            let inner = self.inner.lock();
+            if !inner.serving {
+                return Err(self.not_primary(&inner));
+            }
+            match &inner.state {
+                State::Orders(ledger) => ledger.status(&request),
+                State::Catalog(_) => None,
+            }
+        };
+        match known {
+            Some(status @ BuyStatus::Done(_)) => {
+                return Ok(Response::Buy {
+                    status,
+                    catalog_lsn: None,
+                })
+            }
+            Some(BuyStatus::Pending { .. }) => {}
+            None => {
+                let created = (self.clock)();
+                let begin = OrderCommand::Begin {
+                    request: request.clone(),
+                    item,
+                    qty,
+                    created,
+                };
+                self.submit(Command::Order(begin)).await?;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
+        let (status, lsn) = self.drive(request, item, qty, deadline).await?;
+        Ok(Response::Buy {
+            status,
+            catalog_lsn: Some(lsn),
+        })
+    }
+
+    /// Reserves at the catalog and records the outcome.
+    async fn drive(
+        &self,
+        request: RequestId,
+        item: ItemId,
+        qty: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(BuyStatus, Lsn)> {
+        let (outcome, lsn) = self.reserve(&request, item, qty, deadline).await?;
+        let finish = OrderCommand::Finish { request, outcome };
+        let (outcome, _) = self.submit(Command::Order(finish)).await?;
+        Ok((buy_status(outcome)?, lsn))
+    }
+
+    /// Asks the catalog primary to reserve, following `NotPrimary` hints and
+    /// retrying until `deadline`.
+    async fn reserve(
+        &self,
+        request: &str,
+        item: ItemId,
+        qty: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Result<Reservation, Rejection>, Lsn)> {
+        let mut hint: Option<NodeId> = None;
+        let mut last = Error::Unavailable("catalog primary unknown".into());
+        while tokio::time::Instant::now() < deadline {
+            let target = hint.take().or_else(|| {
+                let inner = self.inner.lock();
+                inner.others.get(&Group::Catalog).map(|v| v.primary.clone())
+            });
+            let Some(target) = target else {
+                tokio::time::sleep(self.cfg.retry_delay).await;
+                continue;
+            };
+            let command = CatalogCommand::Reserve {
+                request: request.to_string(),
+                item,
+                qty,
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let timeout = self.cfg.hop_timeout.min(left);
+            match self.transport.call(&target, Request::Catalog(command), timeout).await {
+                Ok(Response::Catalog {
+                    outcome: CatalogOutcome::Reserved(outcome),
+                    lsn,
+                }) => return Ok((outcome, lsn)),
+                Ok(other) => return Err(crate::transport::unexpected("reserve", &other)),
+                Err(Error::NotPrimary { hint: Some(h) }) if h != target => {
+                    hint = Some(h);
+                    last = Error::Unavailable(format!("{target} is not the catalog primary"));
+                }
+                Err(e) if e.is_retryable() => {
+                    last = e;
+                    tokio::time::sleep(self.cfg.retry_delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(match last {
+            Error::Unavailable(m) => Error::Unavailable(m),
+            other => Error::Unavailable(format!("catalog unreachable: {other}")),
+        })
+    }
+
+    /// Order primary: finishes every pending buy, periodically, so a buy cut
+    /// off by a crash (of a client, the front end, or the old primary) ends
+    /// as an order or a refusal, never stays pending.
+    pub(super) async fn finisher(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.cfg.finish_interval).await;
+            let pending = {
+                let mut inner = self.inner.lock();
+                if !inner.serving {
+                    continue;
+                }
+                let State::Orders(ledger) = &inner.state else {
+                    return;
+                };
+                let todo: Vec<_> = ledger
+                    .pending()
+                    .into_iter()
+                    .filter(|(r, _, _)| !inner.driving.contains(r))
+                    .collect();
+                for (r, _, _) in &todo {
+                    inner.driving.insert(r.clone());
+                }
+                todo
+            };
+            for (request, item, qty) in pending {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let deadline = tokio::time::Instant::now() + me.cfg.buy_deadline;
+                    let result = me.drive(request.clone(), item, qty, deadline).await;
+                    if let Err(e) = result {
+                        tracing::debug!(node = %me.cfg.me, %request, error = %e, "pending buy not finished yet");
+                    }
+                    me.inner.lock().driving.remove(&request);
+                });
+            }
+        }
+    }
+
+    /// Catalog primary: delivers invalidations to the front end, in order.
+    pub(super) async fn pusher(self: Arc<Self>) {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let batch = {
+                let mut inner = self.inner.lock();
+                if inner.serving {
+                    std::mem::take(&mut inner.outbox)
+                } else {
+                    inner.outbox.clear();
+                    Vec::new()
+                }
+            };
+            if batch.is_empty() {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let lsn = batch.iter().map(|(_, l)| *l).max().unwrap_or(0);
+            let mut keys: Vec<_> = batch.iter().flat_map(|(k, _)| k.iter().cloned()).collect();
+            keys.sort();
+            keys.dedup();
+            let request = Request::Invalidate { keys, lsn };
+            let delivered = self
+                .transport
+                .call(&self.cfg.frontend, request, self.cfg.hop_timeout)
+                .await;
+            if delivered.is_err() {
+                // Put them back in front, to be merged with newer ones.
+                {
+                    let mut inner = self.inner.lock();
+                    if inner.serving {
+                        let newer = std::mem::replace(&mut inner.outbox, batch);
+                        inner.outbox.extend(newer);
+                    }
+                }
+                tokio::time::sleep(self.cfg.retry_delay).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Everything that writes a replica's log file, in one place. Each of these
+//! runs under the `disk` lock, so the file and the in-memory log change
+//! together: the file always holds exactly the in-memory log up to `synced`.
+
+use super::{fail_waiters, Inner, Replica};
+use crate::error::{Error, Result};
+use crate::state::Snapshot;
+use crate::transport::Transport;
+use crate::types::Lsn;
+
+impl<T: Transport> Replica<T> {
+    /// Makes the in-memory log durable: writes what follows `synced`, then
+    /// one fsync for all of it (group commit).
+    pub(super) async fn flush(&self) -> Result<()> {
+        let _disk = self.disk.lock().await;
+        let (entries, last) = {
+            let inner = self.inner.lock();
+            check_failed(&inner)?;
+            let last = inner.log.last().lsn;
+            if inner.synced >= last {
+                return Ok(());
+            }
+            (inner.log.range(inner.synced, last), last)
+        };
+        let written = {
+            let mut storage = self.storage.lock();
+            storage.append(&entries).and_then(|_| storage.sync())
+        };
+        let mut inner = self.inner.lock();
+        if let Err(e) = written {
+            return Err(self.fail(&mut inner, e));
+        }
+        inner.synced = last;
+        self.recompute_commit(&mut inner);
+        drop(inner);
+        self.bump();
+        Ok(())
+    }
+
+    /// Cuts the log after `lsn` (never below the commit point), durably.
+    pub(super) async fn truncate(&self, lsn: Lsn) -> Result<()> {
+        let _disk = self.disk.lock().await;
+        let mut inner = self.inner.lock();
+        check_failed(&inner)?;
+        let lsn = lsn.max(inner.commit);
+        if lsn >= inner.log.last().lsn {
+            return Ok(());
+        }
+        tracing::info!(node = %self.cfg.me, from = %inner.log.last(), to = lsn, "truncating divergent log suffix");
+        inner.log.truncate_after(lsn);
+        fail_waiters(&mut inner, lsn);
+        if inner.synced > lsn {
+            let cut = {
+                let mut storage = self.storage.lock();
+                storage.truncate_after(lsn).and_then(|_| storage.sync())
+            };
+            if let Err(e) = cut {
+                return Err(self.fail(&mut inner, e));
+            }
+            inner.synced = lsn;
+        }
+        drop(inner);
+        self.bump();
+        Ok(())
+    }
+
+    /// Replaces everything with a snapshot from the primary (this replica
+    /// was behind its compacted log).
+    pub(super) async fn install_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        let _disk = self.disk.lock().await;
+        let mut inner = self.inner.lock();
+        check_failed(&inner)?;
+        if snapshot.pos.lsn <= inner.commit || snapshot.state.group() != self.cfg.group {
+            return Ok(());
+        }
+        tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
+        if let Err(e) = self.storage.lock().save_snapshot(&snapshot) {
+            return Err(self.fail(&mut inner, e));
+        }
+        fail_waiters(&mut inner, 0);
+        inner.log.reset(snapshot.pos);
+        inner.state = snapshot.state.clone();
+        inner.commit = snapshot.pos.lsn;
+        inner.synced = snapshot.pos.lsn;
+        inner.snapshot = Some(snapshot);
+        drop(inner);
+        self.bump();
+        Ok(())
+    }
+
+    /// Snapshots the committed state and compacts the log once enough
+    /// entries have been applied since the last snapshot.
+    pub(super) async fn maybe_compact(&self) -> Result<()> {
+        {
+            let inner = self.inner.lock();
+            if inner.commit < inner.log.base().lsn + self.cfg.snapshot_every {
+                return Ok(());
+            }
+        }
+        let _disk = self.disk.lock().await;
+        let mut inner = self.inner.lock();
+        check_failed(&inner)?;
+        // Only durable, committed entries are covered by a snapshot.
+        let upto = inner.commit.min(inner.synced);
+        let Some(pos) = inner.log.pos_at(upto) else {
+            return Ok(());
+        };
+        if upto <= inner.log.base().lsn || upto != inner.commit {
+            return Ok(());
+        }
+        let snapshot = Snapshot {
+            pos,
+            state: inner.state.clone(),
+        };
+        if let Err(e) = self.storage.lock().save_snapshot(&snapshot) {
+            return Err(self.fail(&mut inner, e));
+        }
+        inner.log.compact(pos);
+        inner.snapshot = Some(snapshot);
+        tracing::debug!(node = %self.cfg.me, at = %pos, "compacted log");
+        Ok(())
+    }
+
+    /// Marks the disk as failed: from now on this replica acknowledges
+    /// nothing (its durability promise is gone).
+    pub(super) fn fail(&self, inner: &mut Inner, e: Error) -> Error {
+        tracing::error!(node = %self.cfg.me, error = %e, "disk failed; replica stops acknowledging");
+        inner.failed = Some(e.to_string());
+        inner.serving = false;
+        fail_waiters(inner, 0);
+        e
+    }
+}
+
+fn check_failed(inner: &Inner) -> Result<()> {
+    match &inner.failed {
+        Some(f) => Err(Error::Storage(f.clone())),
+        None => Ok(()),
+    }
+}

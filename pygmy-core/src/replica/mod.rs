@@ -1,0 +1,463 @@
+//! A replica of either group: primary-backup replication with a view
+//! service, as DESIGN.md describes it.
+//!
+//! # How it works
+//!
+//! - **Views.** The front end (the view service) sends every replica the
+//!   current view of every group in each heartbeat. A replica accepts a view
+//!   only with a higher epoch than its own, stores it durably, and from then
+//!   on refuses messages of older epochs: that fences an old primary.
+//! - **Writes** go to the primary of a *confirmed* view. The primary appends
+//!   the command to its log at `(epoch, lsn)`; a syncer task makes the log
+//!   durable (one fsync for everything appended meanwhile: group commit).
+//! - **Replication is pulled.** Every other replica runs a puller that asks
+//!   the primary for "the entries after my durable log end" (`Fetch`). That
+//!   position doubles as the backup's acknowledgement: once every backup of
+//!   the view has asked for entries after lsn `n`, and the primary's own log
+//!   is synced to `n`, entries up to `n` are committed. The primary holds a
+//!   caught-up `Fetch` until it has something new (long poll), so a backup
+//!   learns new entries and the new commit point within one round trip.
+//!   The same exchange resyncs a restarted replica: the answer is either the
+//!   entries that follow, "your log diverges, cut it to lsn m" (an
+//!   uncommitted suffix of an old primary), or a snapshot when the replica
+//!   is behind the primary's compacted log.
+//! - **Commit and apply.** Only committed entries are applied, on every
+//!   replica, in log order, so reads (served by any member) never show a
+//!   write that could still be lost, and every outcome is decided by the log.
+//!   A client is answered only after its entry is committed and applied.
+//! - **View start.** A replica that receives a view naming it primary first
+//!   sends `StartView` to each backup (which accepts the view, fencing the
+//!   old primary, and reports its log end), adopts the longest log among
+//!   them, waits until every backup has pulled its whole log, then asks the
+//!   view service to record the view as confirmed (`ViewReady`). Only then
+//!   does it commit the adopted entries and serve writes.
+//!
+//! # Guarantees
+//!
+//! - A committed entry is durable on every member of the view that
+//!   committed it; the view service only promotes a member of the last
+//!   confirmed view, so committed entries survive any n−1 crashes.
+//! - Two primaries never both commit: committing needs every backup's
+//!   acknowledgement, and a backup that accepted a newer view refuses the
+//!   old primary's epoch.
+//!
+//! # Caveats
+//!
+//! - A write whose primary loses its role before committing gets an
+//!   "outcome unknown" error: it may still be committed by the next primary
+//!   (adoption keeps uncommitted entries). Buys are safe to retry under
+//!   their request id; a retried restock may apply twice.
+//! - The catalog remembers every reservation's request id forever (the
+//!   dedupe table grows with the number of buys).
+
+mod backup;
+mod buy;
+mod disk;
+pub mod log;
+mod primary;
+
+use crate::cache::CacheKey;
+use crate::command::{BuyStatus, Outcome};
+use crate::error::{Error, Result};
+use crate::frontend::Clock;
+use crate::message::{Query, QueryResult, ReplicaStatus, Request, Response};
+use crate::state::{Snapshot, State};
+use crate::storage::Storage;
+use crate::transport::{Handler, Transport};
+use crate::types::{Epoch, Group, Lsn, NodeId, RequestId};
+use crate::view::View;
+use async_trait::async_trait;
+use log::MemLog;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    pub me: NodeId,
+    pub group: Group,
+    /// The view service (the front end).
+    pub frontend: NodeId,
+    /// Deadline of one call to another node.
+    pub hop_timeout: Duration,
+    /// Pause before retrying a failed call.
+    pub retry_delay: Duration,
+    /// How long the primary holds a caught-up `Fetch` (must be well under
+    /// `hop_timeout`).
+    pub poll_wait: Duration,
+    /// How long a buy may take inside the order primary before it answers
+    /// "unavailable" (the buy goes on in the background).
+    pub buy_deadline: Duration,
+    /// How often the order primary looks for pending buys to finish.
+    pub finish_interval: Duration,
+    /// Take a snapshot (and compact the log) every this many applied entries.
+    pub snapshot_every: u64,
+    /// Most entries sent in one `Fetch` answer.
+    pub fetch_limit: usize,
+}
+
+impl ReplicaConfig {
+    /// Defaults fit for a LAN or loopback cluster.
+    pub fn new(me: NodeId, group: Group, frontend: NodeId) -> Self {
+        ReplicaConfig {
+            me,
+            group,
+            frontend,
+            hop_timeout: Duration::from_millis(1000),
+            retry_delay: Duration::from_millis(20),
+            poll_wait: Duration::from_millis(250),
+            buy_deadline: Duration::from_millis(1500),
+            finish_interval: Duration::from_millis(500),
+            snapshot_every: 10_000,
+            fetch_limit: 1024,
+        }
+    }
+}
+
+/// A client waiting for its entry to commit: gets the outcome and the lsn.
+type Waiter = oneshot::Sender<Result<(Outcome, Lsn)>>;
+
+/// Everything a replica knows, behind one lock that is never held across
+/// an `.await` (the state machines are plain structs; async code around
+/// them only moves messages and bytes).
+struct Inner {
+    /// The latest view of my group I accepted (stored durably).
+    view: Option<View>,
+    /// Views of the other group, to find its primary.
+    others: BTreeMap<Group, View>,
+    log: MemLog,
+    /// The latest snapshot (sent to replicas behind the compacted log).
+    snapshot: Option<Snapshot>,
+    /// The state with every entry up to `commit` applied.
+    state: State,
+    commit: Lsn,
+    /// The log is durable up to this lsn.
+    synced: Lsn,
+    /// Primary of the current view, confirmed by the view service.
+    serving: bool,
+    /// Primary: how far each backup of the view has durably pulled.
+    matched: BTreeMap<NodeId, Lsn>,
+    waiters: BTreeMap<Lsn, Vec<Waiter>>,
+    /// Catalog primary: invalidations not yet delivered to the front end.
+    outbox: Vec<(Vec<CacheKey>, Lsn)>,
+    /// Order primary: buys being driven to completion right now.
+    driving: BTreeSet<RequestId>,
+    /// Set when the disk failed: the replica stops acknowledging.
+    failed: Option<String>,
+}
+
+pub struct Replica<T: Transport> {
+    /// Itself, to hand to the tasks it spawns.
+    weak: Weak<Replica<T>>,
+    cfg: ReplicaConfig,
+    transport: Arc<T>,
+    clock: Clock,
+    inner: Mutex<Inner>,
+    storage: Mutex<Box<dyn Storage>>,
+    /// Serialises everything that writes the log file.
+    disk: tokio::sync::Mutex<()>,
+    /// Bumped on every change that someone may be waiting for.
+    changed: watch::Sender<u64>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<T: Transport> Replica<T> {
+    /// Loads the replica's disk (or starts from `initial` on an empty one) and
+    /// starts its background tasks on the current tokio runtime.
+    pub fn start(
+        cfg: ReplicaConfig,
+        transport: Arc<T>,
+        mut storage: Box<dyn Storage>,
+        initial: State,
+        clock: Clock,
+    ) -> Result<Arc<Self>> {
+        if initial.group() != cfg.group {
+            return Err(Error::InvalidInput(format!(
+                "initial state is for the {} group, replica {} is in {}",
+                initial.group(),
+                cfg.me,
+                cfg.group
+            )));
+        }
+        let recovered = storage.load()?;
+        let (state, base) = match &recovered.snapshot {
+            Some(s) => (s.state.clone(), s.pos),
+            None => (initial, crate::types::LogPos::ZERO),
+        };
+        let log = MemLog::new(base, recovered.entries);
+        let synced = log.last().lsn;
+        tracing::info!(
+            node = %cfg.me,
+            view = ?recovered.view.as_ref().map(|v| v.epoch),
+            snapshot = %base,
+            end = %log.last(),
+            "replica loaded"
+        );
+        let inner = Inner {
+            view: recovered.view,
+            others: BTreeMap::new(),
+            log,
+            snapshot: recovered.snapshot,
+            state,
+            commit: base.lsn,
+            synced,
+            serving: false,
+            matched: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            outbox: Vec::new(),
+            driving: BTreeSet::new(),
+            failed: None,
+        };
+        let (changed, _) = watch::channel(0);
+        let replica = Arc::new_cyclic(|weak| Replica {
+            weak: weak.clone(),
+            cfg,
+            transport,
+            clock,
+            inner: Mutex::new(inner),
+            storage: Mutex::new(storage),
+            disk: tokio::sync::Mutex::new(()),
+            changed,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut tasks = vec![
+            tokio::spawn(replica.clone().syncer()),
+            tokio::spawn(replica.clone().puller()),
+        ];
+        match replica.cfg.group {
+            Group::Catalog => tasks.push(tokio::spawn(replica.clone().pusher())),
+            Group::Order => tasks.push(tokio::spawn(replica.clone().finisher())),
+        }
+        *replica.tasks.lock() = tasks;
+        Ok(replica)
+    }
+
+    /// Stops the background tasks (for in-process clusters).
+    pub fn shutdown(&self) {
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+
+    pub fn id(&self) -> &NodeId {
+        &self.cfg.me
+    }
+
+    /// This replica's status, as a heartbeat answers it.
+    pub fn status(&self) -> ReplicaStatus {
+        let inner = self.inner.lock();
+        ReplicaStatus {
+            node: self.cfg.me.clone(),
+            group: self.cfg.group,
+            epoch: inner.view.as_ref().map_or(0, |v| v.epoch),
+            serving: inner.serving,
+            ready: inner.failed.is_none(),
+            end: inner.log.pos_at(inner.synced).unwrap_or(inner.log.base()),
+            commit: inner.commit,
+            digest: inner.state.digest(),
+        }
+    }
+
+    /// A copy of the committed state (for checks and tests).
+    pub fn state(&self) -> State {
+        self.inner.lock().state.clone()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn epoch(inner: &Inner) -> Epoch {
+        inner.view.as_ref().map_or(0, |v| v.epoch)
+    }
+
+    fn is_primary(&self, inner: &Inner) -> bool {
+        inner.view.as_ref().is_some_and(|v| v.primary == self.cfg.me)
+    }
+
+    fn not_primary(&self, inner: &Inner) -> Error {
+        let hint = inner
+            .view
+            .as_ref()
+            .map(|v| v.primary.clone())
+            .filter(|p| p != &self.cfg.me);
+        Error::NotPrimary { hint }
+    }
+
+    /// Accepts the views a heartbeat or `StartView` carries.
+    fn observe_views(&self, views: Vec<View>) -> Result<()> {
+        for view in views {
+            if view.group == self.cfg.group {
+                self.observe_view(view)?;
+            } else {
+                let mut inner = self.inner.lock();
+                let newer = inner
+                    .others
+                    .get(&view.group)
+                    .is_none_or(|v| v.epoch < view.epoch);
+                if newer {
+                    inner.others.insert(view.group, view);
+                    drop(inner);
+                    self.bump();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts a newer view of my group: stores it, then takes my role in it.
+    fn observe_view(&self, view: View) -> Result<()> {
+        let mut inner = self.inner.lock();
+        if view.epoch <= Self::epoch(&inner) {
+            return Ok(());
+        }
+        // Durable before acting on it: after a restart the replica must still
+        // refuse the old epoch.
+        if let Err(e) = self.storage.lock().save_view(&view) {
+            inner.failed = Some(e.to_string());
+            return Err(e);
+        }
+        tracing::info!(node = %self.cfg.me, epoch = view.epoch, primary = %view.primary, "accepted view");
+        let primary = view.primary == self.cfg.me;
+        inner.view = Some(view.clone());
+        inner.serving = false;
+        inner.matched.clear();
+        if !primary {
+            // Entries still waiting may be committed by the next primary or
+            // lost; the caller cannot know which.
+            fail_waiters(&mut inner, 0);
+            inner.outbox.clear();
+        }
+        drop(inner);
+        self.bump();
+        if let (true, Some(me)) = (primary, self.weak.upgrade()) {
+            tokio::spawn(async move { me.start_view(view).await });
+        }
+        Ok(())
+    }
+
+    fn read(&self, query: Query) -> Result<Response> {
+        let inner = self.inner.lock();
+        if let Some(f) = &inner.failed {
+            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
+        }
+        let result = match (&inner.state, query) {
+            (State::Catalog(c), Query::Search { topic }) => QueryResult::Books(c.search(&topic)),
+            (State::Catalog(c), Query::Lookup { id }) => QueryResult::Book(c.lookup(id)),
+            (State::Catalog(c), Query::AllBooks) => QueryResult::Books(c.all()),
+            (State::Orders(o), Query::Order { id }) => QueryResult::Order(o.order(id)),
+            (State::Orders(o), Query::Orders) => QueryResult::Orders(o.orders()),
+            (State::Orders(o), Query::BuyStatus { request }) => {
+                QueryResult::BuyStatus(o.status(&request))
+            }
+            (state, Query::Dump) => QueryResult::State(Box::new(state.clone())),
+            (_, q) => {
+                return Err(Error::InvalidInput(format!(
+                    "{q:?} is not served by the {} group",
+                    self.cfg.group
+                )))
+            }
+        };
+        Ok(Response::Read {
+            result,
+            lsn: inner.commit,
+        })
+    }
+
+    async fn dispatch(&self, request: Request) -> Result<Response> {
+        match request {
+            Request::Heartbeat { views } => {
+                self.observe_views(views)?;
+                Ok(Response::Status(self.status()))
+            }
+            Request::StartView { view } => {
+                if view.group != self.cfg.group {
+                    return Err(Error::InvalidInput("view of another group".into()));
+                }
+                let epoch = view.epoch;
+                self.observe_view(view)?;
+                let inner = self.inner.lock();
+                let current = Self::epoch(&inner);
+                if current != epoch {
+                    return Err(Error::StaleEpoch {
+                        got: epoch,
+                        current,
+                    });
+                }
+                Ok(Response::LogEnd {
+                    end: inner.log.pos_at(inner.synced).unwrap_or(inner.log.base()),
+                })
+            }
+            Request::Fetch {
+                epoch,
+                from,
+                after,
+                commit,
+                limit,
+                wait_ms,
+            } => {
+                let wait = Duration::from_millis(wait_ms).min(self.cfg.poll_wait);
+                self.serve_fetch(epoch, from, after, commit, limit, wait)
+                    .await
+            }
+            Request::Read(query) => self.read(query),
+            Request::Catalog(command) => {
+                if self.cfg.group != Group::Catalog {
+                    return Err(Error::InvalidInput(
+                        "catalog command sent to an order replica".into(),
+                    ));
+                }
+                let (outcome, lsn) = self
+                    .submit(crate::command::Command::Catalog(command))
+                    .await?;
+                match outcome {
+                    Outcome::Catalog(outcome) => Ok(Response::Catalog { outcome, lsn }),
+                    other => Err(Error::Transport(format!("unexpected outcome {other:?}"))),
+                }
+            }
+            Request::Buy { request, item, qty } => {
+                if self.cfg.group != Group::Order {
+                    return Err(Error::InvalidInput("buy sent to a catalog replica".into()));
+                }
+                self.buy(request, item, qty).await
+            }
+            Request::ViewReady { .. } | Request::Invalidate { .. } => Err(Error::InvalidInput(
+                "view-service message sent to a replica".into(),
+            )),
+        }
+    }
+}
+
+/// Fails every waiter for an lsn above `above`: their entries are gone from
+/// this log, or may be committed by someone else.
+fn fail_waiters(inner: &mut Inner, above: Lsn) {
+    let gone = inner.waiters.split_off(&(above + 1));
+    for (_, waiters) in gone {
+        for w in waiters {
+            let _ = w.send(Err(Error::Unavailable(
+                "primary changed; outcome unknown, retry with the same request id".into(),
+            )));
+        }
+    }
+}
+
+/// The status of a buy, from an applied outcome.
+fn buy_status(outcome: Outcome) -> Result<BuyStatus> {
+    match outcome {
+        Outcome::Order(status) => Ok(status),
+        other => Err(Error::Transport(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+#[async_trait]
+impl<T: Transport> Handler for Replica<T> {
+    async fn handle(&self, request: Request) -> Response {
+        match self.dispatch(request).await {
+            Ok(r) => r,
+            Err(e) => Response::Error(e),
+        }
+    }
+}

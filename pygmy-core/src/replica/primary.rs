@@ -1,0 +1,298 @@
+//! The primary's side: accepting writes, committing them, starting a view,
+//! and answering `Fetch` (which any replica does, for resync and adoption).
+
+use super::{Inner, Replica};
+use crate::cache::CacheKey;
+use crate::command::{CatalogCommand, Command, Entry, Outcome};
+use crate::error::{Error, Result};
+use crate::message::{Fetched, Request, Response};
+use crate::state::State;
+use crate::transport::Transport;
+use crate::types::{Epoch, LogPos, Lsn, NodeId};
+use crate::view::View;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+use super::log::FetchAnswer;
+
+impl<T: Transport> Replica<T> {
+    /// Appends a command and waits until it is committed and applied.
+    /// Returns its outcome and lsn.
+    pub(super) async fn submit(&self, command: Command) -> Result<(Outcome, Lsn)> {
+        let rx = {
+            let mut inner = self.inner.lock();
+            if let Some(f) = &inner.failed {
+                return Err(Error::Unavailable(format!("replica disk failed: {f}")));
+            }
+            if !inner.serving {
+                return Err(self.not_primary(&inner));
+            }
+            let epoch = Self::epoch(&inner);
+            let pos = LogPos::new(epoch, inner.log.last().lsn + 1);
+            inner.log.push(Entry { pos, command });
+            let (tx, rx) = oneshot::channel();
+            inner.waiters.entry(pos.lsn).or_default().push(tx);
+            rx
+        };
+        // Wakes the syncer and the long-polling backups.
+        self.bump();
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unavailable(
+                "replica stopped; outcome unknown, retry with the same request id".into(),
+            )),
+        }
+    }
+
+    /// Makes appended entries durable as they come, many per fsync.
+    pub(super) async fn syncer(self: Arc<Self>) {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let pending = {
+                let inner = self.inner.lock();
+                inner.failed.is_none() && inner.synced < inner.log.last().lsn
+            };
+            if pending {
+                if self.flush().await.is_err() {
+                    return;
+                }
+                let _ = self.maybe_compact().await;
+                continue;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Advances the commit point to what the primary's own disk and every
+    /// backup of the view hold, and applies what became committed.
+    pub(super) fn recompute_commit(&self, inner: &mut Inner) {
+        if !inner.serving {
+            return;
+        }
+        let Some(view) = inner.view.as_ref() else {
+            return;
+        };
+        let mut target = inner.synced;
+        for b in &view.backups {
+            target = target.min(inner.matched.get(b).copied().unwrap_or(0));
+        }
+        self.apply_to(inner, target);
+    }
+
+    /// Applies committed entries up to `target` and answers their waiters.
+    pub(super) fn apply_to(&self, inner: &mut Inner, target: Lsn) {
+        let target = target.min(inner.log.last().lsn);
+        while inner.commit < target {
+            let lsn = inner.commit + 1;
+            let Some(entry) = inner.log.get(lsn).cloned() else {
+                break;
+            };
+            let outcome = inner.state.apply(&entry.command);
+            inner.commit = lsn;
+            if let Command::Catalog(cmd) = &entry.command {
+                if inner.serving {
+                    let keys = invalidation_keys(&inner.state, cmd);
+                    if !keys.is_empty() {
+                        inner.outbox.push((keys, lsn));
+                    }
+                }
+            }
+            if let Some(waiters) = inner.waiters.remove(&lsn) {
+                for w in waiters {
+                    let _ = w.send(Ok((outcome.clone(), lsn)));
+                }
+            }
+        }
+    }
+
+    /// Becomes the primary of `view`: fences the backups, adopts the longest
+    /// log among them, waits until they hold the whole log, has the view
+    /// confirmed, and only then serves.
+    pub(super) async fn start_view(self: Arc<Self>, view: View) {
+        tracing::info!(node = %self.cfg.me, epoch = view.epoch, "starting view as primary");
+        // 1. Fence every backup and learn its log end.
+        let mut ends = Vec::new();
+        for b in &view.backups {
+            loop {
+                if !self.still_in(&view) {
+                    return;
+                }
+                let req = Request::StartView { view: view.clone() };
+                match self.transport.call(b, req, self.cfg.hop_timeout).await {
+                    Ok(Response::LogEnd { end }) => {
+                        ends.push((b.clone(), end));
+                        break;
+                    }
+                    Err(Error::StaleEpoch { current, .. }) if current > view.epoch => return,
+                    _ => tokio::time::sleep(self.cfg.retry_delay).await,
+                }
+            }
+        }
+        // 2. Adopt the longest log. Entries only a backup holds were never
+        // committed (every committed entry is on every member of the last
+        // confirmed view, this replica included), so this keeps as many
+        // acknowledged-or-not writes as possible; it is not needed for safety,
+        // and a failure here is not fatal.
+        if let Some((b, end)) = ends.iter().max_by_key(|(_, end)| *end) {
+            let mine = self.inner.lock().log.last();
+            if *end > mine {
+                let _ = self.catch_up_from(b, view.epoch, false).await;
+            }
+        }
+        // 3. Own log durable, then wait until every backup pulled all of it.
+        if self.flush().await.is_err() {
+            return;
+        }
+        let target = self.inner.lock().log.last().lsn;
+        let mut rx = self.changed.subscribe();
+        loop {
+            {
+                let inner = self.inner.lock();
+                if !self.still_in_locked(&inner, &view) {
+                    return;
+                }
+                let done = view
+                    .backups
+                    .iter()
+                    .all(|b| inner.matched.get(b).copied().unwrap_or(0) >= target);
+                if done && inner.synced >= target {
+                    break;
+                }
+            }
+            let _ = tokio::time::timeout(self.cfg.poll_wait, rx.changed()).await;
+        }
+        // 4. Ask the view service to record the view as confirmed. Until it
+        // has, nothing new is committed: the view service must know which
+        // replicas hold committed entries before any exist.
+        loop {
+            if !self.still_in(&view) {
+                return;
+            }
+            let req = Request::ViewReady {
+                group: view.group,
+                epoch: view.epoch,
+                commit: target,
+            };
+            match self
+                .transport
+                .call(&self.cfg.frontend, req, self.cfg.hop_timeout)
+                .await
+            {
+                Ok(_) => break,
+                Err(Error::StaleEpoch { .. }) => return,
+                Err(_) => tokio::time::sleep(self.cfg.retry_delay).await,
+            }
+        }
+        // 5. Serve.
+        {
+            let mut inner = self.inner.lock();
+            if !self.still_in_locked(&inner, &view) {
+                return;
+            }
+            inner.serving = true;
+            self.recompute_commit(&mut inner);
+            tracing::info!(node = %self.cfg.me, epoch = view.epoch, commit = inner.commit, "serving as primary");
+        }
+        self.bump();
+    }
+
+    fn still_in(&self, view: &View) -> bool {
+        let inner = self.inner.lock();
+        self.still_in_locked(&inner, view)
+    }
+
+    fn still_in_locked(&self, inner: &Inner, view: &View) -> bool {
+        inner.failed.is_none() && inner.view.as_ref().map(|v| v.epoch) == Some(view.epoch)
+    }
+
+    /// Answers `Fetch`: the entries after `after`, a divergence point, or a
+    /// snapshot. When this replica is the primary and the asker a backup of
+    /// its view, `after` is also the backup's acknowledgement.
+    pub(super) async fn serve_fetch(
+        &self,
+        epoch: Epoch,
+        from: NodeId,
+        after: LogPos,
+        known_commit: Lsn,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Response> {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let acked = {
+                let mut inner = self.inner.lock();
+                let current = Self::epoch(&inner);
+                if epoch != current {
+                    return Err(Error::StaleEpoch {
+                        got: epoch,
+                        current,
+                    });
+                }
+                let answer = inner.log.answer(after, limit.max(1));
+                match answer {
+                    FetchAnswer::Entries(entries) => {
+                        let mut acked = false;
+                        if self.is_primary(&inner)
+                            && inner.view.as_ref().is_some_and(|v| v.backups.contains(&from))
+                        {
+                            let m = inner.matched.entry(from.clone()).or_insert(0);
+                            if after.lsn > *m {
+                                *m = after.lsn;
+                                acked = true;
+                                self.recompute_commit(&mut inner);
+                            }
+                        }
+                        let fresh = !entries.is_empty() || inner.commit > known_commit;
+                        if fresh || tokio::time::Instant::now() >= deadline {
+                            let commit = inner.commit;
+                            drop(inner);
+                            if acked {
+                                self.bump();
+                            }
+                            return Ok(Response::Fetched(Fetched::Entries { entries, commit }));
+                        }
+                        acked
+                    }
+                    FetchAnswer::Diverged(truncate_to) => {
+                        return Ok(Response::Fetched(Fetched::Diverged { truncate_to }))
+                    }
+                    FetchAnswer::Snapshot => match &inner.snapshot {
+                        Some(s) => return Ok(Response::Fetched(Fetched::Snapshot(Box::new(s.clone())))),
+                        None => {
+                            return Err(Error::Unavailable(
+                                "asked for entries before my log, and I have no snapshot".into(),
+                            ))
+                        }
+                    },
+                }
+            };
+            if acked {
+                self.bump();
+            }
+            // Long poll: nothing new yet; wait for a change or the deadline.
+            let _ = tokio::time::timeout_at(deadline, rx.changed()).await;
+        }
+    }
+}
+
+/// The cache keys a committed catalog command makes stale: the item's lookup
+/// and its topic's search.
+fn invalidation_keys(state: &State, cmd: &CatalogCommand) -> Vec<CacheKey> {
+    let item = match cmd {
+        CatalogCommand::Reserve { item, .. }
+        | CatalogCommand::Restock { item, .. }
+        | CatalogCommand::SetPrice { item, .. } => *item,
+        CatalogCommand::AddBook { book } => book.id,
+    };
+    let State::Catalog(catalog) = state else {
+        return Vec::new();
+    };
+    match catalog.lookup(item) {
+        Some(book) => vec![CacheKey::Lookup(item), CacheKey::Search(book.topic)],
+        None => vec![CacheKey::Lookup(item)],
+    }
+}
