@@ -1,1 +1,45 @@
-pub fn placeholder() {}
+//! # Pygmy net
+//!
+//! Pygmy over HTTP: hyper servers and pooled clients for node-to-node
+//! messages, the front end's public API (the original Pygmy's endpoints and
+//! a plain REST one), and file-backed storage. Nothing here decides anything
+//! about the store; it moves bytes to and from `pygmy-core`.
+//!
+//! Servers and clients are generic over how connections are made
+//! ([`Accept`], the client's connector), so `pygmy-sim` runs this exact code
+//! over turmoil's simulated TCP.
+//!
+//! # Layout
+//!
+//! - `accept`: the [`Accept`] trait, and its tokio TCP implementation.
+//! - `server`: [`serve`], the connection loop with graceful stop.
+//! - `app`: [`App`], what a node answers: internal RPC and the public API.
+//! - `rpc`: the internal endpoint `POST /internal/rpc` (token-checked).
+//! - `client`: [`HttpTransport`], the `Transport` over a pooled hyper client.
+//! - `api`: the [`PublicApi`] trait and the public routes.
+//! - `frontend_api`: `PublicApi` for pygmy-core's `FrontEnd`.
+//! - `original`, `rest`: the two public dialects' endpoints.
+//! - `wire`: public JSON bodies, error-to-status mapping, response helpers.
+//! - `body`, `query`, `auth`: size-limited bodies, query strings, tokens.
+//! - `stdfs`: pygmy-core's file-system trait on the real disk.
+
+pub mod accept;
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod client;
+pub mod frontend_api;
+pub mod original;
+pub mod query;
+pub mod rest;
+pub mod rpc;
+pub mod server;
+pub mod stdfs;
+pub mod wire;
+
+pub use accept::Accept;
+pub use api::PublicApi;
+pub use app::App;
+pub use client::{tokio_transport, HttpTransport};
+pub use server::serve;

@@ -1,0 +1,125 @@
+//! Query-string parsing (`?topic=distributed%20systems&id=3`).
+//!
+//! Browsers and HTTP libraries encode a space as `%20` or `+`, so both decode
+//! to a space. Decoding is lenient, as form decoders are: a `%` not followed
+//! by two hex digits stays as it is, and bytes that are not UTF-8 become
+//! U+FFFD, so no query string makes parsing fail; the endpoint then judges
+//! the decoded value.
+
+/// The decoded `name=value` pairs of a query string, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parses the part of a URI after `?` (`None`: no query string at all).
+    pub fn parse(query: Option<&str>) -> Self {
+        let pairs = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value)) => (decode(name), decode(value)),
+                None => (decode(pair), String::new()),
+            })
+            .collect();
+        Params { pairs }
+    }
+
+    /// The value of the first parameter called `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Percent-decodes one name or value, with `+` meaning a space.
+pub fn decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(&hi), Some(&lo)) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
+                    out.push(hex(hi) << 4 | hex(lo));
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Encodes every byte except unreserved ones, spaces as `+` or `%20`.
+    fn encode(s: &str, plus_for_space: bool) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b' ' if plus_for_space => out.push('+'),
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn space_arrives_as_plus_or_percent_20() {
+        for raw in ["distributed%20systems", "distributed+systems"] {
+            let params = Params::parse(Some(&format!("topic={raw}")));
+            assert_eq!(params.get("topic"), Some("distributed systems"));
+        }
+    }
+
+    #[test]
+    fn first_of_repeated_parameters_wins_and_bare_names_are_empty() {
+        let params = Params::parse(Some("id=1&id=2&flag&&x=%zz"));
+        assert_eq!(params.get("id"), Some("1"));
+        assert_eq!(params.get("flag"), Some(""));
+        assert_eq!(params.get("x"), Some("%zz"));
+        assert_eq!(params.get("missing"), None);
+    }
+
+    #[test]
+    fn lowercase_hex_and_multibyte_utf8_decode() {
+        assert_eq!(decode("caf%c3%a9"), "café");
+        assert_eq!(decode("100%"), "100%");
+    }
+
+    proptest! {
+        #[test]
+        fn decode_inverts_encode(s in "\\PC{0,40}", plus in any::<bool>()) {
+            prop_assert_eq!(decode(&encode(&s, plus)), s.clone());
+            let params = Params::parse(Some(&format!("topic={}&x=1", encode(&s, plus))));
+            prop_assert_eq!(params.get("topic"), Some(s.as_str()));
+        }
+
+        #[test]
+        fn parsing_any_string_never_panics(s in "\\PC{0,60}") {
+            let _ = Params::parse(Some(&s));
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! [`Fs`] on the real disk, through `std::fs`.
+//!
+//! Durability is real fsync: `FsFile::sync` and `write_synced` call
+//! `File::sync_all`, and `sync_dir` opens the directory and `sync_all`s it,
+//! which is how POSIX makes a created or renamed directory entry durable.
+//! The empty path (the parent of a bare relative name) means the working
+//! directory, `"."`.
+
+use pygmy_core::fs::{Fs, FsFile};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// The real file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdFs;
+
+/// A file opened for appending (`O_APPEND`): every write goes to the end,
+/// wherever a `set_len` left it.
+#[derive(Debug)]
+pub struct StdFile(File);
+
+fn dir_or_cwd(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
+impl FsFile for StdFile {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+}
+
+impl Fs for StdFs {
+    type File = StdFile;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir_or_cwd(dir))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<StdFile> {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .read(true)
+            .open(path)
+            .map(StdFile)
+    }
+
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut file = File::create(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir_or_cwd(dir))?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pygmy_core::command::{CatalogCommand, Command, Entry};
+    use pygmy_core::logstore::LogStore;
+    use pygmy_core::storage::Storage;
+    use pygmy_core::types::LogPos;
+    use std::path::PathBuf;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("pygmy-stdfs-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn entry(lsn: u64) -> Entry {
+        Entry {
+            pos: LogPos::new(1, lsn),
+            command: Command::Catalog(CatalogCommand::Restock { item: lsn, qty: 1 }),
+        }
+    }
+
+    #[test]
+    fn set_len_then_append_writes_at_the_new_end() {
+        let tmp = TempDir::new("setlen");
+        StdFs.create_dir_all(&tmp.0).unwrap();
+        let path = tmp.0.join("f");
+        let mut f = StdFs.open_append(&path).unwrap();
+        f.append(b"abcdef").unwrap();
+        f.set_len(2).unwrap();
+        f.append(b"X").unwrap();
+        f.sync().unwrap();
+        StdFs.sync_dir(&tmp.0).unwrap();
+        assert_eq!(StdFs.read(&path).unwrap().unwrap(), b"abX");
+    }
+
+    #[test]
+    fn missing_file_reads_as_none() {
+        let tmp = TempDir::new("missing");
+        assert_eq!(StdFs.read(&tmp.0.join("nope")).unwrap(), None);
+    }
+
+    #[test]
+    fn log_store_round_trips_on_the_real_disk() {
+        let tmp = TempDir::new("logstore");
+        let dir = tmp.0.join("catalog-1");
+        let mut store = LogStore::open(StdFs, &dir).unwrap();
+        store.append(&[entry(1), entry(2), entry(3)]).unwrap();
+        store.truncate_after(2).unwrap();
+        store.append(&[entry(3)]).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let mut store = LogStore::open(StdFs, &dir).unwrap();
+        let recovered = store.load().unwrap();
+        assert_eq!(recovered.entries, vec![entry(1), entry(2), entry(3)]);
+    }
+}
