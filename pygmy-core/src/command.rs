@@ -107,7 +107,11 @@ pub enum OrderCommand {
 /// Where a buy stands in the ledger.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BuyStatus {
-    Pending { item: ItemId, qty: u64, created: u64 },
+    Pending {
+        item: ItemId,
+        qty: u64,
+        created: u64,
+    },
     Done(Result<Order, Rejection>),
 }
 

@@ -73,8 +73,12 @@ pub fn replica_name(group: Group, i: usize) -> NodeId {
 impl Embedded {
     /// Starts every node on the current tokio runtime.
     pub fn start(mut opts: EmbeddedOptions) -> Result<Embedded> {
-        let catalog: Vec<_> = (1..=opts.replicas).map(|i| replica_name(Group::Catalog, i)).collect();
-        let order: Vec<_> = (1..=opts.replicas).map(|i| replica_name(Group::Order, i)).collect();
+        let catalog: Vec<_> = (1..=opts.replicas)
+            .map(|i| replica_name(Group::Catalog, i))
+            .collect();
+        let order: Vec<_> = (1..=opts.replicas)
+            .map(|i| replica_name(Group::Order, i))
+            .collect();
         opts.frontend.catalog = catalog.clone();
         opts.frontend.order = order.clone();
         let transport = InProcTransport::new();
@@ -91,7 +95,10 @@ impl Embedded {
             Box::new(records),
             clock.clone(),
         )?;
-        transport.register(opts.frontend.me.clone(), frontend.clone() as Arc<dyn Handler>);
+        transport.register(
+            opts.frontend.me.clone(),
+            frontend.clone() as Arc<dyn Handler>,
+        );
         let mut nodes = BTreeMap::new();
         for (group, names) in [(Group::Catalog, catalog), (Group::Order, order)] {
             for name in names {
@@ -180,7 +187,8 @@ impl Embedded {
             initial,
             self.clock.clone(),
         )?;
-        self.transport.register(node.clone(), replica.clone() as Arc<dyn Handler>);
+        self.transport
+            .register(node.clone(), replica.clone() as Arc<dyn Handler>);
         n.replica = Some(replica);
         Ok(())
     }

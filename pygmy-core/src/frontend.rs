@@ -339,7 +339,10 @@ impl<T: Transport> FrontEnd<T> {
     fn view_ready(&self, group: Group, epoch: u64, commit: Lsn) -> Result<()> {
         let mut inner = self.inner.lock();
         let Some(record) = inner.records.get(&group) else {
-            return Err(Error::StaleEpoch { got: epoch, current: 0 });
+            return Err(Error::StaleEpoch {
+                got: epoch,
+                current: 0,
+            });
         };
         if record.current.epoch != epoch {
             return Err(Error::StaleEpoch {
@@ -389,7 +392,12 @@ impl<T: Transport> FrontEnd<T> {
         }
         let pause = (deadline - now).min(self.cfg.heartbeat_interval);
         let _ = tokio::time::timeout(pause, rx.changed()).await;
-        tokio::time::sleep(self.cfg.retry_delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(
+            self.cfg
+                .retry_delay
+                .min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
         Ok(())
     }
 
@@ -455,7 +463,9 @@ impl<T: Transport> FrontEnd<T> {
                 }
                 Ok(books)
             }
-            (other, _) => Err(Error::Transport(format!("unexpected search result {other:?}"))),
+            (other, _) => Err(Error::Transport(format!(
+                "unexpected search result {other:?}"
+            ))),
         }
     }
 
@@ -474,7 +484,9 @@ impl<T: Transport> FrontEnd<T> {
                 Ok(book)
             }
             (QueryResult::Book(None), _) => Err(Error::NotFound(format!("item {id} not found"))),
-            (other, _) => Err(Error::Transport(format!("unexpected lookup result {other:?}"))),
+            (other, _) => Err(Error::Transport(format!(
+                "unexpected lookup result {other:?}"
+            ))),
         }
     }
 
@@ -582,7 +594,11 @@ impl<T: Transport> FrontEnd<T> {
             };
             let reply = self
                 .transport
-                .call(&primary, Request::Catalog(command.clone()), self.cfg.hop_timeout)
+                .call(
+                    &primary,
+                    Request::Catalog(command.clone()),
+                    self.cfg.hop_timeout,
+                )
                 .await;
             match reply {
                 Ok(Response::Catalog {

@@ -48,7 +48,9 @@ impl Transport for InProcTransport {
         };
         match tokio::time::timeout(timeout, handler.handle(request)).await {
             Ok(response) => into_result(response),
-            Err(_) => Err(Error::Transport(format!("{to} did not answer in {timeout:?}"))),
+            Err(_) => Err(Error::Transport(format!(
+                "{to} did not answer in {timeout:?}"
+            ))),
         }
     }
 }

@@ -64,13 +64,21 @@ pub enum Request {
 /// A read query.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Query {
-    Search { topic: String },
-    Lookup { id: ItemId },
+    Search {
+        topic: String,
+    },
+    Lookup {
+        id: ItemId,
+    },
     AllBooks,
-    Order { id: OrderId },
+    Order {
+        id: OrderId,
+    },
     Orders,
     /// The status of a buy by request id (None if unknown).
-    BuyStatus { request: RequestId },
+    BuyStatus {
+        request: RequestId,
+    },
     /// The whole committed state (internal: for checks and resync tools).
     Dump,
 }
@@ -119,9 +127,15 @@ pub enum Fetched {
 pub enum Response {
     Ok,
     Status(ReplicaStatus),
-    Read { result: QueryResult, lsn: Lsn },
+    Read {
+        result: QueryResult,
+        lsn: Lsn,
+    },
     /// A committed catalog command's outcome and its commit lsn.
-    Catalog { outcome: CatalogOutcome, lsn: Lsn },
+    Catalog {
+        outcome: CatalogOutcome,
+        lsn: Lsn,
+    },
     /// A buy's status; `catalog_lsn` is the commit lsn of its reservation
     /// in the catalog when this call learnt it (for cache invalidation).
     Buy {
@@ -129,7 +143,9 @@ pub enum Response {
         catalog_lsn: Option<Lsn>,
     },
     /// `StartView`: the backup accepted the view; its log ends at `end`.
-    LogEnd { end: LogPos },
+    LogEnd {
+        end: LogPos,
+    },
     Fetched(Fetched),
     Error(Error),
 }

@@ -44,7 +44,11 @@ async fn original_operations_work_on_the_builtin_catalog() {
     assert_eq!(book.count, 100);
     let receipt = fe.buy(1, 1, None).await.unwrap();
     assert_eq!(receipt.order.item_id, 1);
-    assert_eq!(fe.lookup(1).await.unwrap().count, 99, "the buy invalidated the cached lookup");
+    assert_eq!(
+        fe.lookup(1).await.unwrap().count,
+        99,
+        "the buy invalidated the cached lookup"
+    );
     assert!(matches!(fe.lookup(999).await, Err(Error::NotFound(_))));
     assert_eq!(fe.order(receipt.order.id).await.unwrap(), receipt.order);
 }
@@ -66,7 +70,10 @@ async fn sold_out_fails_and_restocks_by_ten() {
     cluster.wait_ready(READY).await.unwrap();
     let fe = &cluster.frontend;
     fe.buy(3, 100, None).await.unwrap();
-    assert!(matches!(fe.buy(3, 1, None).await, Err(Error::OutOfStock(3))));
+    assert!(matches!(
+        fe.buy(3, 1, None).await,
+        Err(Error::OutOfStock(3))
+    ));
     assert_eq!(fe.lookup(3).await.unwrap().count, 10);
 }
 
@@ -78,13 +85,25 @@ async fn buys_survive_primary_crashes_and_replicas_resync() {
     let mut acked = Vec::new();
     for round in 0..4 {
         // Crash the current primary of one group, keep buying.
-        let group = if round % 2 == 0 { Group::Order } else { Group::Catalog };
-        let record = fe.health().views.into_iter().find(|r| r.current.group == group).unwrap();
+        let group = if round % 2 == 0 {
+            Group::Order
+        } else {
+            Group::Catalog
+        };
+        let record = fe
+            .health()
+            .views
+            .into_iter()
+            .find(|r| r.current.group == group)
+            .unwrap();
         let victim = record.current.primary.clone();
         cluster.crash(&victim);
         for i in 0..5 {
             let key = format!("r{round}-{i}");
-            let receipt = fe.buy(4, 1, Some(key.clone())).await.expect("buy during failover");
+            let receipt = fe
+                .buy(4, 1, Some(key.clone()))
+                .await
+                .expect("buy during failover");
             acked.push((key, receipt.order.id));
         }
         cluster.restart(&victim).unwrap();
@@ -95,7 +114,9 @@ async fn buys_survive_primary_crashes_and_replicas_resync() {
     converged(&cluster, Group::Catalog).await;
     for i in 1..=2 {
         let r = cluster.replica(&replica_name(Group::Order, i)).unwrap();
-        let State::Orders(ledger) = r.state() else { panic!() };
+        let State::Orders(ledger) = r.state() else {
+            panic!()
+        };
         for (key, id) in &acked {
             let order = ledger.order(*id).expect("acknowledged order present");
             assert_eq!(&order.request, key);

@@ -34,7 +34,10 @@ pub async fn serve<A: Accept>(mut acceptor: A, app: Arc<App>, shutdown: impl Fut
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
+        // `biased`: poll in the written order rather than a random one, so a
+        // seeded simulation replays identically.
         tokio::select! {
+            biased;
             _ = &mut shutdown => break,
             accepted = acceptor.accept() => match accepted {
                 Ok(io) => {
@@ -65,6 +68,7 @@ where
         .serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
+        biased;
         // A connection error (peer reset, malformed HTTP) concerns only this
         // connection; hyper has already answered what it could.
         _ = conn.as_mut() => return,

@@ -50,14 +50,21 @@ impl<T: Transport> Replica<T> {
 
     /// Pulls from `peer` until it has nothing more (used by a new primary to
     /// adopt a longer log, so without long polling).
-    pub(super) async fn catch_up_from(&self, peer: &NodeId, epoch: Epoch, wait: bool) -> Result<()> {
+    pub(super) async fn catch_up_from(
+        &self,
+        peer: &NodeId,
+        epoch: Epoch,
+        wait: bool,
+    ) -> Result<()> {
         for _ in 0..10_000 {
             match self.pull_once(peer, epoch, wait).await? {
                 Pulled::Entries { got: 0 } => return Ok(()),
                 Pulled::Entries { .. } | Pulled::Repaired => {}
             }
         }
-        Err(Error::Unavailable(format!("could not catch up from {peer}")))
+        Err(Error::Unavailable(format!(
+            "could not catch up from {peer}"
+        )))
     }
 
     /// One `Fetch` round with `peer`: make my log durable, ask for what

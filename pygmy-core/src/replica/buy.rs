@@ -13,7 +13,9 @@
 //! change to the front end, in order, retrying until delivered.
 
 use super::{buy_status, Replica};
-use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Command, OrderCommand, Rejection, Reservation};
+use crate::command::{
+    BuyStatus, CatalogCommand, CatalogOutcome, Command, OrderCommand, Rejection, Reservation,
+};
 use crate::error::{Error, Result};
 use crate::message::{Request, Response};
 use crate::state::State;
@@ -102,7 +104,11 @@ impl<T: Transport> Replica<T> {
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let timeout = self.cfg.hop_timeout.min(left);
-            match self.transport.call(&target, Request::Catalog(command), timeout).await {
+            match self
+                .transport
+                .call(&target, Request::Catalog(command), timeout)
+                .await
+            {
                 Ok(Response::Catalog {
                     outcome: CatalogOutcome::Reserved(outcome),
                     lsn,

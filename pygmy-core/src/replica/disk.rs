@@ -74,7 +74,21 @@ impl<T: Transport> Replica<T> {
             return Ok(());
         }
         tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
-        if let Err(e) = self.storage.lock().save_snapshot(&snapshot) {
+        // The snapshot replaces my whole log. Storage keeps the entries after
+        // a snapshot (compaction does), so first cut those: they may be a
+        // divergent suffix, and the file must hold exactly the in-memory log.
+        let installed = {
+            let mut storage = self.storage.lock();
+            let cut = if inner.synced > snapshot.pos.lsn {
+                storage
+                    .truncate_after(snapshot.pos.lsn)
+                    .and_then(|_| storage.sync())
+            } else {
+                Ok(())
+            };
+            cut.and_then(|_| storage.save_snapshot(&snapshot))
+        };
+        if let Err(e) = installed {
             return Err(self.fail(&mut inner, e));
         }
         fail_waiters(&mut inner, 0);

@@ -161,7 +161,10 @@ mod tests {
             l.answer(LogPos::new(1, 2), 10),
             FetchAnswer::Entries(vec![entry(2, 3), entry(2, 4)])
         );
-        assert_eq!(l.answer(LogPos::ZERO, 1), FetchAnswer::Entries(vec![entry(1, 1)]));
+        assert_eq!(
+            l.answer(LogPos::ZERO, 1),
+            FetchAnswer::Entries(vec![entry(1, 1)])
+        );
         assert_eq!(l.answer(l.last(), 10), FetchAnswer::Entries(vec![]));
     }
 

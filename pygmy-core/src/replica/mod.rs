@@ -275,7 +275,10 @@ impl<T: Transport> Replica<T> {
     }
 
     fn is_primary(&self, inner: &Inner) -> bool {
-        inner.view.as_ref().is_some_and(|v| v.primary == self.cfg.me)
+        inner
+            .view
+            .as_ref()
+            .is_some_and(|v| v.primary == self.cfg.me)
     }
 
     fn not_primary(&self, inner: &Inner) -> Error {

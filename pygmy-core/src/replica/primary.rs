@@ -237,7 +237,10 @@ impl<T: Transport> Replica<T> {
                     FetchAnswer::Entries(entries) => {
                         let mut acked = false;
                         if self.is_primary(&inner)
-                            && inner.view.as_ref().is_some_and(|v| v.backups.contains(&from))
+                            && inner
+                                .view
+                                .as_ref()
+                                .is_some_and(|v| v.backups.contains(&from))
                         {
                             let m = inner.matched.entry(from.clone()).or_insert(0);
                             if after.lsn > *m {
@@ -261,7 +264,9 @@ impl<T: Transport> Replica<T> {
                         return Ok(Response::Fetched(Fetched::Diverged { truncate_to }))
                     }
                     FetchAnswer::Snapshot => match &inner.snapshot {
-                        Some(s) => return Ok(Response::Fetched(Fetched::Snapshot(Box::new(s.clone())))),
+                        Some(s) => {
+                            return Ok(Response::Fetched(Fetched::Snapshot(Box::new(s.clone()))))
+                        }
                         None => {
                             return Err(Error::Unavailable(
                                 "asked for entries before my log, and I have no snapshot".into(),
