@@ -1,0 +1,268 @@
+//! The cluster's hosts under turmoil: a front end and the replicas of both
+//! groups, each built by a factory that turmoil calls again on every boot —
+//! whatever must survive a crash lives on the host's simulated disk.
+//!
+//! Each host runs exactly what `pygmy-net` ships: the hyper server and the
+//! pooled hyper client, over turmoil's TCP, and the storage format over
+//! turmoil's file system.
+
+use crate::net::{SimConnector, SimListener};
+use crate::simfs::SimFs;
+use pygmy_core::catalog::{Catalog, CatalogPolicy};
+use pygmy_core::frontend::{Clock, FrontEnd, FrontEndConfig};
+use pygmy_core::fs::{Fs, FsFile};
+use pygmy_core::logstore::LogStore;
+use pygmy_core::orders::OrderLedger;
+use pygmy_core::record::RecordFile;
+use pygmy_core::replica::{Replica, ReplicaConfig};
+use pygmy_core::state::State;
+use pygmy_core::storage::Storage;
+use pygmy_core::transport::Handler;
+use pygmy_core::types::{Book, Group, NodeId};
+use pygmy_net::{serve, App, HttpTransport, PublicApi};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The token replicas and the front end use among themselves.
+pub const TOKEN: &str = "sim-internal-token";
+/// The admin token (restocks, price changes).
+pub const ADMIN: &str = "sim-admin-token";
+pub const FRONTEND: &str = "frontend";
+pub const FRONTEND_PORT: u16 = 8010;
+
+/// How the cluster is built and timed.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Replicas per group.
+    pub replicas: usize,
+    /// Copies of each book at the start (small, so books sell out).
+    pub stock: u64,
+    /// Deliberately broken: the disk reports syncs it did not do.
+    pub lying_disk: bool,
+    /// Deliberately broken: the view service promotes any live replica,
+    /// skipping the check that it belongs to the last confirmed view.
+    pub promote_stale: bool,
+}
+
+impl ClusterOptions {
+    pub fn nodes(&self) -> Vec<String> {
+        let mut nodes = vec![FRONTEND.to_string()];
+        for group in Group::ALL {
+            for i in 1..=self.replicas {
+                nodes.push(format!("{group}-{i}"));
+            }
+        }
+        nodes
+    }
+
+    pub fn members(&self, group: Group) -> Vec<NodeId> {
+        (1..=self.replicas)
+            .map(|i| NodeId(format!("{group}-{i}")))
+            .collect()
+    }
+
+    /// Every node's `host:port`.
+    pub fn addrs(&self) -> BTreeMap<NodeId, String> {
+        let mut addrs = BTreeMap::new();
+        addrs.insert(NodeId::new(FRONTEND), format!("{FRONTEND}:{FRONTEND_PORT}"));
+        for (g, group) in Group::ALL.iter().enumerate() {
+            for (i, m) in self.members(*group).into_iter().enumerate() {
+                let port = FRONTEND_PORT + 1 + (g * self.replicas + i) as u16;
+                addrs.insert(m.clone(), format!("{}:{port}", m.0));
+            }
+        }
+        addrs
+    }
+
+    /// The catalog the simulation starts from: the original's seven books,
+    /// with `stock` copies each.
+    pub fn catalog(&self) -> Catalog {
+        let books: Vec<Book> = Catalog::builtin()
+            .all()
+            .into_iter()
+            .map(|b| Book {
+                count: self.stock,
+                ..b
+            })
+            .collect();
+        Catalog::from_books(books, CatalogPolicy::default()).expect("the built-in books are valid")
+    }
+}
+
+/// Simulated time in milliseconds, for order timestamps.
+pub fn sim_clock() -> Clock {
+    Arc::new(|| turmoil::sim_elapsed().map_or(0, |d| d.as_millis() as u64))
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(FRONTEND_PORT)
+}
+
+/// Timings for a simulated LAN: fast heartbeats so failover fits in a
+/// short run.
+pub fn frontend_config(opts: &ClusterOptions, seed: u64) -> FrontEndConfig {
+    let mut cfg = FrontEndConfig::new(
+        NodeId::new(FRONTEND),
+        opts.members(Group::Catalog),
+        opts.members(Group::Order),
+    );
+    cfg.heartbeat_interval = Duration::from_millis(100);
+    cfg.misses_for_down = 3;
+    cfg.hop_timeout = Duration::from_millis(500);
+    cfg.buy_timeout = Duration::from_millis(1500);
+    cfg.request_deadline = Duration::from_millis(3000);
+    cfg.cache_capacity = 64;
+    cfg.seed = seed;
+    cfg.unsafe_promote_stale = opts.promote_stale;
+    cfg
+}
+
+pub fn replica_config(node: NodeId, group: Group) -> ReplicaConfig {
+    let mut cfg = ReplicaConfig::new(node, group, NodeId::new(FRONTEND));
+    cfg.hop_timeout = Duration::from_millis(500);
+    cfg.poll_wait = Duration::from_millis(200);
+    cfg.buy_deadline = Duration::from_millis(1000);
+    cfg.finish_interval = Duration::from_millis(300);
+    // Small, so snapshots, compaction and snapshot installs happen in runs.
+    cfg.snapshot_every = 64;
+    cfg.fetch_limit = 32;
+    cfg
+}
+
+fn transport(opts: &ClusterOptions) -> Arc<HttpTransport<SimConnector>> {
+    Arc::new(HttpTransport::new(SimConnector, opts.addrs(), TOKEN))
+}
+
+/// Boots the front end (called by turmoil on every start).
+pub async fn frontend_host(opts: ClusterOptions, seed: u64) -> turmoil::Result {
+    let records = RecordFile::new(disk(&opts), "/data/views");
+    let fe = FrontEnd::new(
+        frontend_config(&opts, seed),
+        transport(&opts),
+        Box::new(records),
+        sim_clock(),
+    )?;
+    fe.start();
+    let app = App::new(fe.clone() as Arc<dyn Handler>, TOKEN)
+        .with_public(fe as Arc<dyn PublicApi>, ADMIN);
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", FRONTEND_PORT)).await?;
+    serve(
+        SimListener(listener),
+        Arc::new(app),
+        std::future::pending::<()>(),
+    )
+    .await;
+    Ok(())
+}
+
+/// Boots a replica (called by turmoil on every start).
+pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> turmoil::Result {
+    let storage: Box<dyn Storage> = Box::new(LogStore::open(disk(&opts), "/data")?);
+    let initial = match group {
+        Group::Catalog => State::Catalog(opts.catalog()),
+        Group::Order => State::Orders(OrderLedger::new()),
+    };
+    let port = port_of(&opts.addrs()[&node]);
+    let replica = Replica::start(
+        replica_config(node, group),
+        transport(&opts),
+        storage,
+        initial,
+        sim_clock(),
+    )?;
+    let app = App::new(replica as Arc<dyn Handler>, TOKEN);
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    serve(
+        SimListener(listener),
+        Arc::new(app),
+        std::future::pending::<()>(),
+    )
+    .await;
+    Ok(())
+}
+
+/// Registers every host of the cluster on `sim`.
+pub fn add_hosts(sim: &mut turmoil::Sim<'_>, opts: &ClusterOptions, seed: u64) {
+    let o = opts.clone();
+    sim.host(FRONTEND, move || frontend_host(o.clone(), seed));
+    for group in Group::ALL {
+        for node in opts.members(group) {
+            let o = opts.clone();
+            let name = node.0.clone();
+            sim.host(name.as_str(), move || {
+                replica_host(o.clone(), node.clone(), group)
+            });
+        }
+    }
+}
+
+/// The disk a host writes to: turmoil's, honest or (deliberately) lying.
+fn disk(opts: &ClusterOptions) -> MaybeLying {
+    MaybeLying {
+        lying: opts.lying_disk,
+    }
+}
+
+/// [`SimFs`], or a broken one whose syncs do nothing — "a storage that
+/// reports a sync it did not do" — to prove the checks catch it.
+#[derive(Clone, Copy)]
+pub struct MaybeLying {
+    lying: bool,
+}
+
+pub struct MaybeLyingFile {
+    file: <SimFs as Fs>::File,
+    lying: bool,
+}
+
+impl FsFile for MaybeLyingFile {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.append(bytes)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        if self.lying {
+            return Ok(());
+        }
+        self.file.sync()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+}
+
+impl Fs for MaybeLying {
+    type File = MaybeLyingFile;
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        SimFs.create_dir_all(dir)
+    }
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        SimFs.read(path)
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Self::File> {
+        Ok(MaybeLyingFile {
+            file: SimFs.open_append(path)?,
+            lying: self.lying,
+        })
+    }
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        SimFs.write_synced(path, bytes)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        SimFs.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        SimFs.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.lying {
+            return Ok(());
+        }
+        SimFs.sync_dir(dir)
+    }
+}

@@ -1,0 +1,146 @@
+//! Fault schedules, drawn from the seed: crashes and restarts of any node
+//! (the front end included), partitions between any pair (both directions or
+//! one way), message loss and latency spikes. Every fault is undone by its own
+//! later event, and all are undone at the heal time.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    Crash(String),
+    Restart(String),
+    Partition(String, String),
+    /// Messages from the first node to the second are dropped.
+    PartitionOneWay(String, String),
+    Repair(String, String),
+    /// Links start failing at random (turmoil drops the messages in flight).
+    Loss(f64),
+    /// Message latency up to this many milliseconds.
+    Latency(u64),
+    /// Loss and latency back to normal.
+    Calm,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Crash(n) => write!(f, "crash {n}"),
+            Fault::Restart(n) => write!(f, "restart {n}"),
+            Fault::Partition(a, b) => write!(f, "partition {a} <-> {b}"),
+            Fault::PartitionOneWay(a, b) => write!(f, "partition {a} -> {b}"),
+            Fault::Repair(a, b) => write!(f, "repair {a} <-> {b}"),
+            Fault::Loss(p) => write!(f, "message loss {p}"),
+            Fault::Latency(ms) => write!(f, "latency up to {ms} ms"),
+            Fault::Calm => write!(f, "loss and latency back to normal"),
+        }
+    }
+}
+
+/// Faults at simulated times, in time order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Schedule {
+    pub events: Vec<(Duration, Fault)>,
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.events.is_empty() {
+            return write!(f, "  (no faults)");
+        }
+        for (i, (at, fault)) in self.events.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  {:>6.3}s {fault}", at.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
+/// Draws a schedule: `count` faults, each starting in `window` and lasting
+/// a random while (ending by `window.end`).
+pub fn draw(seed: u64, nodes: &[String], window: (Duration, Duration), count: usize) -> Schedule {
+    // A stream of its own, so the schedule does not shift when the
+    // simulation's own use of randomness changes.
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_fa17);
+    let (start, end) = (window.0.as_millis() as u64, window.1.as_millis() as u64);
+    let mut events = Vec::new();
+    for _ in 0..count {
+        let at = rng.gen_range(start..end);
+        let until = (at + rng.gen_range(200..3000)).min(end);
+        let (at, until) = (Duration::from_millis(at), Duration::from_millis(until));
+        let a = nodes[rng.gen_range(0..nodes.len())].clone();
+        let mut b = nodes[rng.gen_range(0..nodes.len())].clone();
+        if a == b {
+            b = nodes[(nodes.iter().position(|n| n == &a).unwrap_or(0) + 1) % nodes.len()].clone();
+        }
+        match rng.gen_range(0..10) {
+            0..=3 => {
+                events.push((at, Fault::Crash(a.clone())));
+                events.push((until, Fault::Restart(a)));
+            }
+            4..=5 => {
+                events.push((at, Fault::Partition(a.clone(), b.clone())));
+                events.push((until, Fault::Repair(a, b)));
+            }
+            6..=7 => {
+                events.push((at, Fault::PartitionOneWay(a.clone(), b.clone())));
+                events.push((until, Fault::Repair(a, b)));
+            }
+            8 => {
+                events.push((at, Fault::Loss(rng.gen_range(0.0005..0.005))));
+                events.push((until, Fault::Calm));
+            }
+            _ => {
+                events.push((at, Fault::Latency(rng.gen_range(50..400))));
+                events.push((until, Fault::Calm));
+            }
+        }
+    }
+    // Stable sort: simultaneous events keep the order they were drawn in.
+    events.sort_by_key(|(at, _)| *at);
+    Schedule { events }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes() -> Vec<String> {
+        ["frontend", "catalog-1", "catalog-2", "order-1", "order-2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_schedule() {
+        let w = (Duration::from_secs(1), Duration::from_secs(10));
+        assert_eq!(draw(7, &nodes(), w, 6), draw(7, &nodes(), w, 6));
+        assert_ne!(draw(7, &nodes(), w, 6), draw(8, &nodes(), w, 6));
+    }
+
+    #[test]
+    fn every_fault_is_undone_inside_the_window() {
+        let w = (Duration::from_secs(1), Duration::from_secs(10));
+        for seed in 0..100 {
+            let s = draw(seed, &nodes(), w, 6);
+            assert_eq!(s.events.len(), 12);
+            assert!(s.events.iter().all(|(at, _)| *at >= w.0 && *at <= w.1));
+            let crashes = s
+                .events
+                .iter()
+                .filter(|(_, f)| matches!(f, Fault::Crash(_)))
+                .count();
+            let restarts = s
+                .events
+                .iter()
+                .filter(|(_, f)| matches!(f, Fault::Restart(_)))
+                .count();
+            assert_eq!(crashes, restarts);
+        }
+    }
+}

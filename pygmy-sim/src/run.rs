@@ -1,0 +1,481 @@
+//! One simulation run: build the cluster under turmoil, start the clients,
+//! apply the seed's fault schedule, heal, let the cluster go quiet, collect
+//! every replica's state, and check the invariants of DESIGN.md.
+//!
+//! Everything random comes from the seed (turmoil's network and disk, the
+//! fault schedule, the clients' choices), so a seed replays exactly: the
+//! run's trace — faults applied and every answer clients got — hashes to the
+//! same value every time.
+
+use crate::check::{self, Violation};
+use crate::cluster::{self, ClusterOptions, TOKEN};
+use crate::faults::{self, Fault, Schedule};
+use crate::history::{History, Recorder};
+use crate::net::SimConnector;
+use crate::workload::{self, WorkloadOptions};
+use parking_lot::Mutex;
+use pygmy_core::command::Order;
+use pygmy_core::message::{Query, QueryResult, ReplicaStatus, Request, Response};
+use pygmy_core::state::State;
+use pygmy_core::transport::Transport;
+use pygmy_core::types::{Group, NodeId};
+use pygmy_net::HttpTransport;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a run is shaped.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub cluster: ClusterOptions,
+    pub clients: usize,
+    /// Faults happen inside this window of simulated time.
+    pub fault_window: (Duration, Duration),
+    /// How many faults the schedule draws.
+    pub faults: usize,
+    /// Everything is healed at this time.
+    pub heal_at: Duration,
+    /// Operations invoked this long after healing must complete...
+    pub settle: Duration,
+    /// ...successfully within this bound (invariant 5).
+    pub bound: Duration,
+    /// Clients start no new operation after this time.
+    pub stop_at: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            cluster: ClusterOptions {
+                replicas: 2,
+                stock: 12,
+                lying_disk: false,
+                promote_stale: false,
+            },
+            clients: 4,
+            fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
+            faults: 5,
+            heal_at: Duration::from_secs(9),
+            settle: Duration::from_secs(3),
+            bound: Duration::from_secs(3),
+            stop_at: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What one run found.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub schedule: Schedule,
+    pub violations: Vec<Violation>,
+    /// Faults applied and answers given, one line each.
+    pub trace: Vec<String>,
+    pub operations: usize,
+    pub simulated: Duration,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// A hash of the trace: equal for two runs of the same seed (given the
+    /// same build; see the crate docs on `tokio_unstable`).
+    pub fn trace_digest(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for line in &self.trace {
+            for b in line.bytes().chain(std::iter::once(b'\n')) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+}
+
+/// What the checker client collected after healing.
+#[derive(Default)]
+struct Final {
+    states: Vec<(NodeId, ReplicaStatus, State)>,
+    errors: Vec<String>,
+}
+
+/// Runs one seed.
+pub fn run_seed(seed: u64, opts: &SimOptions) -> Report {
+    let nodes = opts.cluster.nodes();
+    let schedule = faults::draw(seed, &nodes, opts.fault_window, opts.faults);
+    run_with(seed, opts, schedule)
+}
+
+/// Runs one seed with a given fault schedule (scripted scenarios use this).
+pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(opts.stop_at + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_micros(200))
+        .max_message_latency(Duration::from_millis(2))
+        .repair_rate(0.05)
+        .rng_seed(seed)
+        .build();
+    cluster::add_hosts(&mut sim, &opts.cluster, seed);
+
+    let recorder = Recorder::new();
+    let items = vec![1, 2, 3];
+    let workload = WorkloadOptions {
+        clients: opts.clients,
+        stop_at: opts.stop_at,
+        give_up_after: Duration::from_secs(6),
+        items: items.clone(),
+        topics: vec!["distributed systems".into(), "graduate school".into()],
+    };
+    let done = Arc::new(Mutex::new(0usize));
+    for id in 0..opts.clients {
+        let (w, rec, done) = (workload.clone(), recorder.clone(), done.clone());
+        sim.client(format!("client-{id}"), async move {
+            let result = workload::client(id, seed, w, rec).await;
+            *done.lock() += 1;
+            result
+        });
+    }
+    let fin = Arc::new(Mutex::new(None::<Final>));
+    {
+        let (fin, done, copts, clients) = (
+            fin.clone(),
+            done.clone(),
+            opts.cluster.clone(),
+            opts.clients,
+        );
+        sim.client("checker", async move {
+            while *done.lock() < clients {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            *fin.lock() = Some(collect(&copts).await);
+            Ok(())
+        });
+    }
+
+    let mut trace = Vec::new();
+    let mut violations = Vec::new();
+    let mut pending: std::collections::VecDeque<_> = schedule.events.iter().cloned().collect();
+    let mut crashed: BTreeSet<String> = BTreeSet::new();
+    let mut healed = false;
+    loop {
+        let now = sim.elapsed();
+        while pending.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, fault) = pending.pop_front().expect("checked above");
+            apply(&mut sim, &fault, &mut crashed, &mut trace, now);
+        }
+        if !healed && now >= opts.heal_at {
+            healed = true;
+            pending.clear();
+            heal(&mut sim, &nodes_of(opts), &mut crashed, &mut trace, now);
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                violations.push(Violation::new(
+                    "no crash or panic",
+                    format!("simulation error: {e}"),
+                ));
+                break;
+            }
+        }
+    }
+    let simulated = sim.elapsed();
+    let history = recorder.snapshot();
+    for e in history.events() {
+        trace.push(format!("{e}"));
+    }
+    let collected = fin.lock().take();
+    match collected {
+        Some(f) => check_all(opts, &history, &f, &mut violations, &mut trace),
+        None if violations.is_empty() => violations.push(Violation::new(
+            "run completes",
+            "the checker never collected the final state",
+        )),
+        None => {}
+    }
+    Report {
+        seed,
+        schedule,
+        violations,
+        trace,
+        operations: history.len(),
+        simulated,
+    }
+}
+
+fn nodes_of(opts: &SimOptions) -> Vec<String> {
+    opts.cluster.nodes()
+}
+
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    fault: &Fault,
+    crashed: &mut BTreeSet<String>,
+    trace: &mut Vec<String>,
+    now: Duration,
+) {
+    match fault {
+        Fault::Crash(n) => {
+            if !crashed.insert(n.clone()) {
+                return;
+            }
+            sim.crash(n.as_str());
+        }
+        Fault::Restart(n) => {
+            if !crashed.remove(n) {
+                return;
+            }
+            sim.bounce(n.as_str());
+        }
+        Fault::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
+        Fault::PartitionOneWay(a, b) => sim.partition_oneway(a.as_str(), b.as_str()),
+        Fault::Repair(a, b) => sim.repair(a.as_str(), b.as_str()),
+        Fault::Loss(p) => sim.set_fail_rate(*p),
+        Fault::Latency(ms) => sim.set_max_message_latency(Duration::from_millis(*ms)),
+        Fault::Calm => {
+            sim.set_fail_rate(0.0);
+            sim.set_max_message_latency(Duration::from_millis(2));
+        }
+    }
+    trace.push(format!("{:.3}s {fault}", now.as_secs_f64()));
+}
+
+/// Undoes every fault: restarts crashed nodes, repairs every link.
+fn heal(
+    sim: &mut turmoil::Sim<'_>,
+    nodes: &[String],
+    crashed: &mut BTreeSet<String>,
+    trace: &mut Vec<String>,
+    now: Duration,
+) {
+    apply(sim, &Fault::Calm, crashed, trace, now);
+    for n in std::mem::take(crashed) {
+        sim.bounce(n.as_str());
+    }
+    let mut everyone: Vec<String> = nodes.to_vec();
+    everyone.push("checker".into());
+    for a in &everyone {
+        for b in &everyone {
+            if a < b {
+                sim.repair(a.as_str(), b.as_str());
+            }
+        }
+    }
+    trace.push(format!("{:.3}s heal", now.as_secs_f64()));
+}
+
+/// Reads every replica's status and state once they have converged (or the
+/// deadline passed): commit and digest equal within each group, no buy
+/// left pending.
+async fn collect(opts: &ClusterOptions) -> Final {
+    let transport = HttpTransport::new(SimConnector, opts.addrs(), TOKEN);
+    let replicas: Vec<NodeId> = Group::ALL.iter().flat_map(|g| opts.members(*g)).collect();
+    let mut last = Final::default();
+    for _ in 0..60 {
+        let mut f = Final::default();
+        for node in &replicas {
+            match fetch_state(&transport, node).await {
+                Ok((status, state)) => f.states.push((node.clone(), status, state)),
+                Err(e) => f.errors.push(format!("{node}: {e}")),
+            }
+        }
+        let settled = f.errors.is_empty()
+            && Group::ALL.iter().all(|g| {
+                let of: Vec<_> = f.states.iter().filter(|(_, s, _)| s.group == *g).collect();
+                of.windows(2)
+                    .all(|w| (w[0].1.commit, w[0].1.digest) == (w[1].1.commit, w[1].1.digest))
+            })
+            && f.states.iter().all(|(_, _, state)| match state {
+                State::Orders(l) => l.pending().is_empty(),
+                State::Catalog(_) => true,
+            });
+        if settled {
+            return f;
+        }
+        last = f;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    last
+}
+
+async fn fetch_state(
+    transport: &HttpTransport<SimConnector>,
+    node: &NodeId,
+) -> pygmy_core::Result<(ReplicaStatus, State)> {
+    let timeout = Duration::from_secs(1);
+    let status = match transport
+        .call(node, Request::Heartbeat { views: vec![] }, timeout)
+        .await?
+    {
+        Response::Status(s) => s,
+        other => return Err(pygmy_core::transport::unexpected("status", &other)),
+    };
+    match transport
+        .call(node, Request::Read(Query::Dump), timeout)
+        .await?
+    {
+        Response::Read {
+            result: QueryResult::State(state),
+            ..
+        } => Ok((status, *state)),
+        other => Err(pygmy_core::transport::unexpected("dump", &other)),
+    }
+}
+
+fn check_all(
+    opts: &SimOptions,
+    history: &History,
+    fin: &Final,
+    violations: &mut Vec<Violation>,
+    trace: &mut Vec<String>,
+) {
+    for e in &fin.errors {
+        violations.push(Violation::new(
+            check::CONVERGED,
+            format!("replica unreachable after healing: {e}"),
+        ));
+    }
+    let mut catalogs = Vec::new();
+    let mut ledgers = Vec::new();
+    for (node, status, state) in &fin.states {
+        trace.push(format!(
+            "final {node} epoch {} commit {} digest {:016x}",
+            status.epoch, status.commit, status.digest
+        ));
+        match state {
+            State::Catalog(c) => catalogs.push((node.clone(), c.clone())),
+            State::Orders(o) => ledgers.push((node.clone(), o.clone())),
+        }
+    }
+    // 3. Convergence, per group.
+    for group in Group::ALL {
+        let digests: Vec<_> = fin
+            .states
+            .iter()
+            .filter(|(_, s, _)| s.group == group)
+            .map(|(n, s, _)| (n.0.clone(), s.commit, s.digest))
+            .collect();
+        if let Err(v) = check::check_converged(&digests) {
+            violations.push(v);
+        }
+    }
+    // Buys still pending after quiescence would break conservation too;
+    // name them first, it is the more useful message.
+    for (node, ledger) in &ledgers {
+        let pending = ledger.pending();
+        if !pending.is_empty() {
+            violations.push(Violation::new(
+                "buys finish",
+                format!(
+                    "{node} still has {} pending buys after healing: {pending:?}",
+                    pending.len()
+                ),
+            ));
+        }
+    }
+    // 2. Acknowledged orders on every order replica, once.
+    let acked = history.acked_orders();
+    let replicas: Vec<(String, Vec<Order>)> = ledgers
+        .iter()
+        .map(|(n, l)| (n.0.clone(), l.orders()))
+        .collect();
+    if let Err(v) = check::check_orders(&acked, &replicas) {
+        violations.push(v);
+    }
+    // 1. Stock: non-negative, conserved.
+    if let (Some((_, catalog)), Some((_, ledger))) = (catalogs.first(), ledgers.first()) {
+        let books = catalog.all();
+        let stock: Vec<_> = books
+            .iter()
+            .filter_map(|b| catalog.stock_ledger(b.id).map(|l| (b.id, l)))
+            .collect();
+        if let Err(v) = check::check_stock(&books, &stock, &ledger.orders()) {
+            violations.push(v);
+        }
+        // 4. Linearizable buys per item, and reads of no lost write.
+        let initial: BTreeMap<_, _> = opts
+            .cluster
+            .catalog()
+            .all()
+            .iter()
+            .map(|b| (b.id, b.count))
+            .collect();
+        let policy = catalog.policy().restock_on_empty;
+        match check::check_linearizable_ending_at(history, &initial, policy, &books) {
+            Ok(lin) => {
+                if let Err(v) = check::check_reads_not_lost(history, &lin) {
+                    violations.push(v);
+                }
+            }
+            Err(v) => violations.push(v),
+        }
+    }
+    // 5. After healing and settling, every request completes in the bound.
+    let from = (opts.heal_at + opts.settle).as_nanos() as u64;
+    let bound = opts.bound.as_nanos() as u64;
+    for e in history.events() {
+        if e.invoked < from {
+            continue;
+        }
+        let ok = match &e.completed {
+            Some((at, ret)) => ret.is_definite() && at - e.invoked <= bound,
+            None => false,
+        };
+        if !ok {
+            violations.push(Violation::new(
+                "requests complete after healing",
+                format!("{e} (bound {:?})", opts.bound),
+            ));
+            break;
+        }
+    }
+}
+
+/// A readable account of a failed run.
+pub fn describe(report: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "seed {} FAILED", report.seed);
+    let _ = writeln!(s, "fault schedule:\n{}", report.schedule);
+    for v in &report.violations {
+        let _ = writeln!(s, "violated: {v}");
+    }
+    let _ = write!(
+        s,
+        "replay: cargo run --release -p pygmy-sim -- --seed {}",
+        report.seed
+    );
+    s
+}
+
+/// Runs `seeds` on `jobs` threads; `each` sees every report as it finishes.
+/// Returns `(seed, passed)` in seed order.
+pub fn run_many(
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    opts: &SimOptions,
+    each: impl Fn(&Report) + Sync,
+) -> Vec<(u64, bool)> {
+    let next = std::sync::atomic::AtomicU64::new(seeds.start);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if seed >= seeds.end {
+                    return;
+                }
+                let report = run_seed(seed, opts);
+                each(&report);
+                results.lock().push((seed, report.passed()));
+            });
+        }
+    });
+    let mut results = results.into_inner();
+    results.sort();
+    results
+}

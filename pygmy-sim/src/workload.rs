@@ -1,0 +1,255 @@
+//! Simulated clients: they talk to the front end's public HTTP API exactly
+//! as a user would (REST and the original's API), and record a history of
+//! what they asked and what they were told.
+//!
+//! - Buys carry an `Idempotency-Key` and are retried under it until they get
+//!   a definite answer, so one logical buy is one history operation.
+//! - Restocks are not idempotent: a restock without a definite answer is
+//!   recorded as indeterminate and not retried.
+//! - Reads are retried briefly; a read that never got an answer is
+//!   indeterminate (reads change nothing, so that is harmless).
+
+use crate::cluster::{ADMIN, FRONTEND, FRONTEND_PORT};
+use crate::history::{ClientId, Op, Recorder, Ret};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, StatusCode};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use pygmy_core::command::Order;
+use pygmy_core::types::{Book, ItemId};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::net::SimConnector;
+
+/// What the clients do and for how long.
+#[derive(Clone, Debug)]
+pub struct WorkloadOptions {
+    pub clients: usize,
+    /// Clients start no new operation after this simulated time.
+    pub stop_at: Duration,
+    /// A retried buy gives up (indeterminate) after this long.
+    pub give_up_after: Duration,
+    /// Items the clients use (few, so they contend).
+    pub items: Vec<ItemId>,
+    pub topics: Vec<String>,
+}
+
+/// Simulated time in nanoseconds.
+pub fn now() -> u64 {
+    turmoil::sim_elapsed().map_or(0, |d| d.as_nanos() as u64)
+}
+
+type Http = HttpClient<SimConnector, Full<Bytes>>;
+
+/// One HTTP exchange's result: status and JSON body, or why there was none.
+async fn send(
+    http: &Http,
+    method: Method,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<Value>,
+) -> Result<(StatusCode, Value), String> {
+    let uri = format!("http://{FRONTEND}:{FRONTEND_PORT}{path}");
+    let mut req = hyper::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = req
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let exchange = async {
+        let resp = http.request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let json = serde_json::from_slice(&bytes).map_err(|e| format!("bad JSON: {e}"))?;
+        Ok((status, json))
+    };
+    match tokio::time::timeout(Duration::from_secs(4), exchange).await {
+        Ok(r) => r,
+        Err(_) => Err("client timeout".into()),
+    }
+}
+
+fn message(body: &Value) -> String {
+    body.get("error")
+        .or_else(|| body.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Is this a failure whose outcome is unknown (worth retrying a buy)?
+fn indeterminate(status: StatusCode) -> bool {
+    status.is_server_error()
+}
+
+async fn buy(http: &Http, item: ItemId, qty: u64, key: &str, give_up: u64) -> Ret {
+    let mut last = String::new();
+    while now() < give_up {
+        let reply = send(
+            http,
+            Method::POST,
+            &format!("/books/{item}/buy"),
+            &[("idempotency-key", key.to_string())],
+            Some(serde_json::json!({ "qty": qty })),
+        )
+        .await;
+        match reply {
+            Ok((s, body)) if s.is_success() => {
+                let order: Option<Order> = body
+                    .get("order")
+                    .and_then(|o| serde_json::from_value(o.clone()).ok());
+                return match order {
+                    Some(o) => Ret::Bought {
+                        order_id: o.id,
+                        remaining: o.remaining,
+                    },
+                    None => Ret::Failed(format!("buy answered without an order: {body}")),
+                };
+            }
+            Ok((StatusCode::NOT_FOUND, body)) => {
+                let m = message(&body);
+                return if m.contains("out of stock") {
+                    Ret::OutOfStock
+                } else {
+                    Ret::NotFound
+                };
+            }
+            Ok((s, body)) if indeterminate(s) => last = format!("{s}: {}", message(&body)),
+            Ok((s, body)) => return Ret::Failed(format!("{s}: {}", message(&body))),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ret::Failed(format!("gave up: {last}"))
+}
+
+async fn restock(http: &Http, item: ItemId, qty: u64) -> Ret {
+    let reply = send(
+        http,
+        Method::POST,
+        &format!("/books/{item}/restock"),
+        &[("authorization", format!("Bearer {ADMIN}"))],
+        Some(serde_json::json!({ "qty": qty })),
+    )
+    .await;
+    match reply {
+        Ok((s, body)) if s.is_success() => match serde_json::from_value::<Book>(body.clone()) {
+            Ok(book) => Ret::Restocked { count: book.count },
+            Err(_) => Ret::Failed(format!("restock answered {body}")),
+        },
+        Ok((StatusCode::NOT_FOUND, _)) => Ret::NotFound,
+        Ok((s, body)) => Ret::Failed(format!("{s}: {}", message(&body))),
+        Err(e) => Ret::Failed(e),
+    }
+}
+
+/// A lookup, half the time through the original's API.
+async fn lookup(http: &Http, item: ItemId, original: bool) -> Ret {
+    let path = if original {
+        format!("/lookup?id={item}")
+    } else {
+        format!("/books/{item}")
+    };
+    for _ in 0..3 {
+        match send(http, Method::GET, &path, &[], None).await {
+            Ok((s, body)) if s.is_success() => {
+                let book = if original {
+                    body.get("item")
+                        .and_then(|i| i.get(0))
+                        .and_then(|b| serde_json::from_value::<Book>(b.clone()).ok())
+                } else {
+                    serde_json::from_value::<Book>(body.clone()).ok()
+                };
+                return match book {
+                    Some(b) => Ret::Book(b),
+                    None => Ret::Failed(format!("lookup answered {body}")),
+                };
+            }
+            Ok((StatusCode::NOT_FOUND, _)) => return Ret::NotFound,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    Ret::Failed("lookup: no answer".into())
+}
+
+async fn search(http: &Http, topic: &str) -> Ret {
+    let path = format!("/search?topic={}", topic.replace(' ', "%20"));
+    for _ in 0..3 {
+        match send(http, Method::GET, &path, &[], None).await {
+            Ok((s, body)) if s.is_success() => {
+                let books = body
+                    .get("item")
+                    .and_then(|i| serde_json::from_value::<Vec<Book>>(i.clone()).ok());
+                return match books {
+                    Some(b) => Ret::Books(b),
+                    None => Ret::Failed(format!("search answered {body}")),
+                };
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    Ret::Failed("search: no answer".into())
+}
+
+/// One client's life: operations until `stop_at`, each recorded.
+pub async fn client(
+    id: ClientId,
+    seed: u64,
+    opts: WorkloadOptions,
+    rec: Recorder,
+) -> turmoil::Result {
+    let http: Http = HttpClient::builder(TokioExecutor::new()).build(SimConnector);
+    let mut rng = SmallRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(id as u64));
+    let mut n = 0;
+    while now() < opts.stop_at.as_nanos() as u64 {
+        n += 1;
+        let item = opts.items[rng.gen_range(0..opts.items.len())];
+        let roll = rng.gen_range(0..100);
+        let op = match roll {
+            0..=39 => Op::Buy {
+                item,
+                qty: rng.gen_range(1..=2),
+                key: format!("c{id}-{n}"),
+            },
+            40..=44 if id == 0 => Op::Restock {
+                item,
+                qty: rng.gen_range(1..=5),
+            },
+            45..=59 => Op::Search {
+                topic: opts.topics[rng.gen_range(0..opts.topics.len())].clone(),
+            },
+            _ => Op::Lookup { item },
+        };
+        let index = rec.invoke(id, op.clone(), now());
+        let ret = match &op {
+            Op::Buy { item, qty, key } => {
+                buy(
+                    &http,
+                    *item,
+                    *qty,
+                    key,
+                    now() + opts.give_up_after.as_nanos() as u64,
+                )
+                .await
+            }
+            Op::Restock { item, qty } => restock(&http, *item, *qty).await,
+            Op::Lookup { item } => lookup(&http, *item, rng.gen_bool(0.5)).await,
+            Op::Search { topic } => search(&http, topic).await,
+        };
+        rec.complete(index, now(), ret)?;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(5..60))).await;
+    }
+    Ok(())
+}
