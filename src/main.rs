@@ -1,1 +1,84 @@
-fn main() {}
+//! `pygmy`: run a replicated book store.
+//!
+//! ```text
+//! pygmy up                      # a local cluster: front end + 2 catalog + 2 order replicas
+//! pygmy node --config F --name N   # one node, for machines of its own
+//! ```
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "pygmy", version, about = "A replicated book store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a local cluster (separate processes) and keep it running until Ctrl-C.
+    Up(pygmy::up::UpArgs),
+    /// Run one node of a cluster described by a configuration file.
+    Node {
+        /// The cluster's configuration (TOML; `pygmy up` writes one as DIR/pygmy.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Which node of the configuration to run.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(false)
+        .init();
+}
+
+async fn node(config: PathBuf, name: String) -> Result<(), String> {
+    let text = std::fs::read_to_string(&config)
+        .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
+    let cfg = pygmy::config::ClusterConfig::from_toml(&text)
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+    if cfg.node(&name).is_none() {
+        return Err(format!("{} has no node named {name:?}", config.display()));
+    }
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    };
+    pygmy::node::run_node(&cfg, &name, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Up(args) => pygmy::up::run(&args).await,
+        Cmd::Node { config, name } => {
+            init_logs();
+            node(config, name).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pygmy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

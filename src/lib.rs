@@ -1,0 +1,20 @@
+//! # Pygmy
+//!
+//! A replicated book store: a front end answering `search`, `lookup` and
+//! `buy` over REST, and replicated catalog and order services that survive
+//! crashes and resync after restarts. This package holds the command-line
+//! tool and the glue that runs nodes on real TCP and files; the logic is in
+//! `pygmy-core`, the HTTP adapter in `pygmy-net`, the simulation in
+//! `pygmy-sim`.
+//!
+//! # Layout
+//!
+//! - `config`: a cluster's configuration (TOML).
+//! - `node`: runs one node of a cluster.
+//! - `up`: `pygmy up`, a local cluster of separate processes.
+//! - `http`: a small JSON client for the tool's own checks.
+
+pub mod config;
+pub mod http;
+pub mod node;
+pub mod up;
