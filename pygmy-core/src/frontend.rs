@@ -143,6 +143,8 @@ struct Inner {
     cache: Cache,
     rng: SmallRng,
     counter: u64,
+    /// When each group's current view was confirmed (see `heartbeat_round`).
+    confirmed_at: BTreeMap<Group, Instant>,
 }
 
 pub struct FrontEnd<T: Transport> {
@@ -177,6 +179,7 @@ impl<T: Transport> FrontEnd<T> {
             cache: Cache::new(cfg.cache_capacity),
             rng: SmallRng::seed_from_u64(cfg.seed),
             counter: 0,
+            confirmed_at: BTreeMap::new(),
         };
         let (changed, _) = watch::channel(0);
         Ok(Arc::new(FrontEnd {
@@ -225,6 +228,7 @@ impl<T: Transport> FrontEnd<T> {
             let inner = self.inner.lock();
             inner.records.values().map(|r| r.current.clone()).collect()
         };
+        let probed_at = Instant::now();
         let mut probes = JoinSet::new();
         for node in self.cfg.catalog.iter().chain(self.cfg.order.iter()) {
             let transport = self.transport.clone();
@@ -248,7 +252,19 @@ impl<T: Transport> FrontEnd<T> {
         let mut liveness_changed = false;
         for (node, reply) in replies {
             let ok = match reply {
-                Ok(Response::Status(s)) if s.node == node => {
+                Ok(Response::Status(mut s)) if s.node == node => {
+                    // A primary starts serving only once its view is
+                    // confirmed. A probe sent before the confirmation
+                    // arrived cannot show that, and must not be read as
+                    // "the primary restarted and lost its role", or every
+                    // confirmation would race into a needless view change.
+                    let raced = inner
+                        .confirmed_at
+                        .get(&s.group)
+                        .is_some_and(|at| *at >= probed_at);
+                    if raced {
+                        s.serving = true;
+                    }
                     inner.status.insert(node.clone(), s);
                     true
                 }
@@ -363,6 +379,7 @@ impl<T: Transport> FrontEnd<T> {
                 }
                 return Err(e);
             }
+            inner.confirmed_at.insert(group, Instant::now());
             tracing::info!(target: "heartbeat", %group, epoch, "view confirmed");
             if group == Group::Catalog {
                 // Invalidations the old primary committed but never delivered

@@ -50,6 +50,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let opts = SimOptions::default();
     if let Some(seed) = args.seed {
+        // A replay can show the nodes' own logs: RUST_LOG=info (or debug).
+        if std::env::var_os("RUST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_timer(SimTime)
+                .with_ansi(false)
+                .init();
+        }
         let report = run_seed(seed, &opts);
         println!("seed {seed}\nfault schedule:\n{}", report.schedule);
         for line in &report.trace {
@@ -88,5 +96,17 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Log lines stamped with simulated time, so they line up with the trace.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(t) => write!(w, "{:>9.3}s", t.as_secs_f64()),
+            None => write!(w, "        -"),
+        }
     }
 }

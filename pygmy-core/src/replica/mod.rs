@@ -138,6 +138,8 @@ struct Inner {
     synced: Lsn,
     /// Primary of the current view, confirmed by the view service.
     serving: bool,
+    /// The epoch whose `start_view` this process has begun (0: none).
+    started: Epoch,
     /// Primary: how far each backup of the view has durably pulled.
     matched: BTreeMap<NodeId, Lsn>,
     waiters: BTreeMap<Lsn, Vec<Waiter>>,
@@ -205,6 +207,7 @@ impl<T: Transport> Replica<T> {
             commit: base.lsn,
             synced,
             serving: false,
+            started: 0,
             matched: BTreeMap::new(),
             waiters: BTreeMap::new(),
             outbox: Vec::new(),
@@ -314,7 +317,19 @@ impl<T: Transport> Replica<T> {
     /// Accepts a newer view of my group: stores it, then takes my role in it.
     fn observe_view(&self, view: View) -> Result<()> {
         let mut inner = self.inner.lock();
-        if view.epoch <= Self::epoch(&inner) {
+        let current = Self::epoch(&inner);
+        if view.epoch == current && view.primary == self.cfg.me && inner.started < current {
+            // I restarted as the primary of my current view, maybe before
+            // it was confirmed: the view service waits for me to confirm it,
+            // so start it again (it is safe to redo: see `start_view`).
+            inner.started = current;
+            drop(inner);
+            if let Some(me) = self.weak.upgrade() {
+                tokio::spawn(async move { me.start_view(view).await });
+            }
+            return Ok(());
+        }
+        if view.epoch <= current {
             return Ok(());
         }
         // Durable before acting on it: after a restart the replica must still
@@ -327,6 +342,9 @@ impl<T: Transport> Replica<T> {
         let primary = view.primary == self.cfg.me;
         inner.view = Some(view.clone());
         inner.serving = false;
+        if primary {
+            inner.started = view.epoch;
+        }
         inner.matched.clear();
         if !primary {
             // Entries still waiting may be committed by the next primary or

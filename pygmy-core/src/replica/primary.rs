@@ -111,6 +111,11 @@ impl<T: Transport> Replica<T> {
     /// Becomes the primary of `view`: fences the backups, adopts the longest
     /// log among them, waits until they hold the whole log, has the view
     /// confirmed, and only then serves.
+    ///
+    /// A primary that restarted runs this again for the same epoch: each
+    /// step is safe to repeat (fencing and adoption are idempotent, the wait
+    /// covers whatever the backups hold now, and confirming a confirmed view
+    /// changes nothing), and it only serves after all of them.
     pub(super) async fn start_view(self: Arc<Self>, view: View) {
         tracing::info!(node = %self.cfg.me, epoch = view.epoch, "starting view as primary");
         // 1. Fence every backup and learn its log end.
