@@ -269,7 +269,9 @@ impl Cache {
 
     /// The lowest lsn a fill of `key` may have been read at.
     fn mark(&self, key: &CacheKey) -> Lsn {
-        self.marks.get(key).map_or(self.floor, |m| (*m).max(self.floor))
+        self.marks
+            .get(key)
+            .map_or(self.floor, |m| (*m).max(self.floor))
     }
 
     fn raise_mark(&mut self, key: &CacheKey, lsn: Lsn) {
@@ -404,7 +406,10 @@ mod tests {
         assert!(!c.fill(lookup(1), book(1, 1), 1));
         c.invalidate(&[lookup(1)], 5);
         assert!(c.is_empty() && c.get(&lookup(1)).is_none());
-        assert!(c.marks.is_empty(), "no marks are kept when nothing is cached");
+        assert!(
+            c.marks.is_empty(),
+            "no marks are kept when nothing is cached"
+        );
     }
 
     #[test]
@@ -415,7 +420,10 @@ mod tests {
         c.invalidate(&[lookup(2)], 4);
         c.invalidate_all(10);
         assert!(c.is_empty());
-        assert!(c.marks.is_empty(), "marks at or below the floor are dropped");
+        assert!(
+            c.marks.is_empty(),
+            "marks at or below the floor are dropped"
+        );
         assert!(!c.fill(lookup(7), book(7, 9), 9));
         assert!(c.fill(lookup(7), book(7, 10), 10));
     }
