@@ -12,9 +12,16 @@
 //! - `config`: a cluster's configuration (TOML).
 //! - `node`: runs one node of a cluster.
 //! - `up`: `pygmy up`, a local cluster of separate processes.
+//! - `proc`: the node processes of such a cluster: start, pid files, kill.
+//! - `load`: `pygmy load`, a traffic generator with a latency report.
+//! - `chaos`: `pygmy chaos`, kills and restarts nodes under load and checks
+//!   that nothing was lost.
+//! - `inspect`: reads replicas' status and state over the internal RPC.
 //! - `http`: a small JSON client for the tool's own checks.
 
 pub mod config;
 pub mod http;
+pub mod load;
 pub mod node;
+pub mod proc;
 pub mod up;

@@ -20,6 +20,8 @@ struct Cli {
 enum Cmd {
     /// Start a local cluster (separate processes) and keep it running until Ctrl-C.
     Up(pygmy::up::UpArgs),
+    /// Drive client traffic at a front end and report throughput, latency and errors.
+    Load(pygmy::load::LoadArgs),
     /// Run one node of a cluster described by a configuration file.
     Node {
         /// The cluster's configuration (TOML; `pygmy up` writes one as DIR/pygmy.toml).
@@ -31,23 +33,23 @@ enum Cmd {
     },
 }
 
-fn init_logs() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(false)
-        .init();
-}
-
 async fn node(config: PathBuf, name: String) -> Result<(), String> {
     let text = std::fs::read_to_string(&config)
         .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
     let cfg = pygmy::config::ClusterConfig::from_toml(&text)
         .map_err(|e| format!("{}: {e}", config.display()))?;
     if cfg.node(&name).is_none() {
-        return Err(format!("{} has no node named {name:?}", config.display()));
+        let names: Vec<&str> = cfg.nodes().map(|n| n.name.as_str()).collect();
+        return Err(format!(
+            "{} has no node named {name:?} (it has {})",
+            config.display(),
+            names.join(", ")
+        ));
     }
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cfg.data_dir.display()))?;
+    let heartbeat_log = (cfg.group_of(&name).is_none()).then(|| cfg.data_dir.join("heartbeat.log"));
+    pygmy::node::init_logs(&name, heartbeat_log.as_deref())?;
     let shutdown = async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -64,15 +66,27 @@ async fn node(config: PathBuf, name: String) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+async fn load(args: &pygmy::load::LoadArgs) -> Result<(), String> {
+    let report = pygmy::load::run(args).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", report.table());
+    }
+    match report.total.failed {
+        0 => Ok(()),
+        n => Err(format!("{n} requests failed")),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Up(args) => pygmy::up::run(&args).await,
-        Cmd::Node { config, name } => {
-            init_logs();
-            node(config, name).await
-        }
+        Cmd::Node { config, name } => node(config, name).await,
+        Cmd::Load(args) => load(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,22 @@
 //! Runs one node of a cluster on real TCP and real files: the front end or a
-//! replica, as its configuration says, until `shutdown` resolves.
+//! replica, as its configuration says, until `shutdown` resolves; and sets
+//! up its log.
+//!
+//! # Logs
+//!
+//! A node logs to standard error (`pygmy up` sends it to `DIR/NAME.log`),
+//! one line per event: time (UTC), node, level, the module that logged it,
+//! the event and its fields:
+//!
+//! ```text
+//! 2026-11-25T14:42:20.411806Z frontend  WARN heartbeat: replica is down node=catalog-1
+//! ```
+//!
+//! `RUST_LOG` sets what is logged (`info` when unset; `RUST_LOG=debug`,
+//! `RUST_LOG=pygmy_core::replica=debug,info`, ...). The front end also
+//! writes its heartbeat lines — replicas going up or down, new and
+//! confirmed views — to `heartbeat.log` in the data folder, like the
+//! original's heartbeat log, whatever `RUST_LOG` says.
 
 use crate::config::ClusterConfig;
 use pygmy_core::catalog::{Catalog, CatalogPolicy};
@@ -14,9 +31,92 @@ use pygmy_core::types::Group;
 use pygmy_net::stdfs::StdFs;
 use pygmy_net::{serve, tokio_transport, App, PublicApi};
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
+use tracing::Level;
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::fmt::format::{Format, Full, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The target the front end logs heartbeat transitions and views under.
+pub const HEARTBEAT_TARGET: &str = "heartbeat";
+
+/// Prefixes each line with the time and the node's name, then formats the
+/// rest as tracing-subscriber's default format does. Every process runs one
+/// node, so a name on every line is what lets merged logs be read.
+struct NodeFormat {
+    node: String,
+    rest: Format<Full, ()>,
+}
+
+impl<S, N> FormatEvent<S, N> for NodeFormat
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, " {:<9} ", self.node)?;
+        self.rest.format_event(ctx, writer, event)
+    }
+}
+
+/// Sets up node `node`'s log (see the module doc). `heartbeat_log`: a file
+/// that also receives the heartbeat lines (the front end's). Fails only if
+/// that file cannot be opened; a malformed `RUST_LOG` is reported and
+/// replaced by `info`.
+pub fn init_logs(node: &str, heartbeat_log: Option<&Path>) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let format = || NodeFormat {
+        node: node.to_string(),
+        rest: tracing_subscriber::fmt::format().without_time(),
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!("pygmy: RUST_LOG={spec:?} is not a valid filter ({e}); logging at info");
+            EnvFilter::new("info")
+        }),
+        _ => EnvFilter::new("info"),
+    };
+    let main = tracing_subscriber::fmt::layer()
+        .event_format(format())
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .with_filter(filter);
+    let heartbeat = match heartbeat_log {
+        None => None,
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .event_format(format())
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(Targets::new().with_target(HEARTBEAT_TARGET, Level::INFO)),
+            )
+        }
+    };
+    tracing_subscriber::registry()
+        .with(main)
+        .with(heartbeat)
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))
+}
 
 /// Wall-clock milliseconds, for order timestamps.
 pub fn wall_clock() -> Clock {
@@ -79,7 +179,10 @@ pub async fn run_node(
             App::new(replica as Arc<dyn Handler>, cfg.token.clone())
         }
     };
-    tracing::info!(node = name, addr = %spec.addr, "listening");
+    // `node` repeats the line's prefix in `pygmy node`'s log, and names the
+    // node when several run in one process (examples/cluster.rs).
+    tracing::info!(node = name, addr = %spec.addr, data = %dir.display(), "listening");
     serve(listener, Arc::new(app), shutdown).await;
+    tracing::info!(node = name, "stopped");
     Ok(())
 }

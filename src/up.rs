@@ -3,17 +3,23 @@
 //!
 //! Each node is this same binary run as `pygmy node --config DIR/pygmy.toml
 //! --name NAME`, with its data under `DIR/NAME/`, its log in `DIR/NAME.log`
-//! and its pid in `DIR/NAME.pid`. `up` writes the configuration it uses to
-//! `DIR/pygmy.toml` (reused when it exists, so a second `up` on the same
-//! folder resumes the same cluster with its data), waits for the front end to
-//! report both groups ready, prints a summary, and stops every node on
-//! Ctrl-C or SIGTERM. A node that dies is reported (not restarted: a crash
-//! is the user's experiment to run, see `pygmy chaos`).
+//! and its pid in `DIR/NAME.pid` (see [`proc`](crate::proc)). `up` writes the
+//! configuration it uses to `DIR/pygmy.toml` (reused when it exists, so a
+//! second `up` on the same folder resumes the same cluster with its data),
+//! waits for the front end to report both groups ready, prints a summary,
+//! and stops every node on Ctrl-C or SIGTERM. A node that dies is reported,
+//! not restarted: a crash is the user's experiment to run (`pygmy chaos`
+//! restarts what it kills, and `up` notices the new process).
 
 use crate::config::ClusterConfig;
+use crate::proc::{self, Attach};
+use pygmy_core::frontend::Health;
+use pygmy_core::types::{Group, NodeId};
+use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -21,10 +27,11 @@ pub struct UpArgs {
     /// Folder for data, logs, pid files and the configuration.
     #[arg(long, default_value = "pygmy-data")]
     pub dir: PathBuf,
-    /// Replicas per group.
+    /// Replicas per group (for a new folder; an existing pygmy.toml keeps its own).
     #[arg(long, default_value_t = 2)]
     pub replicas: usize,
-    /// Port of the front end; replicas take the following ones.
+    /// Port of the front end; replicas take the following ones (for a new
+    /// folder; an existing pygmy.toml keeps its own).
     #[arg(long, default_value_t = 8010)]
     pub base_port: u16,
 }
@@ -36,18 +43,25 @@ pub struct Cluster {
     pub children: Vec<(String, Child)>,
 }
 
-/// A random-enough token without a new dependency: time and pid, hashed.
+/// A fresh secret: 128 bits from `rand`'s thread RNG, which is a CSPRNG
+/// seeded by the operating system, so a token cannot be guessed from the
+/// time or the pid.
 fn fresh_token(kind: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("{kind}-{nanos}-{}", std::process::id()).bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{kind}-{h:016x}")
+    format!("{kind}-{:032x}", rand::random::<u128>())
+}
+
+/// Reads the configuration `pygmy up` wrote to `DIR/pygmy.toml`.
+pub fn read_config(dir: &Path) -> Result<(ClusterConfig, PathBuf), String> {
+    let path = dir.join("pygmy.toml");
+    let text = fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot read {}: {e} (is there a cluster started with `pygmy up --dir {}`?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let cfg = ClusterConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((cfg, path))
 }
 
 /// Loads `DIR/pygmy.toml`, or writes a new one for `args`.
@@ -66,9 +80,22 @@ pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
     let dir = fs::canonicalize(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
     let path = dir.join("pygmy.toml");
     if path.exists() {
-        let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let cfg =
-            ClusterConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (cfg, path) = read_config(&dir)?;
+        let port = cfg
+            .frontend
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok());
+        if cfg.catalog.len() != args.replicas || port != Some(args.base_port) {
+            eprintln!(
+                "note: resuming the cluster of {} ({} replicas per group, front end on {}); \
+                 --replicas and --base-port apply to a new folder only",
+                path.display(),
+                cfg.catalog.len(),
+                cfg.frontend.addr
+            );
+        }
         return Ok((cfg, path));
     }
     let cfg = ClusterConfig::local(
@@ -78,46 +105,48 @@ pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
         fresh_token("internal"),
         fresh_token("admin"),
     );
-    fs::write(&path, cfg.to_toml()).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_private(&path, &cfg.to_toml())?;
     Ok((cfg, path))
 }
 
-/// Starts one node process, its output appended to `DIR/NAME.log`.
-pub fn spawn_node(cfg: &ClusterConfig, config_path: &Path, name: &str) -> Result<Child, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the pygmy binary: {e}"))?;
-    let log_path = cfg.data_dir.join(format!("{name}.log"));
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let err = log.try_clone().map_err(|e| e.to_string())?;
-    let child = Command::new(exe)
-        .arg("node")
-        .arg("--config")
-        .arg(config_path)
-        .arg("--name")
-        .arg(name)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot start {name}: {e}"))?;
-    let pid_path = cfg.data_dir.join(format!("{name}.pid"));
-    fs::write(&pid_path, format!("{}\n", child.id()))
-        .map_err(|e| format!("{}: {e}", pid_path.display()))?;
-    Ok(child)
+/// Writes a file only its owner can read: the configuration holds the tokens.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Starts every node.
+/// Starts every node, after checking that no node of this folder's
+/// cluster is still running (a second `up` on the same folder would fail to
+/// bind its ports, and then wrongly find the old cluster ready).
 pub fn start(args: &UpArgs) -> Result<Cluster, String> {
     let (config, config_path) = prepare(args)?;
+    let running: Vec<String> = config
+        .nodes()
+        .filter_map(|n| {
+            proc::running_pid(&config, &n.name).map(|pid| format!("{} (pid {pid})", n.name))
+        })
+        .collect();
+    if !running.is_empty() {
+        return Err(format!(
+            "a cluster is already running in {}: {}; stop it first (Ctrl-C its `pygmy up`)",
+            config.data_dir.display(),
+            running.join(", ")
+        ));
+    }
     let mut children = Vec::new();
     for node in config.nodes() {
-        match spawn_node(&config, &config_path, &node.name) {
+        match proc::spawn_node(&config, &config_path, &node.name, Attach::Group) {
             Ok(child) => children.push((node.name.clone(), child)),
             Err(e) => {
-                stop(&mut children);
+                stop(&config, &mut children);
                 return Err(e);
             }
         }
@@ -129,8 +158,10 @@ pub fn start(args: &UpArgs) -> Result<Cluster, String> {
     })
 }
 
-/// Stops the processes (SIGTERM via `kill`, then waits), removes pid files.
-pub fn stop(children: &mut [(String, Child)]) {
+/// Stops every node of the cluster: its own children, and any node another
+/// tool restarted (`pygmy chaos`), found through the pid files. Then
+/// removes the pid files.
+pub fn stop(cfg: &ClusterConfig, children: &mut [(String, Child)]) {
     for (_, child) in children.iter_mut() {
         // `Child::kill` sends SIGKILL; a node needs no graceful stop to stay
         // correct (that is the point of the store), and SIGKILL cannot be
@@ -140,118 +171,184 @@ pub fn stop(children: &mut [(String, Child)]) {
     for (_, child) in children.iter_mut() {
         let _ = child.wait();
     }
+    for n in cfg.nodes() {
+        if let Some(pid) = proc::running_pid(cfg, &n.name) {
+            let _ = proc::signal(pid, "KILL");
+        }
+        let _ = fs::remove_file(proc::pid_path(cfg, &n.name));
+    }
 }
 
-/// Asks the front end's `/health` until both groups have a confirmed view.
-pub async fn wait_ready(
+/// The front end's `GET /health`, parsed.
+pub async fn health(cfg: &ClusterConfig) -> Result<Health, String> {
+    let url = format!("http://{}/health", cfg.frontend.addr);
+    match crate::http::get_json(&url).await? {
+        (200, body) => serde_json::from_value(body).map_err(|e| format!("{url}: {e}")),
+        (status, body) => Err(format!("{url} answered {status}: {body}")),
+    }
+}
+
+/// Both groups have a view, confirmed by its primary: the store serves.
+pub fn is_ready(health: &Health) -> bool {
+    health.views.len() == Group::ALL.len() && health.views.iter().all(|r| r.is_confirmed())
+}
+
+/// Ready, no replica down, and every replica a member of its group's view:
+/// the cluster is back to full strength.
+pub fn is_whole(cfg: &ClusterConfig, health: &Health) -> bool {
+    is_ready(health)
+        && health.down.is_empty()
+        && cfg.catalog.iter().chain(cfg.order.iter()).all(|n| {
+            let id = NodeId::new(&n.name);
+            health.views.iter().any(|r| r.current.contains(&id))
+        })
+}
+
+/// Asks the front end's `/health` until `done` holds, or `timeout` passes,
+/// or `check` fails (it reports a node that died meanwhile).
+pub async fn wait_health(
     cfg: &ClusterConfig,
     timeout: Duration,
-) -> Result<serde_json::Value, String> {
-    let url = format!("http://{}/health", cfg.frontend.addr);
+    done: impl Fn(&Health) -> bool,
+    mut check: impl FnMut() -> Result<(), String>,
+) -> Result<Health, String> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
-        match crate::http::get_json(&url).await {
-            Ok((200, health)) => {
-                let views = health
-                    .get("views")
-                    .and_then(|v| v.as_array())
-                    .cloned()
-                    .unwrap_or_default();
-                let confirmed = views.len() == 2
-                    && views.iter().all(|r| {
-                        r.get("confirmed").and_then(|c| c.get("epoch"))
-                            == r.get("current").and_then(|c| c.get("epoch"))
-                    });
-                if confirmed {
-                    return Ok(health);
-                }
-                last = "views not confirmed yet".into();
-            }
-            Ok((status, _)) => last = format!("health answered {status}"),
+        check()?;
+        match health(cfg).await {
+            Ok(h) if done(&h) => return Ok(h),
+            Ok(h) => last = format!("not there yet: {}", summary(&h)),
             Err(e) => last = e,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(format!(
-        "the cluster did not become ready in {timeout:?}: {last}"
-    ))
+    Err(format!("gave up after {timeout:?}; last: {last}"))
 }
 
 /// One line per group: `catalog: epoch 3, primary catalog-1, backups [catalog-2]`.
-pub fn summary(health: &serde_json::Value) -> String {
-    let mut lines = Vec::new();
-    for r in health
-        .get("views")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let v = &r["current"];
-        lines.push(format!(
-            "{}: epoch {}, primary {}, backups {}",
-            v["group"].as_str().unwrap_or("?"),
-            v["epoch"],
-            v["primary"].as_str().unwrap_or("?"),
-            v["backups"]
-        ));
+pub fn summary(health: &Health) -> String {
+    let mut lines: Vec<String> = health
+        .views
+        .iter()
+        .map(|r| {
+            let v = &r.current;
+            let backups: Vec<&str> = v.backups.iter().map(|b| b.as_str()).collect();
+            format!(
+                "{}: epoch {}{}, primary {}, backups [{}]",
+                v.group,
+                v.epoch,
+                if r.is_confirmed() {
+                    ""
+                } else {
+                    " (unconfirmed)"
+                },
+                v.primary,
+                backups.join(", ")
+            )
+        })
+        .collect();
+    if health.down.is_empty() {
+        lines.push("no replica down".into());
+    } else {
+        let down: Vec<&str> = health.down.iter().map(|n| n.as_str()).collect();
+        lines.push(format!("down: {}", down.join(", ")));
     }
-    let down = health
-        .get("down")
-        .and_then(|d| d.as_array())
-        .map_or(0, |d| d.len());
-    lines.push(format!("{down} replicas down"));
     lines.join("; ")
+}
+
+/// Fails if one of `children` has exited, with the end of its log.
+fn check_children(cfg: &ClusterConfig, children: &mut [(String, Child)]) -> Result<(), String> {
+    for (name, child) in children.iter_mut() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{name} exited ({status}); the end of {}:\n{}",
+                proc::log_path(cfg, name).display(),
+                proc::log_tail(cfg, name, 5)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `pygmy up`, to the end.
 pub async fn run(args: &UpArgs) -> Result<(), String> {
     let mut cluster = start(args)?;
-    println!("pygmy cluster in {}", cluster.config.data_dir.display());
-    for n in cluster.config.nodes() {
+    let cfg = cluster.config.clone();
+    println!("pygmy cluster in {}", cfg.data_dir.display());
+    for n in cfg.nodes() {
         println!(
             "  {:<10} http://{}   log {}",
             n.name,
             n.addr,
-            cluster
-                .config
-                .data_dir
-                .join(format!("{}.log", n.name))
-                .display()
+            proc::log_path(&cfg, &n.name).display()
         );
     }
-    match wait_ready(&cluster.config, Duration::from_secs(30)).await {
-        Ok(health) => println!("ready: {}", summary(&health)),
+    let ready = wait_health(&cfg, Duration::from_secs(30), is_ready, || {
+        check_children(&cfg, &mut cluster.children)
+    })
+    .await;
+    match ready {
+        Ok(h) => println!("ready: {}", summary(&h)),
         Err(e) => {
-            stop(&mut cluster.children);
-            return Err(e);
+            stop(&cfg, &mut cluster.children);
+            return Err(format!("the cluster did not become ready: {e}"));
         }
     }
     println!(
-        "try: curl '{}/lookup?id=1'   (Ctrl-C stops every node)",
-        format_args!("http://{}", cluster.config.frontend.addr)
+        "try: curl 'http://{}/lookup?id=1'   (Ctrl-C stops every node)",
+        cfg.frontend.addr
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The pid each node runs as, to notice one restarted by someone else.
+    let mut known: BTreeMap<String, u32> = cluster
+        .children
+        .iter()
+        .map(|(name, child)| (name.clone(), child.id()))
+        .collect();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
-            _ = tick.tick() => {
-                for (name, child) in cluster.children.iter_mut() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        eprintln!("{name} exited ({status}); see its log");
-                    }
-                }
-                cluster.children.retain_mut(|(_, c)| matches!(c.try_wait(), Ok(None)));
-            }
+            _ = tick.tick() => watch(&cfg, &mut cluster.children, &mut known),
         }
     }
     println!("stopping");
-    stop(&mut cluster.children);
-    for n in cluster.config.nodes() {
-        let _ = fs::remove_file(cluster.config.data_dir.join(format!("{}.pid", n.name)));
-    }
+    stop(&cfg, &mut cluster.children);
     Ok(())
+}
+
+/// Reports nodes that exited (with their exit status when `up` started
+/// them) and nodes that run again under a new pid (restarted by `chaos` or
+/// by hand).
+fn watch(
+    cfg: &ClusterConfig,
+    children: &mut Vec<(String, Child)>,
+    known: &mut BTreeMap<String, u32>,
+) {
+    for (name, child) in children.iter_mut() {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!(
+                "{name} exited ({status}); see {}",
+                proc::log_path(cfg, name).display()
+            );
+            known.remove(name.as_str());
+        }
+    }
+    children.retain_mut(|(_, c)| matches!(c.try_wait(), Ok(None)));
+    for n in cfg.nodes() {
+        match (known.get(&n.name).copied(), proc::running_pid(cfg, &n.name)) {
+            (old, Some(pid)) if old != Some(pid) => {
+                eprintln!("{} is running again (pid {pid})", n.name);
+                known.insert(n.name.clone(), pid);
+            }
+            (Some(old), None) => {
+                eprintln!("{} stopped (pid {old})", n.name);
+                known.remove(&n.name);
+            }
+            _ => {}
+        }
+    }
 }

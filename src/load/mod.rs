@@ -1,0 +1,502 @@
+//! `pygmy load`: drives client traffic at a front end and reports what the
+//! clients saw.
+//!
+//! `--clients N` clients run concurrently, each in a closed loop (send a
+//! request, wait for its answer, send the next), sharing one pool of
+//! keep-alive connections. What they send is the [`Mix`]: by default the
+//! original Pygmy client's session (search a random topic, look up one of
+//! its books, buy it if in stock), or independent requests drawn with
+//! weights. The run lasts `--duration` or `--requests`; a progress bar shows
+//! on a terminal. At the end a table gives, per operation, the count, the
+//! errors, the throughput and latency quantiles; `--json` prints the same as
+//! JSON.
+//!
+//! Nothing is retried and no error is dropped: every request that did not
+//! succeed is counted under its kind (HTTP status, connect, timeout, io,
+//! bad answer). A 4xx is the store's definite answer (an unknown or sold-out
+//! item) and is counted as an error but not as a failure; the command exits
+//! non-zero when any request *failed*.
+//!
+//! [`start`] runs the same load in the background for `pygmy chaos`, which
+//! reads its live [`Counts`] around each fault and the order ids it was
+//! given.
+
+mod client;
+mod mix;
+mod stats;
+
+pub use client::{Api, ErrorKind};
+pub use mix::{Mix, Op};
+pub use stats::{Counts, Latency, OpReport, Report};
+
+use client::Target;
+use pygmy_core::types::{ItemId, OrderId};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use stats::{Live, Recorder};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// Pause after a failed request before the client's next one, so clients
+/// facing a dead front end probe it rather than spin on refused connects.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(20);
+
+/// What the clients send and how (shared by `load` and `chaos`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrafficArgs {
+    /// What each client does: `original` (search a random topic, look up a
+    /// result, buy it if in stock), or weights like `search=1,lookup=8,buy=1`
+    /// [default: original for load, search=1,lookup=1,buy=2 for chaos].
+    #[arg(long, value_parser = Mix::parse)]
+    pub mix: Option<Mix>,
+    /// Which public API to speak.
+    #[arg(long, value_enum, default_value_t = Api::Original)]
+    pub api: Api,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub clients: u32,
+    /// Give up on one request after this long (e.g. 500ms, 5s); counted as a timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Seed of the clients' random choices (a random one when omitted; the
+    /// report prints it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// `pygmy load`'s flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LoadArgs {
+    /// The front end's address.
+    #[arg(long, default_value = "http://127.0.0.1:8010", value_parser = parse_url)]
+    pub url: String,
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+    /// How long to run (e.g. 500ms, 10s, 2m); 10s unless --requests is given.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+    /// Stop after this many requests in all.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+    /// Print the report as JSON (on standard output) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1m 30s` (humantime's syntax).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// Normalises a front end address to `http://host:port`: the scheme may be
+/// left out, https is refused (the store speaks plain HTTP), and a path is
+/// refused (the endpoints are at the root).
+pub fn parse_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let full = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let uri: hyper::Uri = full
+        .parse()
+        .map_err(|e| format!("{text:?} is not a URL ({e}); example: http://127.0.0.1:8010"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "{text:?}: only http:// is supported (the front end speaks plain HTTP)"
+        ));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{text:?} has no host; example: http://127.0.0.1:8010"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "{text:?}: give the front end's base address without a path, like http://{authority}"
+        ));
+    }
+    Ok(format!("http://{authority}"))
+}
+
+/// When a run ends.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    Elapsed(Duration),
+    Requests(u64),
+    /// When [`Running::stop`] is called.
+    Stopped,
+}
+
+/// A load run's whole description.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// `http://host:port` (see [`parse_url`]).
+    pub url: String,
+    pub traffic: TrafficArgs,
+    pub until: Until,
+}
+
+/// What the clients ask for: the topics and ids the front end has.
+struct Shop {
+    topics: Vec<String>,
+    ids: Vec<ItemId>,
+}
+
+struct Shared {
+    target: Target,
+    mix: Mix,
+    shop: Shop,
+    stop: AtomicBool,
+    deadline: Option<Instant>,
+    /// Requests left to send, with `--requests`.
+    budget: Option<AtomicU64>,
+    live: Live,
+    /// Ids of the orders the store acknowledged (for `chaos` to look for).
+    orders: Mutex<Vec<OrderId>>,
+    seed: u64,
+}
+
+impl Shared {
+    /// May a client send one more request? Takes it from the budget.
+    fn claim(&self) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        match &self.budget {
+            None => true,
+            Some(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+}
+
+/// A load run in progress.
+pub struct Running {
+    shared: Arc<Shared>,
+    clients: Vec<JoinHandle<Recorder>>,
+    started: Instant,
+    plan: Plan,
+}
+
+/// Learns the shop's topics and ids (`GET /books`) and starts the clients.
+/// Fails if the front end cannot be reached or does not answer.
+pub async fn start(plan: Plan) -> Result<Running, String> {
+    let traffic = &plan.traffic;
+    let target = Target::new(
+        plan.url.clone(),
+        traffic.api,
+        traffic.timeout,
+        traffic.clients as usize,
+    );
+    let books = target.all_books().await.map_err(|f| {
+        let hint = match f.kind {
+            ErrorKind::Connect => " (is the cluster running? `pygmy up` starts one)",
+            _ => "",
+        };
+        format!(
+            "cannot list the books at {}/books: {}{hint}",
+            plan.url, f.detail
+        )
+    })?;
+    let mut topics: Vec<String> = books.iter().map(|b| b.topic.clone()).collect();
+    topics.sort();
+    topics.dedup();
+    let ids: Vec<ItemId> = books.iter().map(|b| b.id).collect();
+    if ids.is_empty() {
+        return Err(format!("{} has no books to ask for", plan.url));
+    }
+    let seed = traffic.seed.unwrap_or_else(rand::random);
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        target,
+        mix: traffic.mix.clone().unwrap_or(Mix::Original),
+        shop: Shop { topics, ids },
+        stop: AtomicBool::new(false),
+        deadline: match plan.until {
+            Until::Elapsed(d) => Some(started + d),
+            _ => None,
+        },
+        budget: match plan.until {
+            Until::Requests(n) => Some(AtomicU64::new(n)),
+            _ => None,
+        },
+        live: Live::default(),
+        orders: Mutex::new(Vec::new()),
+        seed,
+    });
+    let clients = (0..traffic.clients)
+        .map(|i| tokio::spawn(client(shared.clone(), i)))
+        .collect();
+    Ok(Running {
+        shared,
+        clients,
+        started,
+        plan,
+    })
+}
+
+impl Running {
+    /// The counts so far.
+    pub fn counts(&self) -> Counts {
+        self.shared.live.read()
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.shared.seed
+    }
+
+    /// True once every client has stopped (the duration or budget is spent).
+    pub fn is_finished(&self) -> bool {
+        self.clients.iter().all(|c| c.is_finished())
+    }
+
+    /// Asks the clients to stop after the request each is on.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The ids of the orders the store acknowledged so far.
+    pub fn acknowledged_orders(&self) -> Vec<OrderId> {
+        lock(&self.shared.orders).clone()
+    }
+
+    /// Waits for the clients to stop (they stop on their own with a
+    /// duration or a budget; call [`stop`](Self::stop) otherwise) and
+    /// builds the report.
+    pub async fn finish(self) -> Report {
+        let mut all = Recorder::default();
+        for c in self.clients {
+            // A client task only ends by returning (it does not panic on
+            // any answer); a join error would mean it was cancelled.
+            if let Ok(recorder) = c.await {
+                all.merge(&recorder);
+            }
+        }
+        let traffic = &self.plan.traffic;
+        Report::new(
+            &all,
+            self.started.elapsed(),
+            self.plan.url.clone(),
+            format!("{:?}", traffic.api).to_lowercase(),
+            self.shared.mix.to_string(),
+            traffic.clients,
+            self.shared.seed,
+        )
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means a client panicked mid-push; the data (a
+    // list of ids) is still whole.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The original session's next step.
+#[derive(Clone, Copy)]
+enum Step {
+    Search,
+    Lookup(ItemId),
+    Buy(ItemId),
+}
+
+/// One client: sends requests until the run ends, returns what it saw.
+async fn client(shared: Arc<Shared>, index: u32) -> Recorder {
+    let mut rng = SmallRng::seed_from_u64(
+        shared
+            .seed
+            .wrapping_add(u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+    );
+    let mut recorder = Recorder::default();
+    let mut next = Step::Search;
+    let mut sent: u64 = 0;
+    let shop = &shared.shop;
+    while shared.claim() {
+        let step = match &shared.mix {
+            Mix::Original => next,
+            Mix::Weighted(weights) => {
+                let id = shop.ids[rng.gen_range(0..shop.ids.len())];
+                match Mix::pick(weights, &mut rng) {
+                    Op::Search => Step::Search,
+                    Op::Lookup => Step::Lookup(id),
+                    Op::Buy => Step::Buy(id),
+                }
+            }
+        };
+        let began = Instant::now();
+        let (op, result) = match step {
+            Step::Search => {
+                let topic = &shop.topics[rng.gen_range(0..shop.topics.len())];
+                let r = shared.target.search(topic).await;
+                next = match &r {
+                    Ok(books) if !books.is_empty() => {
+                        Step::Lookup(books[rng.gen_range(0..books.len())].id)
+                    }
+                    _ => Step::Search,
+                };
+                (Op::Search, r.map(|_| ()))
+            }
+            Step::Lookup(id) => {
+                let r = shared.target.lookup(id).await;
+                next = match &r {
+                    Ok(book) if book.count > 0 => Step::Buy(id),
+                    _ => Step::Search,
+                };
+                (Op::Lookup, r.map(|_| ()))
+            }
+            Step::Buy(id) => {
+                let key = format!("load-{:x}-{index}-{sent}", shared.seed);
+                let r = shared.target.buy(id, &key).await;
+                if let Ok(order) = &r {
+                    lock(&shared.orders).push(*order);
+                }
+                next = Step::Search;
+                (Op::Buy, r.map(|_| ()))
+            }
+        };
+        let latency = began.elapsed();
+        sent += 1;
+        match result {
+            Ok(()) => {
+                recorder.record(op, latency, None);
+                shared.live.record(None);
+            }
+            Err(f) => {
+                recorder.record(op, latency, Some((f.kind, &f.detail)));
+                shared.live.record(Some(f.kind));
+                if f.kind.is_failure() {
+                    tokio::time::sleep(PAUSE_AFTER_FAILURE).await;
+                }
+            }
+        }
+    }
+    recorder
+}
+
+/// `pygmy load`, to the end. Returns the report; the caller exits non-zero
+/// if any request failed.
+pub async fn run(args: &LoadArgs) -> Result<Report, String> {
+    let until = match (args.duration, args.requests) {
+        (_, Some(n)) => Until::Requests(n),
+        (Some(d), None) => Until::Elapsed(d),
+        (None, None) => Until::Elapsed(Duration::from_secs(10)),
+    };
+    let running = start(Plan {
+        url: args.url.clone(),
+        traffic: args.traffic.clone(),
+        until,
+    })
+    .await?;
+    if !args.json {
+        eprintln!(
+            "pygmy load: {} for {}",
+            args.url,
+            match until {
+                Until::Elapsed(d) => humantime::format_duration(d).to_string(),
+                Until::Requests(n) => format!("{n} requests"),
+                Until::Stopped => "ever".into(),
+            }
+        );
+    }
+    let bar = progress_bar(until);
+    let mut interrupted = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while !running.is_finished() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                // The report of what ran so far is still worth printing.
+                interrupted = true;
+                running.stop();
+            }
+        }
+        if let Some(bar) = &bar {
+            let c = running.counts();
+            let secs = running.elapsed().as_secs_f64().max(1e-3);
+            match until {
+                Until::Elapsed(_) => bar.set_position(running.elapsed().as_millis() as u64),
+                _ => bar.set_position(c.requests),
+            }
+            bar.set_message(format!(
+                "{} requests, {:.0} req/s, {} errors ({} failed)",
+                c.requests,
+                c.requests as f64 / secs,
+                c.errors,
+                c.failed
+            ));
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(running.finish().await)
+}
+
+/// A progress bar on standard error, only when it is a terminal.
+fn progress_bar(until: Until) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let (len, template) = match until {
+        Until::Elapsed(d) => (
+            d.as_millis() as u64,
+            "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}%  {msg}",
+        ),
+        Until::Requests(n) => (
+            n,
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len}  {msg}",
+        ),
+        Until::Stopped => (0, "{spinner} [{elapsed_precise}] {msg}"),
+    };
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised_or_refused_with_a_reason() {
+        assert_eq!(
+            parse_url("127.0.0.1:8010").as_deref(),
+            Ok("http://127.0.0.1:8010")
+        );
+        assert_eq!(
+            parse_url("http://localhost:9/").as_deref(),
+            Ok("http://localhost:9")
+        );
+        assert!(parse_url("https://x:1")
+            .unwrap_err()
+            .contains("only http://"));
+        assert!(parse_url("http://x:1/books")
+            .unwrap_err()
+            .contains("without a path"));
+        assert!(parse_url("http://").is_err());
+    }
+
+    #[test]
+    fn durations_need_a_unit_and_must_be_positive() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("0s").unwrap_err().contains("more than zero"));
+    }
+}
