@@ -162,7 +162,7 @@ mod tests {
         let c = nodes(&["a", "b"]);
         let failed = b.pick(&c, &[]).unwrap();
         assert_eq!(failed.0, "a");
-        assert_eq!(b.pick(&c, &[failed.clone()]).unwrap().0, "b");
+        assert_eq!(b.pick(&c, std::slice::from_ref(&failed)).unwrap().0, "b");
         // Both just had a turn; `a` had it longer ago.
         assert_eq!(b.pick(&c, &[]).unwrap().0, "a");
         assert_eq!(b.pick(&c, &c), None, "everything excluded");
