@@ -19,8 +19,10 @@
 //! - `inspect`: reads replicas' status and state over the internal RPC.
 //! - `http`: a small JSON client for the tool's own checks.
 
+pub mod chaos;
 pub mod config;
 pub mod http;
+pub mod inspect;
 pub mod load;
 pub mod node;
 pub mod proc;

@@ -22,6 +22,8 @@ enum Cmd {
     Up(pygmy::up::UpArgs),
     /// Drive client traffic at a front end and report throughput, latency and errors.
     Load(pygmy::load::LoadArgs),
+    /// Kill and restart nodes of a `pygmy up` cluster under load; check nothing was lost.
+    Chaos(pygmy::chaos::ChaosArgs),
     /// Run one node of a cluster described by a configuration file.
     Node {
         /// The cluster's configuration (TOML; `pygmy up` writes one as DIR/pygmy.toml).
@@ -80,6 +82,21 @@ async fn load(args: &pygmy::load::LoadArgs) -> Result<(), String> {
     }
 }
 
+async fn chaos(args: &pygmy::chaos::ChaosArgs) -> Result<(), String> {
+    let report = pygmy::chaos::run(args).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", report.text());
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(format!("chaos: {} problems", report.problems.len()))
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -87,6 +104,7 @@ async fn main() -> ExitCode {
         Cmd::Up(args) => pygmy::up::run(&args).await,
         Cmd::Node { config, name } => node(config, name).await,
         Cmd::Load(args) => load(&args).await,
+        Cmd::Chaos(args) => chaos(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -151,6 +151,15 @@ pub async fn run_node(
                 Box::new(records),
                 wall_clock(),
             )?;
+            // The heartbeat log's first line after a (re)start: the views
+            // it resumes from its durable record.
+            let views: Vec<String> = fe
+                .health()
+                .views
+                .iter()
+                .map(|r| format!("{} epoch {}", r.current.group, r.current.epoch))
+                .collect();
+            tracing::info!(target: HEARTBEAT_TARGET, resumed = ?views, "front end started");
             fe.start();
             App::new(fe.clone() as Arc<dyn Handler>, cfg.token.clone())
                 .with_public(fe as Arc<dyn PublicApi>, cfg.admin_token.clone())

@@ -270,15 +270,11 @@ impl Running {
         self.shared.stop.store(true, Ordering::Relaxed);
     }
 
-    /// The ids of the orders the store acknowledged so far.
-    pub fn acknowledged_orders(&self) -> Vec<OrderId> {
-        lock(&self.shared.orders).clone()
-    }
-
     /// Waits for the clients to stop (they stop on their own with a
     /// duration or a budget; call [`stop`](Self::stop) otherwise) and
-    /// builds the report.
-    pub async fn finish(self) -> Report {
+    /// builds the report. Also returns the ids of every order the store
+    /// acknowledged, in-flight buys that finished after `stop` included.
+    pub async fn finish(self) -> (Report, Vec<OrderId>) {
         let mut all = Recorder::default();
         for c in self.clients {
             // A client task only ends by returning (it does not panic on
@@ -288,7 +284,8 @@ impl Running {
             }
         }
         let traffic = &self.plan.traffic;
-        Report::new(
+        let orders = lock(&self.shared.orders).clone();
+        let report = Report::new(
             &all,
             self.started.elapsed(),
             self.plan.url.clone(),
@@ -296,7 +293,8 @@ impl Running {
             self.shared.mix.to_string(),
             traffic.clients,
             self.shared.seed,
-        )
+        );
+        (report, orders)
     }
 }
 
@@ -443,7 +441,7 @@ pub async fn run(args: &LoadArgs) -> Result<Report, String> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(running.finish().await)
+    Ok(running.finish().await.0)
 }
 
 /// A progress bar on standard error, only when it is a terminal.

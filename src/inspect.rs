@@ -1,0 +1,101 @@
+//! Looks inside replicas through the internal RPC (`POST /internal/rpc`,
+//! authenticated with the cluster's `x-pygmy-token`), as `chaos` and the
+//! tests need: a replica's status (its epoch, commit and state digest) and
+//! its whole committed state.
+//!
+//! The status is asked with a `Heartbeat` carrying no views: a replica
+//! answers every heartbeat with its status and learns nothing from an empty
+//! one, so asking changes nothing. The state is asked with
+//! `Read(Query::Dump)`, which any replica serves from its committed state.
+
+use crate::config::ClusterConfig;
+use hyper_util::client::legacy::connect::HttpConnector;
+use pygmy_core::catalog::Catalog;
+use pygmy_core::message::{Query, QueryResult, ReplicaStatus, Request, Response};
+use pygmy_core::orders::OrderLedger;
+use pygmy_core::state::State;
+use pygmy_core::transport::Transport;
+use pygmy_core::types::{Lsn, NodeId};
+use pygmy_net::{tokio_transport, HttpTransport};
+use std::time::Duration;
+
+/// How long one inspection call may take (a dump of a large state included).
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client of the replicas' internal RPC.
+pub struct Inspector {
+    transport: HttpTransport<HttpConnector>,
+}
+
+impl Inspector {
+    pub fn new(cfg: &ClusterConfig) -> Self {
+        Inspector {
+            transport: tokio_transport(cfg.addrs(), cfg.token.clone()),
+        }
+    }
+
+    /// Replica `name`'s status, as it answers a heartbeat.
+    pub async fn status(&self, name: &str) -> Result<ReplicaStatus, String> {
+        let request = Request::Heartbeat { views: Vec::new() };
+        match self.call(name, request).await? {
+            Response::Status(status) => Ok(status),
+            other => Err(format!("{name} answered a heartbeat with {other:?}")),
+        }
+    }
+
+    /// Replica `name`'s committed state and the lsn it is at.
+    pub async fn dump(&self, name: &str) -> Result<(State, Lsn), String> {
+        match self.call(name, Request::Read(Query::Dump)).await? {
+            Response::Read {
+                result: QueryResult::State(state),
+                lsn,
+            } => Ok((*state, lsn)),
+            other => Err(format!("{name} answered a dump with {other:?}")),
+        }
+    }
+
+    async fn call(&self, name: &str, request: Request) -> Result<Response, String> {
+        self.transport
+            .call(&NodeId::new(name), request, CALL_TIMEOUT)
+            .await
+            .map_err(|e| format!("{name}: {e}"))
+    }
+}
+
+/// One item's accounts across the two groups: the catalog's copies taken
+/// (`initial + restocked - count`) against the copies in committed orders.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ItemBalance {
+    pub id: u64,
+    pub initial: u64,
+    pub restocked: u64,
+    pub stock: u64,
+    /// `initial + restocked - stock`; `None` if the catalog's accounts are
+    /// inconsistent (stock above what ever entered).
+    pub taken: Option<u64>,
+    pub ordered: u64,
+    pub balanced: bool,
+}
+
+/// Conservation, item by item: every copy that left the shelf is in exactly
+/// one committed order. Holds once no buy is pending.
+pub fn balances(catalog: &Catalog, orders: &OrderLedger) -> Vec<ItemBalance> {
+    catalog
+        .all()
+        .iter()
+        .filter_map(|book| {
+            let ledger = catalog.stock_ledger(book.id)?;
+            let taken = ledger.reserved();
+            let ordered = orders.copies_ordered(book.id);
+            Some(ItemBalance {
+                id: book.id,
+                initial: ledger.initial,
+                restocked: ledger.restocked,
+                stock: ledger.count,
+                taken,
+                ordered,
+                balanced: taken == Some(ordered),
+            })
+        })
+        .collect()
+}
