@@ -87,16 +87,28 @@ pub enum Attach {
     Detached,
 }
 
-/// Starts node `name` as `pygmy node --config CONFIG --name NAME`, its
-/// output appended to its log, and writes its pid file.
+/// Starts node `name` as `pygmy node --config CONFIG --name NAME` (this
+/// very binary), its output appended to its log, and writes its pid file.
 pub fn spawn_node(
     cfg: &ClusterConfig,
     config_path: &Path,
     name: &str,
     attach: Attach,
 ) -> Result<Child, String> {
-    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the pygmy binary: {e}"))?;
+    spawn_node_with(&exe, cfg, config_path, name, attach)
+}
+
+/// [`spawn_node`] with the `pygmy` binary given (for a program that is not
+/// `pygmy` itself, such as a test).
+pub fn spawn_node_with(
+    exe: &Path,
+    cfg: &ClusterConfig,
+    config_path: &Path,
+    name: &str,
+    attach: Attach,
+) -> Result<Child, String> {
+    use std::os::unix::process::CommandExt;
     let log_path = log_path(cfg, name);
     let log = fs::OpenOptions::new()
         .create(true)

@@ -51,8 +51,12 @@ fn fresh_token(kind: &str) -> String {
 }
 
 /// Reads the configuration `pygmy up` wrote to `DIR/pygmy.toml`.
+/// The path returned is absolute, so nodes restarted from it run the very
+/// command line `up` gave them.
 pub fn read_config(dir: &Path) -> Result<(ClusterConfig, PathBuf), String> {
-    let path = dir.join("pygmy.toml");
+    let path = fs::canonicalize(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .join("pygmy.toml");
     let text = fs::read_to_string(&path).map_err(|e| {
         format!(
             "cannot read {}: {e} (is there a cluster started with `pygmy up --dir {}`?)",
