@@ -6,15 +6,16 @@
 //! - `log`: appending 1 or 64 entries then one `sync` (group commit) to the
 //!   CRC-framed log over the in-memory file system, so the figures are the
 //!   encoding and bookkeeping cost, not a disk's fsync.
-//! - `balancer`: one `pick` under each policy.
+//! - `balancer`: one `pick` (with its `start`/`finish`) under each policy.
 //! - `e2e`: the whole store in one process ([`Embedded`]: front end, two
 //!   catalog and two order replicas over the in-process transport): a buy
-//!   (replicated to both groups' backups), 64 concurrent buys (group commit),
-//!   and a cached `lookup` through the front end.
+//!   (committed in both groups, on primary and backup), 64 concurrent buys
+//!   (group commit), and a cached `lookup` through the front end. Buys run
+//!   on young stores (a fresh one every [`STORE_BUDGET`] buys, untimed).
 //!
 //! ```text
-//! cargo bench --bench core               # ~1.5 min
-//! cargo bench --bench core -- --quick    # a few seconds per bench
+//! cargo bench --bench core               # about a minute
+//! cargo bench --bench core -- --quick    # a little less
 //! cargo bench --bench core -- e2e        # one group
 //! ```
 //!
@@ -181,27 +182,38 @@ fn store(rt: &tokio::runtime::Runtime) -> Embedded {
     })
 }
 
-/// Times `iters` runs of `one` against a store started for this sample.
-/// A fresh store per sample keeps the figures those of a young store: the
-/// state machines keep every order and reservation, so a store that served
-/// every iteration of the run would drift (see docs/BENCHMARKS.md).
-fn on_fresh_store<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, one: F) -> Duration
+/// Buys one store serves before the bench replaces it (untimed).
+const STORE_BUDGET: u64 = 256;
+
+/// Times `iters` runs of `one` (each doing `buys` buys), on stores that
+/// never serve more than [`STORE_BUDGET`] buys. Young stores keep the
+/// figures steady: the state machines keep every order and reservation,
+/// and MemFs copies a whole file on every sync, so a store that served the
+/// whole run would drift (see docs/BENCHMARKS.md).
+fn on_young_stores<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, buys: u64, one: F) -> Duration
 where
     F: Fn(Arc<pygmy_core::frontend::FrontEnd<pygmy_core::inproc::InProcTransport>>, u64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let store = store(rt);
-    let fe = store.frontend.clone();
-    let start = Instant::now();
-    rt.block_on(async {
-        for i in 0..iters {
-            one(fe.clone(), i).await;
-        }
-    });
-    let took = start.elapsed();
-    let _guard = rt.enter();
-    store.shutdown();
-    took
+    let per_store = (STORE_BUDGET / buys).max(1);
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = per_store.min(iters - done);
+        let store = store(rt);
+        let fe = store.frontend.clone();
+        let start = Instant::now();
+        rt.block_on(async {
+            for i in done..done + n {
+                one(fe.clone(), i).await;
+            }
+        });
+        total += start.elapsed();
+        let _guard = rt.enter();
+        store.shutdown();
+        done += n;
+    }
+    total
 }
 
 fn e2e(c: &mut Criterion) {
@@ -214,7 +226,7 @@ fn e2e(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("buy", |b| {
         b.iter_custom(|iters| {
-            on_fresh_store(&rt, iters, |fe, i| async move {
+            on_young_stores(&rt, iters, 1, |fe, i| async move {
                 fe.buy(1 + i % 7, 1, None).await.unwrap();
             })
         })
@@ -222,7 +234,7 @@ fn e2e(c: &mut Criterion) {
     g.throughput(Throughput::Elements(64));
     g.bench_function("buy_64_concurrent", |b| {
         b.iter_custom(|iters| {
-            on_fresh_store(&rt, iters, |fe, _| async move {
+            on_young_stores(&rt, iters, 64, |fe, _| async move {
                 let mut tasks = tokio::task::JoinSet::new();
                 for i in 0..64u64 {
                     let fe = Arc::clone(&fe);
