@@ -170,7 +170,14 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
         if !healed && now >= opts.heal_at {
             healed = true;
             pending.clear();
-            heal(&mut sim, &nodes_of(opts), &mut crashed, &mut trace, now);
+            heal(
+                &mut sim,
+                &nodes_of(opts),
+                opts.clients,
+                &mut crashed,
+                &mut trace,
+                now,
+            );
         }
         match sim.step() {
             Ok(true) => break,
@@ -245,10 +252,14 @@ fn apply(
     trace.push(format!("{:.3}s {fault}", now.as_secs_f64()));
 }
 
-/// Undoes every fault: restarts crashed nodes, repairs every link.
+/// Undoes every fault: restarts crashed nodes, repairs every link —
+/// clients' links too, since random message loss breaks any link and
+/// turmoil mends a randomly broken link only when traffic happens to retry
+/// it.
 fn heal(
     sim: &mut turmoil::Sim<'_>,
     nodes: &[String],
+    clients: usize,
     crashed: &mut BTreeSet<String>,
     trace: &mut Vec<String>,
     now: Duration,
@@ -259,6 +270,7 @@ fn heal(
     }
     let mut everyone: Vec<String> = nodes.to_vec();
     everyone.push("checker".into());
+    everyone.extend((0..clients).map(|id| format!("client-{id}")));
     for a in &everyone {
         for b in &everyone {
             if a < b {

@@ -6,7 +6,7 @@
 //!   a definite answer, so one logical buy is one history operation.
 //! - Restocks are not idempotent: a restock without a definite answer is
 //!   recorded as indeterminate and not retried.
-//! - Reads are retried briefly; a read that never got an answer is
+//! - Reads are retried the same way; a read that never got an answer is
 //!   indeterminate (reads change nothing, so that is harmless).
 
 use crate::cluster::{ADMIN, FRONTEND, FRONTEND_PORT};
@@ -31,7 +31,7 @@ pub struct WorkloadOptions {
     pub clients: usize,
     /// Clients start no new operation after this simulated time.
     pub stop_at: Duration,
-    /// A retried buy gives up (indeterminate) after this long.
+    /// A retried request gives up (indeterminate) after this long.
     pub give_up_after: Duration,
     /// Items the clients use (few, so they contend).
     pub items: Vec<ItemId>,
@@ -155,14 +155,16 @@ async fn restock(http: &Http, item: ItemId, qty: u64) -> Ret {
     }
 }
 
-/// A lookup, half the time through the original's API.
-async fn lookup(http: &Http, item: ItemId, original: bool) -> Ret {
+/// A lookup, half the time through the original's API, retried until
+/// `give_up` like any patient client.
+async fn lookup(http: &Http, item: ItemId, original: bool, give_up: u64) -> Ret {
     let path = if original {
         format!("/lookup?id={item}")
     } else {
         format!("/books/{item}")
     };
-    for _ in 0..3 {
+    let mut last = String::new();
+    while now() < give_up {
         match send(http, Method::GET, &path, &[], None).await {
             Ok((s, body)) if s.is_success() => {
                 let book = if original {
@@ -178,15 +180,19 @@ async fn lookup(http: &Http, item: ItemId, original: bool) -> Ret {
                 };
             }
             Ok((StatusCode::NOT_FOUND, _)) => return Ret::NotFound,
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok((s, body)) if indeterminate(s) => last = format!("{s}: {}", message(&body)),
+            Ok((s, body)) => return Ret::Failed(format!("{s}: {}", message(&body))),
+            Err(e) => last = e,
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ret::Failed("lookup: no answer".into())
+    Ret::Failed(format!("lookup gave up: {last}"))
 }
 
-async fn search(http: &Http, topic: &str) -> Ret {
+async fn search(http: &Http, topic: &str, give_up: u64) -> Ret {
     let path = format!("/search?topic={}", topic.replace(' ', "%20"));
-    for _ in 0..3 {
+    let mut last = String::new();
+    while now() < give_up {
         match send(http, Method::GET, &path, &[], None).await {
             Ok((s, body)) if s.is_success() => {
                 let books = body
@@ -197,10 +203,13 @@ async fn search(http: &Http, topic: &str) -> Ret {
                     None => Ret::Failed(format!("search answered {body}")),
                 };
             }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok((s, body)) if indeterminate(s) => last = format!("{s}: {}", message(&body)),
+            Ok((s, body)) => return Ret::Failed(format!("{s}: {}", message(&body))),
+            Err(e) => last = e,
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ret::Failed("search: no answer".into())
+    Ret::Failed(format!("search gave up: {last}"))
 }
 
 /// One client's life: operations until `stop_at`, each recorded.
@@ -233,20 +242,12 @@ pub async fn client(
             _ => Op::Lookup { item },
         };
         let index = rec.invoke(id, op.clone(), now());
+        let give_up = now() + opts.give_up_after.as_nanos() as u64;
         let ret = match &op {
-            Op::Buy { item, qty, key } => {
-                buy(
-                    &http,
-                    *item,
-                    *qty,
-                    key,
-                    now() + opts.give_up_after.as_nanos() as u64,
-                )
-                .await
-            }
+            Op::Buy { item, qty, key } => buy(&http, *item, *qty, key, give_up).await,
             Op::Restock { item, qty } => restock(&http, *item, *qty).await,
-            Op::Lookup { item } => lookup(&http, *item, rng.gen_bool(0.5)).await,
-            Op::Search { topic } => search(&http, topic).await,
+            Op::Lookup { item } => lookup(&http, *item, rng.gen_bool(0.5), give_up).await,
+            Op::Search { topic } => search(&http, topic, give_up).await,
         };
         rec.complete(index, now(), ret)?;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(5..60))).await;
