@@ -55,8 +55,8 @@ pub struct ChaosArgs {
     /// The folder of a cluster started with `pygmy up --dir DIR`.
     #[arg(long, default_value = "pygmy-data")]
     pub dir: PathBuf,
-    /// What to kill: `each` (every replica in turn), `frontend`, or a node
-    /// name such as `catalog-1`.
+    /// What to kill: `each` (every replica in turn), `frontend`, `all`
+    /// (every replica, then the front end), or a node name such as `catalog-1`.
     #[arg(long, default_value = "each")]
     pub target: String,
     #[command(flatten)]
@@ -252,10 +252,14 @@ fn targets(cfg: &ClusterConfig, target: &str) -> Result<Vec<String>, String> {
         .collect();
     match target {
         "each" => Ok(replicas),
+        "all" => Ok(replicas
+            .into_iter()
+            .chain(std::iter::once(cfg.frontend.name.clone()))
+            .collect()),
         "frontend" => Ok(vec![cfg.frontend.name.clone()]),
         name if cfg.node(name).is_some() => Ok(vec![name.to_string()]),
         other => Err(format!(
-            "unknown --target {other:?}: expected each, frontend, or one of {}",
+            "unknown --target {other:?}: expected each, all, frontend, or one of {}",
             replicas.join(", ")
         )),
     }

@@ -192,9 +192,16 @@ pub async fn health(cfg: &ClusterConfig) -> Result<Health, String> {
     }
 }
 
-/// Both groups have a view, confirmed by its primary: the store serves.
+/// Both groups have a view confirmed by its primary, and both primaries
+/// answer the front end's heartbeats: the store serves. (A restarted front
+/// end has its views from its durable record before it has heard from
+/// anyone, so a confirmed view alone is not enough.)
 pub fn is_ready(health: &Health) -> bool {
-    health.views.len() == Group::ALL.len() && health.views.iter().all(|r| r.is_confirmed())
+    health.views.len() == Group::ALL.len()
+        && health
+            .views
+            .iter()
+            .all(|r| r.is_confirmed() && health.up.contains(&r.current.primary))
 }
 
 /// Ready, no replica down, and every replica a member of its group's view:
@@ -292,11 +299,24 @@ pub async fn run(args: &UpArgs) -> Result<(), String> {
         check_children(&cfg, &mut cluster.children)
     })
     .await;
-    match ready {
-        Ok(h) => println!("ready: {}", summary(&h)),
-        Err(e) => {
+    if let Err(e) = ready {
+        stop(&cfg, &mut cluster.children);
+        return Err(format!("the cluster did not become ready: {e}"));
+    }
+    // Serving already; give the backups a moment to rejoin so the summary
+    // shows the whole cluster (on a resume they catch up first).
+    let whole = wait_health(
+        &cfg,
+        Duration::from_secs(10),
+        |h| is_whole(&cfg, h),
+        || check_children(&cfg, &mut cluster.children),
+    )
+    .await;
+    match (whole, health(&cfg).await) {
+        (Ok(h), _) | (Err(_), Ok(h)) => println!("ready: {}", summary(&h)),
+        (Err(e), Err(_)) => {
             stop(&cfg, &mut cluster.children);
-            return Err(format!("the cluster did not become ready: {e}"));
+            return Err(format!("the cluster stopped answering: {e}"));
         }
     }
     println!(
