@@ -1,6 +1,6 @@
 //! `pygmy chaos`: the original's fault-tolerance script, measured. On a
 //! cluster started by `pygmy up --dir DIR`, under client load (the
-//! [`load`](crate::load) module), it kills nodes with SIGKILL, restarts
+//! [`load`] module), it kills nodes with SIGKILL, restarts
 //! them with the command line `up` uses, and checks that nothing was lost.
 //!
 //! # A round

@@ -1,9 +1,15 @@
-//! `pygmy`: run a replicated book store.
+//! `pygmy`: run a replicated book store, drive traffic at it, break it.
 //!
 //! ```text
-//! pygmy up                      # a local cluster: front end + 2 catalog + 2 order replicas
-//! pygmy node --config F --name N   # one node, for machines of its own
+//! pygmy up                          # a local cluster: front end + 2 catalog + 2 order replicas
+//! pygmy load --duration 10s         # client traffic; a latency table per operation
+//! pygmy chaos --target each         # kill -9 and restart each replica under load; check nothing was lost
+//! pygmy node --config F --name N    # one node, for machines of its own
 //! ```
+//!
+//! Exit codes: 0 success; 1 the command failed (for `load`, a request
+//! failed; for `chaos`, something was lost, diverged or did not recover);
+//! 2 bad flags. See docs/CLI.md for a walk-through.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -19,12 +25,46 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Start a local cluster (separate processes) and keep it running until Ctrl-C.
+    ///
+    /// Runs the front end and N catalog and N order replicas, each as its own
+    /// `pygmy node` process, on --base-port and the ports after it. Data, one
+    /// log per node (NAME.log), pid files and the configuration (pygmy.toml,
+    /// with the internal and admin tokens) go in --dir. Waits until both groups
+    /// serve, prints the addresses and a health summary, reports nodes that
+    /// die or are restarted, and stops every node on Ctrl-C or SIGTERM.
+    /// Running it again on the same folder resumes the same cluster and data.
     Up(pygmy::up::UpArgs),
     /// Drive client traffic at a front end and report throughput, latency and errors.
+    ///
+    /// --clients clients each send a request, wait for its answer and send the
+    /// next, over pooled keep-alive connections, for --duration or --requests.
+    /// --mix original repeats the original client's session (search a random
+    /// topic, look up a result, buy it if in stock); --mix search=1,lookup=8,buy=1
+    /// draws independent requests. The report has one line per operation:
+    /// count, errors, requests per second, latency p50/p90/p99/p99.9/max, then
+    /// the errors by kind (HTTP status, connect, timeout, io, bad answer).
+    /// Exits 1 if any request failed (a 4xx such as a sold-out item is an
+    /// error but not a failure).
     Load(pygmy::load::LoadArgs),
     /// Kill and restart nodes of a `pygmy up` cluster under load; check nothing was lost.
+    ///
+    /// Reads DIR/pygmy.toml and the pid files, starts a load, and for each
+    /// target kills the node with SIGKILL, keeps it dead for --downtime, and
+    /// restarts it with the command line `up` uses. Reports per round the time
+    /// to detect (the front end's /health shows it down), to fail over, and to
+    /// resync (back in the view with the primary's commit), and the client
+    /// requests during the outage. At the end it compares every replica's
+    /// state over the internal RPC and checks that stock and orders balance
+    /// and that every acknowledged order exists. Exits 1 if a request failed
+    /// while the front end was up, or anything was lost or diverged.
     Chaos(pygmy::chaos::ChaosArgs),
     /// Run one node of a cluster described by a configuration file.
+    ///
+    /// What `pygmy up` starts for each node; use it to run nodes on machines
+    /// of their own with a shared pygmy.toml. Logs to standard error, one
+    /// line per event with time, node and level; RUST_LOG sets the level. The
+    /// front end also appends its heartbeat lines to DATA_DIR/heartbeat.log.
+    /// Stops on Ctrl-C or SIGTERM (a SIGKILL loses nothing acknowledged).
     Node {
         /// The cluster's configuration (TOML; `pygmy up` writes one as DIR/pygmy.toml).
         #[arg(long)]

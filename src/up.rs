@@ -3,7 +3,7 @@
 //!
 //! Each node is this same binary run as `pygmy node --config DIR/pygmy.toml
 //! --name NAME`, with its data under `DIR/NAME/`, its log in `DIR/NAME.log`
-//! and its pid in `DIR/NAME.pid` (see [`proc`](crate::proc)). `up` writes the
+//! and its pid in `DIR/NAME.pid` (see [`proc`]). `up` writes the
 //! configuration it uses to `DIR/pygmy.toml` (reused when it exists, so a
 //! second `up` on the same folder resumes the same cluster with its data),
 //! waits for the front end to report both groups ready, prints a summary,

@@ -97,7 +97,7 @@ pub struct Live {
     failed: AtomicU64,
 }
 
-/// A reading of [`Live`].
+/// A reading of the live counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     /// Requests answered or given up on.
