@@ -185,10 +185,24 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, String> {
     let mut rounds = Vec::new();
     let mut problems = Vec::new();
     for target in &targets {
-        let round = if *target == cfg.frontend.name {
-            frontend_round(args, &cfg, &config_path, &running).await
-        } else {
-            replica_round(args, &cfg, &config_path, &inspector, &running, target).await
+        let round = async {
+            if *target == cfg.frontend.name {
+                frontend_round(args, &cfg, &config_path, &running).await
+            } else {
+                replica_round(args, &cfg, &config_path, &inspector, &running, target).await
+            }
+        };
+        let round = tokio::select! {
+            r = round => r,
+            _ = tokio::signal::ctrl_c() => {
+                // Leave the cluster as it was found: whole.
+                if proc::running_pid(&cfg, target).is_none() {
+                    let _ = proc::spawn_node(&cfg, &config_path, target, Attach::Detached);
+                    say(format!("interrupted; restarted {target}"));
+                }
+                running.stop();
+                return Err(format!("interrupted during the {target} round"));
+            }
         };
         let round = match round {
             Ok(r) => r,
