@@ -519,6 +519,7 @@ mod tests {
         Snapshot {
             pos: LogPos::new(1, lsn),
             state: State::Orders(OrderLedger::new()),
+            digest: lsn,
         }
     }
 

@@ -108,7 +108,8 @@ pub struct ReplicaStatus {
     pub end: LogPos,
     /// Highest lsn it knows committed and has applied.
     pub commit: Lsn,
-    /// Digest of its applied state (at `commit`).
+    /// Running digest of the commands it applied, up to `commit`: equal on
+    /// replicas with equal state (see [`chain_digest`](crate::state::chain_digest)).
     pub digest: u64,
 }
 

@@ -370,7 +370,9 @@ fn check_all(
             .states
             .iter()
             .filter(|(_, s, _)| s.group == group)
-            .map(|(n, s, _)| (n.0.clone(), s.commit, s.digest))
+            // The digest of the state itself, not the running digest the
+            // replica reports: this checks the data, not the bookkeeping.
+            .map(|(n, s, state)| (n.0.clone(), s.commit, state.digest()))
             .collect();
         if let Err(v) = check::check_converged(&digests) {
             violations.push(v);

@@ -142,6 +142,7 @@ mod tests {
         Snapshot {
             pos: LogPos::new(1, lsn),
             state: State::Orders(OrderLedger::new()),
+            digest: lsn,
         }
     }
 

@@ -94,6 +94,7 @@ impl<T: Transport> Replica<T> {
         fail_waiters(&mut inner, 0);
         inner.log.reset(snapshot.pos);
         inner.state = snapshot.state.clone();
+        inner.digest = snapshot.digest;
         inner.commit = snapshot.pos.lsn;
         inner.synced = snapshot.pos.lsn;
         inner.snapshot = Some(snapshot);
@@ -111,24 +112,34 @@ impl<T: Transport> Replica<T> {
                 return Ok(());
             }
         }
+        // The disk lock keeps the log from being cut or replaced meanwhile;
+        // the replica's own lock is held only to copy the state and to
+        // compact, not while the snapshot is written (that takes time in
+        // proportion to the state, and would stall reads and heartbeats).
         let _disk = self.disk.lock().await;
+        let snapshot = {
+            let inner = self.inner.lock();
+            check_failed(&inner)?;
+            // Only durable, committed entries are covered by a snapshot.
+            let upto = inner.commit.min(inner.synced);
+            let Some(pos) = inner.log.pos_at(upto) else {
+                return Ok(());
+            };
+            if upto <= inner.log.base().lsn || upto != inner.commit {
+                return Ok(());
+            }
+            Snapshot {
+                pos,
+                state: inner.state.clone(),
+                digest: inner.digest,
+            }
+        };
+        let saved = self.storage.lock().save_snapshot(&snapshot);
         let mut inner = self.inner.lock();
-        check_failed(&inner)?;
-        // Only durable, committed entries are covered by a snapshot.
-        let upto = inner.commit.min(inner.synced);
-        let Some(pos) = inner.log.pos_at(upto) else {
-            return Ok(());
-        };
-        if upto <= inner.log.base().lsn || upto != inner.commit {
-            return Ok(());
-        }
-        let snapshot = Snapshot {
-            pos,
-            state: inner.state.clone(),
-        };
-        if let Err(e) = self.storage.lock().save_snapshot(&snapshot) {
+        if let Err(e) = saved {
             return Err(self.fail(&mut inner, e));
         }
+        let pos = snapshot.pos;
         inner.log.compact(pos);
         inner.snapshot = Some(snapshot);
         tracing::debug!(node = %self.cfg.me, at = %pos, "compacted log");

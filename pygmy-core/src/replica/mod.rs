@@ -133,6 +133,8 @@ struct Inner {
     snapshot: Option<Snapshot>,
     /// The state with every entry up to `commit` applied.
     state: State,
+    /// The running digest of that state (see `state::chain_digest`).
+    digest: u64,
     commit: Lsn,
     /// The log is durable up to this lsn.
     synced: Lsn,
@@ -185,9 +187,12 @@ impl<T: Transport> Replica<T> {
             )));
         }
         let recovered = storage.load()?;
-        let (state, base) = match &recovered.snapshot {
-            Some(s) => (s.state.clone(), s.pos),
-            None => (initial, crate::types::LogPos::ZERO),
+        let (state, base, digest) = match &recovered.snapshot {
+            Some(s) => (s.state.clone(), s.pos, s.digest),
+            None => {
+                let digest = initial.digest();
+                (initial, crate::types::LogPos::ZERO, digest)
+            }
         };
         let log = MemLog::new(base, recovered.entries);
         let synced = log.last().lsn;
@@ -204,6 +209,7 @@ impl<T: Transport> Replica<T> {
             log,
             snapshot: recovered.snapshot,
             state,
+            digest,
             commit: base.lsn,
             synced,
             serving: false,
@@ -260,7 +266,7 @@ impl<T: Transport> Replica<T> {
             ready: inner.failed.is_none(),
             end: inner.log.pos_at(inner.synced).unwrap_or(inner.log.base()),
             commit: inner.commit,
-            digest: inner.state.digest(),
+            digest: inner.digest,
         }
     }
 

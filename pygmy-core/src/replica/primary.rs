@@ -91,6 +91,7 @@ impl<T: Transport> Replica<T> {
                 break;
             };
             let outcome = inner.state.apply(&entry.command);
+            inner.digest = crate::state::chain_digest(inner.digest, &entry.command);
             inner.commit = lsn;
             if let Command::Catalog(cmd) = &entry.command {
                 if inner.serving {
