@@ -44,6 +44,12 @@ use tokio::task::JoinHandle;
 /// facing a dead front end probe it rather than spin on refused connects.
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(20);
 
+/// Most recorders a run keeps. A recorder holds three HDR histograms of
+/// about 140 KB each, too much to give each of thousands of clients one;
+/// clients share them round robin, each behind its own lock, which stays
+/// uncontended with a handful of clients per recorder.
+const MAX_RECORDERS: u32 = 16;
+
 /// What the clients send and how (shared by `load` and `chaos`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct TrafficArgs {
@@ -158,6 +164,8 @@ struct Shared {
     /// Requests left to send, with `--requests`.
     budget: Option<AtomicU64>,
     live: Live,
+    /// Client `i` records into `recorders[i % len]`.
+    recorders: Vec<Mutex<Recorder>>,
     /// Ids of the orders the store acknowledged (for `chaos` to look for).
     orders: Mutex<Vec<OrderId>>,
     seed: u64,
@@ -184,7 +192,7 @@ impl Shared {
 /// A load run in progress.
 pub struct Running {
     shared: Arc<Shared>,
-    clients: Vec<JoinHandle<Recorder>>,
+    clients: Vec<JoinHandle<()>>,
     started: Instant,
     plan: Plan,
 }
@@ -232,6 +240,9 @@ pub async fn start(plan: Plan) -> Result<Running, String> {
             _ => None,
         },
         live: Live::default(),
+        recorders: (0..traffic.clients.min(MAX_RECORDERS))
+            .map(|_| Mutex::new(Recorder::default()))
+            .collect(),
         orders: Mutex::new(Vec::new()),
         seed,
     });
@@ -275,13 +286,15 @@ impl Running {
     /// builds the report. Also returns the ids of every order the store
     /// acknowledged, in-flight buys that finished after `stop` included.
     pub async fn finish(self) -> (Report, Vec<OrderId>) {
-        let mut all = Recorder::default();
         for c in self.clients {
             // A client task only ends by returning (it does not panic on
-            // any answer); a join error would mean it was cancelled.
-            if let Ok(recorder) = c.await {
-                all.merge(&recorder);
-            }
+            // any answer); a join error would mean it was cancelled, and
+            // what it recorded is in the recorders all the same.
+            let _ = c.await;
+        }
+        let mut all = Recorder::default();
+        for r in &self.shared.recorders {
+            all.merge(&lock(r));
         }
         let traffic = &self.plan.traffic;
         let orders = lock(&self.shared.orders).clone();
@@ -299,8 +312,8 @@ impl Running {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means a client panicked mid-push; the data (a
-    // list of ids) is still whole.
+    // A poisoned lock only means a client panicked while holding it; each
+    // update is a single push or count, so the data is still whole.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -313,13 +326,13 @@ enum Step {
 }
 
 /// One client: sends requests until the run ends, returns what it saw.
-async fn client(shared: Arc<Shared>, index: u32) -> Recorder {
+async fn client(shared: Arc<Shared>, index: u32) {
     let mut rng = SmallRng::seed_from_u64(
         shared
             .seed
             .wrapping_add(u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
     );
-    let mut recorder = Recorder::default();
+    let recorder = &shared.recorders[index as usize % shared.recorders.len()];
     let mut next = Step::Search;
     let mut sent: u64 = 0;
     let shop = &shared.shop;
@@ -370,11 +383,11 @@ async fn client(shared: Arc<Shared>, index: u32) -> Recorder {
         sent += 1;
         match result {
             Ok(()) => {
-                recorder.record(op, latency, None);
+                lock(recorder).record(op, latency, None);
                 shared.live.record(None);
             }
             Err(f) => {
-                recorder.record(op, latency, Some((f.kind, &f.detail)));
+                lock(recorder).record(op, latency, Some((f.kind, &f.detail)));
                 shared.live.record(Some(f.kind));
                 if f.kind.is_failure() {
                     tokio::time::sleep(PAUSE_AFTER_FAILURE).await;
@@ -382,7 +395,6 @@ async fn client(shared: Arc<Shared>, index: u32) -> Recorder {
             }
         }
     }
-    recorder
 }
 
 /// `pygmy load`, to the end. Returns the report; the caller exits non-zero

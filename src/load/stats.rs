@@ -1,6 +1,6 @@
-//! What a load run measured: per-client recorders (merged at the end, so
-//! clients never contend for a lock), live counters for the progress bar and
-//! for `chaos`, and the report with its table.
+//! What a load run measured: recorders (a few, shared by the clients and
+//! merged at the end), live counters for the progress bar and for `chaos`,
+//! and the report with its table.
 //!
 //! Latency is the time from sending a request to having read its whole
 //! answer, recorded in microseconds in an HDR histogram (3 significant
@@ -52,7 +52,7 @@ impl OpStats {
     }
 }
 
-/// One load client's measurements.
+/// Measurements of one or more load clients.
 #[derive(Clone)]
 pub struct Recorder {
     ops: [OpStats; 3],
