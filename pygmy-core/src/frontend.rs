@@ -121,6 +121,18 @@ impl FrontEndConfig {
     }
 }
 
+/// A read in flight on `node`, for the least-outstanding balancer.
+struct Outstanding<'a, T: Transport> {
+    fe: &'a FrontEnd<T>,
+    node: &'a NodeId,
+}
+
+impl<T: Transport> Drop for Outstanding<'_, T> {
+    fn drop(&mut self) {
+        self.fe.inner.lock().balancer.finish(self.node);
+    }
+}
+
 /// A successful buy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
@@ -445,11 +457,14 @@ impl<T: Transport> FrontEnd<T> {
                 tried.clear();
                 continue;
             };
-            let reply = self
-                .transport
-                .call(&node, Request::Read(query.clone()), self.cfg.hop_timeout)
-                .await;
-            self.inner.lock().balancer.finish(&node);
+            let reply = {
+                // Ends the read's count on drop too: a caller that goes away
+                // mid-read must not leave the node looking busy forever.
+                let _outstanding = Outstanding { fe: self, node: &node };
+                self.transport
+                    .call(&node, Request::Read(query.clone()), self.cfg.hop_timeout)
+                    .await
+            };
             match reply {
                 Ok(Response::Read { result, lsn }) => return Ok((result, lsn)),
                 Ok(other) => return Err(crate::transport::unexpected("read", &other)),
