@@ -460,7 +460,10 @@ impl<T: Transport> FrontEnd<T> {
             let reply = {
                 // Ends the read's count on drop too: a caller that goes away
                 // mid-read must not leave the node looking busy forever.
-                let _outstanding = Outstanding { fe: self, node: &node };
+                let _outstanding = Outstanding {
+                    fe: self,
+                    node: &node,
+                };
                 self.transport
                     .call(&node, Request::Read(query.clone()), self.cfg.hop_timeout)
                     .await
