@@ -707,21 +707,25 @@ impl ChaosReport {
         let unbalanced = self.books.iter().filter(|b| !b.balanced).count();
         let sold: u64 = self.books.iter().map(|b| b.ordered).sum();
         let restocked: u64 = self.books.iter().map(|b| b.restocked).sum();
-        out.push_str(&format!(
-            "books: {} items, {sold} copies in orders, {restocked} restocked; {}\n",
-            self.books.len(),
-            if unbalanced == 0 {
-                "every item balances (initial + restocked - stock = copies ordered)".to_string()
-            } else {
-                format!("{unbalanced} items DO NOT balance")
-            }
-        ));
-        out.push_str(&format!(
-            "orders: {} acknowledged to clients, {} missing; {} buys pending\n",
-            self.orders_acknowledged,
-            self.orders_missing.len(),
-            self.buys_pending
-        ));
+        if self.books.is_empty() {
+            out.push_str("books and orders: not checked (the replicas could not be read)\n");
+        } else {
+            out.push_str(&format!(
+                "books: {} items, {sold} copies in orders, {restocked} restocked; {}\n",
+                self.books.len(),
+                if unbalanced == 0 {
+                    "every item balances (initial + restocked - stock = copies ordered)".to_string()
+                } else {
+                    format!("{unbalanced} items DO NOT balance")
+                }
+            ));
+            out.push_str(&format!(
+                "orders: {} acknowledged to clients, {} missing; {} buys pending\n",
+                self.orders_acknowledged,
+                self.orders_missing.len(),
+                self.buys_pending
+            ));
+        }
         if self.ok {
             out.push_str("verdict: OK, nothing lost, replicas identical\n");
         } else {
