@@ -1,13 +1,22 @@
 //! The yardstick for the front end's throughput: the least an HTTP server
 //! on this stack can do per request, with none of Pygmy in it.
 //!
-//! A bare hyper 1 HTTP/1.1 server on tokio TCP with one route,
-//! `GET /lookup?id=N`, that answers a fixed 155-byte JSON body looked up in
-//! a map (ids 1 to 7, as the built-in books). With `--hop` (or
-//! `--hop-to ADDR`) it first makes one hop, over a pooled keep-alive
-//! connection (hyper-util's legacy client), to a second such server and
-//! answers with what that one answered: the shape of a front end serving an
-//! uncached read from a replica.
+//! A bare hyper 1 HTTP/1.1 server on tokio TCP. Every answer is a fixed
+//! body, built at start and looked up in a map:
+//!
+//! - `GET /lookup?id=N` (ids 1 to 7, as the built-in books): a 155-byte
+//!   JSON body in the original's lookup envelope;
+//! - `GET /search?topic=T`: the same envelope with every book of topic `T`
+//!   (`distributed systems`: 1, 2, 5; `graduate school`: 3, 4, 6, 7, as the
+//!   built-in books), so about the size of the front end's answer;
+//! - `GET /books`: `{"books": [...]}`, the shape of the front end's
+//!   `GET /books`, which `pygmy load` asks first to learn ids and topics.
+//!
+//! With `--hop` (or `--hop-to ADDR`) it first makes one hop, over a pooled
+//! keep-alive connection (hyper-util's legacy client), to a second such
+//! server with the same path and query, and answers with what that one
+//! answered: the shape of a front end serving an uncached read from a
+//! replica.
 //!
 //! ```text
 //! cargo run --release --example baseline -- --port 8091                 # leaf
@@ -53,20 +62,73 @@ struct Args {
     hop_to: Option<SocketAddr>,
 }
 
+/// The built-in books' topics by id, as the front end's catalog has them.
+fn topic_of(id: u64) -> &'static str {
+    match id {
+        1 | 2 | 5 => "distributed systems",
+        _ => "graduate school",
+    }
+}
+
 struct Server {
+    /// `/lookup` answers by id.
     bodies: HashMap<u64, Bytes>,
+    /// `/search` answers by (decoded) topic.
+    searches: HashMap<String, Bytes>,
+    /// The `/books` answer.
+    books: Bytes,
     /// `Some` in the hop variant: the pooled client and where it goes.
     hop: Option<(Client<HttpConnector, Full<Bytes>>, SocketAddr)>,
 }
 
-/// The original's lookup envelope for a book, padded to exactly `BODY_LEN`.
+/// Book `id` as JSON, its title padded so that its lookup envelope is
+/// exactly `BODY_LEN` bytes.
+fn book(id: u64) -> String {
+    let topic = topic_of(id);
+    let head = format!(r#"{{"id":{id},"title":"Book {id}"#);
+    let tail = format!(r#"","cost":25,"count":100,"topic":"{topic}"}}"#);
+    let pad = BODY_LEN - ENVELOPE_LEN - head.len() - tail.len();
+    format!("{head}{}{tail}", ".".repeat(pad))
+}
+
+/// The bytes `envelope` adds around its books.
+const ENVELOPE_LEN: usize =
+    r#"{"item":[],"message":"","status":"Success","validation_code":200}"#.len();
+
+/// The original's envelope around `books` (JSON objects).
+fn envelope(books: &[String]) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"item":[{}],"message":"","status":"Success","validation_code":200}}"#,
+        books.join(",")
+    ))
+}
+
+/// The original's lookup envelope for a book: exactly `BODY_LEN` bytes.
 fn body(id: u64) -> Bytes {
-    let head = format!(r#"{{"item":[{{"id":{id},"title":"Book {id}"#);
-    let tail = r#"","cost":25,"count":100,"topic":"distributed systems"}],"message":"","status":"Success","validation_code":200}"#;
-    let pad = BODY_LEN - head.len() - tail.len();
-    let body = format!("{head}{}{tail}", ".".repeat(pad));
+    let body = envelope(&[book(id)]);
     assert_eq!(body.len(), BODY_LEN);
-    Bytes::from(body)
+    body
+}
+
+/// The search answers of the books `ids`, by topic.
+fn searches(ids: &[u64]) -> HashMap<String, Bytes> {
+    let mut topics: HashMap<String, Vec<String>> = HashMap::new();
+    for &id in ids {
+        topics
+            .entry(topic_of(id).into())
+            .or_default()
+            .push(book(id));
+    }
+    topics
+        .into_iter()
+        .map(|(topic, books)| (topic, envelope(&books)))
+        .collect()
+}
+
+/// `{"books": [...]}`, as the front end's `GET /books`.
+fn books(ids: &[u64]) -> Bytes {
+    let books: Vec<String> = ids.iter().map(|&id| book(id)).collect();
+    Bytes::from(format!(r#"{{"books":[{}]}}"#, books.join(",")))
 }
 
 fn answer(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
@@ -78,39 +140,89 @@ fn answer(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     response
 }
 
+/// The value of `key` in the query of `uri`, percent-decoded.
+fn query_value(uri: &Uri, key: &str) -> Option<String> {
+    let raw = uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then_some(v)
+    })?;
+    percent_decode(raw)
+}
+
 fn id_of(uri: &Uri) -> Option<u64> {
-    uri.query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("id="))?
-        .parse()
-        .ok()
+    query_value(uri, "id")?.parse().ok()
+}
+
+/// Decodes `%XX` escapes and `+` (a space); None if an escape is malformed
+/// or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 impl Server {
     async fn handle(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-        if req.method() != Method::GET || req.uri().path() != "/lookup" {
-            return Ok(answer(StatusCode::NOT_FOUND, Bytes::from_static(b"{}")));
+        let not_found = || answer(StatusCode::NOT_FOUND, Bytes::from_static(b"{}"));
+        let bad_request = || answer(StatusCode::BAD_REQUEST, Bytes::from_static(b"{}"));
+        if req.method() != Method::GET {
+            return Ok(not_found());
         }
-        let Some(id) = id_of(req.uri()) else {
-            return Ok(answer(StatusCode::BAD_REQUEST, Bytes::from_static(b"{}")));
-        };
         if let Some((client, to)) = &self.hop {
-            return Ok(self.hop(client, *to, id).await);
+            return Ok(match req.uri().path() {
+                "/lookup" | "/search" | "/books" => self.hop(client, *to, req.uri()).await,
+                _ => not_found(),
+            });
         }
-        Ok(match self.bodies.get(&id) {
-            Some(body) => answer(StatusCode::OK, body.clone()),
-            None => answer(StatusCode::NOT_FOUND, Bytes::from_static(b"{}")),
+        let uri = req.uri();
+        Ok(match uri.path() {
+            "/lookup" => match id_of(uri) {
+                None => bad_request(),
+                Some(id) => match self.bodies.get(&id) {
+                    Some(body) => answer(StatusCode::OK, body.clone()),
+                    None => not_found(),
+                },
+            },
+            "/search" => match query_value(uri, "topic") {
+                None => bad_request(),
+                Some(topic) => match self.searches.get(&topic) {
+                    Some(body) => answer(StatusCode::OK, body.clone()),
+                    None => not_found(),
+                },
+            },
+            "/books" => answer(StatusCode::OK, self.books.clone()),
+            _ => not_found(),
         })
     }
 
-    /// One hop to the leaf over a pooled keep-alive connection.
+    /// One hop to the leaf, same path and query, over a pooled keep-alive
+    /// connection.
     async fn hop(
         &self,
         client: &Client<HttpConnector, Full<Bytes>>,
         to: SocketAddr,
-        id: u64,
+        uri: &Uri,
     ) -> Response<Full<Bytes>> {
-        let uri: Uri = match format!("http://{to}/lookup?id={id}").parse() {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri: Uri = match format!("http://{to}{path}").parse() {
             Ok(uri) => uri,
             Err(_) => return answer(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
         };
@@ -141,8 +253,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let client = Client::builder(TokioExecutor::new()).build(connector);
         (client, to)
     });
+    let ids: Vec<u64> = (1..=7).collect();
     let server = Arc::new(Server {
-        bodies: (1..=7).map(|id| (id, body(id))).collect(),
+        bodies: ids.iter().map(|&id| (id, body(id))).collect(),
+        searches: searches(&ids),
+        books: books(&ids),
         hop,
     });
     let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], args.port))).await?;
@@ -181,6 +296,40 @@ mod tests {
             assert_eq!(b.len(), BODY_LEN);
             assert!(b.starts_with(b"{\"item\":[{\"id\":") && b.ends_with(b"200}"));
         }
+    }
+
+    #[test]
+    fn search_and_books_list_the_builtin_topics() {
+        let ids: Vec<u64> = (1..=7).collect();
+        let searches = searches(&ids);
+        let ds = std::str::from_utf8(&searches["distributed systems"]).unwrap();
+        assert_eq!(ds.matches("\"id\":").count(), 3);
+        let gs = std::str::from_utf8(&searches["graduate school"]).unwrap();
+        assert_eq!(gs.matches("\"id\":").count(), 4);
+        let all = books(&ids);
+        assert!(all.starts_with(b"{\"books\":[{\"id\":1,"));
+        assert_eq!(
+            std::str::from_utf8(&all)
+                .unwrap()
+                .matches("\"topic\":")
+                .count(),
+            7
+        );
+    }
+
+    #[test]
+    fn topics_are_percent_decoded() {
+        let uri = "/search?topic=distributed%20systems".parse().unwrap();
+        assert_eq!(
+            query_value(&uri, "topic").as_deref(),
+            Some("distributed systems")
+        );
+        let uri = "/search?topic=graduate+school".parse().unwrap();
+        assert_eq!(
+            query_value(&uri, "topic").as_deref(),
+            Some("graduate school")
+        );
+        assert_eq!(percent_decode("%zz"), None);
     }
 
     #[test]
