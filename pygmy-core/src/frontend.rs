@@ -121,6 +121,12 @@ impl FrontEndConfig {
     }
 }
 
+/// Node names for a log line: `catalog-2, catalog-3`.
+fn names(nodes: &[NodeId]) -> String {
+    let names: Vec<&str> = nodes.iter().map(|n| n.0.as_str()).collect();
+    names.join(", ")
+}
+
 /// A read in flight on `node`, for the least-outstanding balancer.
 struct Outstanding<'a, T: Transport> {
     fe: &'a FrontEnd<T>,
@@ -335,7 +341,7 @@ impl<T: Transport> FrontEnd<T> {
                 %group,
                 epoch = view.epoch,
                 primary = %view.primary,
-                backups = ?view.backups,
+                backups = %names(&view.backups),
                 "new view"
             );
             announced = true;

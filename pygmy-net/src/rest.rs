@@ -82,14 +82,18 @@ where
             Ok(response)
         }
         Route::Price(id) => {
-            let id = id?;
+            // Authenticate first: a caller without the token learns nothing,
+            // not even whether its id parses.
             admin(public, &parts.headers)?;
+            let id = id?;
             let body: PriceBody = decode(&read_limited(body, limit).await?, "the price body")?;
             Ok(json(StatusCode::OK, &api.set_price(id, body.cost).await?))
         }
         Route::Restock(id) => {
-            let id = id?;
+            // Authenticate first: a caller without the token learns nothing,
+            // not even whether its id parses.
             admin(public, &parts.headers)?;
+            let id = id?;
             let body: RestockBody = decode(&read_limited(body, limit).await?, "the restock body")?;
             Ok(json(StatusCode::OK, &api.restock(id, body.qty).await?))
         }
