@@ -1,0 +1,809 @@
+#!/usr/bin/env python3
+"""Pygmy's cluster against a bare hyper server: one reproducible command.
+
+    python3 benches/report.py [--duration 10] [--out docs/bench]
+
+It builds the release binaries, starts a `pygmy up` cluster (front end, 2
+catalog and 2 order replicas, fsync on) and the baselines of
+examples/baseline.rs (a bare hyper server, and its one-hop variant in front
+of a second bare server) on free ports, and drives each with the same
+`pygmy load` settings. It measures:
+
+- cached lookup and search through the front end against the bare server
+  (64 keep-alive clients for throughput, 1 client for the unloaded p50);
+- uncached lookup and search (the cluster restarted with
+  `cache_capacity = 0` in DIR/pygmy.toml) against the one-hop baseline;
+- buys (2+2 replicas, fsync on) at 64 clients and at 1 client;
+- a mixed load (the original client's session) and then every node's RSS;
+- the original's three experiments: response time with and without the
+  cache, the miss after an invalidation, a crash with failover and resync
+  (`pygmy chaos --target catalog-1`);
+- the simulation's speed (`pygmy-sim --seeds 0..200`).
+
+Throughput comparisons run interleaved (bare, Pygmy, bare, Pygmy, ...) and
+report the median of --repeats runs, so a burst of other work on the machine
+hits both sides alike. The report is written as Markdown and JSON to --out,
+and the Markdown is printed. Every process it starts is stopped at the end,
+on error or Ctrl-C too (the cluster with SIGTERM, as `pygmy up` expects).
+
+Python 3.11 standard library only. Times are for reading, never for gating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+PYGMY = RELEASE / "pygmy"
+SIM = RELEASE / "pygmy-sim"
+BASELINE = RELEASE / "examples" / "baseline"
+
+# The issue's targets.
+CACHED_THROUGHPUT_MIN = 0.85  # of the bare server's
+CACHED_P50_MAX = 1.3  # × the bare server's unloaded p50
+UNCACHED_THROUGHPUT_MIN = 0.80  # of the one-hop baseline's
+BUYS_MIN = 5000.0  # per second at 64 clients
+BUY_P99_MAX_MS = 20.0
+BUY_P50_MAX_MS = 1.5  # unloaded
+RSS_MAX_MB = 30.0
+
+LOADED = 64  # clients for the throughput runs
+UNLOADED = 1  # client for the unloaded p50
+SIM_SEEDS = "0..200"
+RESTOCK = 10_000_000  # copies added to each book before the buy runs
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Failed(Exception):
+    """A step of the benchmark could not be done."""
+
+
+# --------------------------------------------------------------------------
+# Processes
+
+
+def free_ports(count: int) -> int:
+    """A base port with `count` consecutive ports free on 127.0.0.1."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + count > 65000:
+            continue
+        held = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                held.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise Failed(f"found no {count} consecutive free ports")
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise Failed(f"nothing listens on port {port} after {timeout} s")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Baseline:
+    """One examples/baseline.rs server."""
+
+    def __init__(self, port: int, hop_to: int | None = None):
+        cmd = [str(BASELINE), "--port", str(port)]
+        if hop_to is not None:
+            cmd += ["--hop-to", f"127.0.0.1:{hop_to}"]
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(port)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # the baseline stops on Ctrl-C
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Cluster:
+    """A `pygmy up` cluster in `dir`; stopped with SIGTERM."""
+
+    def __init__(self, dir: Path, base_port: int):
+        self.dir = dir
+        self.base_port = base_port
+        self.url = f"http://127.0.0.1:{base_port}"
+        self.proc: subprocess.Popen | None = None
+        self.lines: list[str] = []
+        self.summary = ""
+
+    def start(self, timeout: float = 90.0) -> None:
+        cmd = [str(PYGMY), "up", "--dir", str(self.dir), "--base-port", str(self.base_port)]
+        self.lines = []
+        ready = threading.Event()
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        proc = self.proc
+
+        def drain() -> None:
+            # Keep reading to the end: `up` reports nodes that exit or restart,
+            # and a full pipe would block it.
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+                if line.startswith("ready:"):
+                    self.summary = line.strip()
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(timeout) or not self.summary:
+            self.stop()
+            raise Failed("pygmy up did not report ready:\n" + "\n".join(self.lines[-30:]))
+        log(f"cluster up: {self.summary}")
+
+    def pids(self) -> dict[str, int]:
+        out = {}
+        for f in sorted(self.dir.glob("*.pid")):
+            try:
+                out[f.stem] = int(f.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return out
+
+    def config(self) -> str:
+        return (self.dir / "pygmy.toml").read_text()
+
+    def admin_token(self) -> str:
+        m = re.search(r'^admin_token = "(.*)"$', self.config(), re.M)
+        if not m:
+            raise Failed("no admin_token in pygmy.toml")
+        return m.group(1)
+
+    def set_cache_capacity(self, capacity: int) -> None:
+        path = self.dir / "pygmy.toml"
+        text, n = re.subn(
+            r"^cache_capacity = \d+$", f"cache_capacity = {capacity}", path.read_text(), flags=re.M
+        )
+        if n != 1:
+            raise Failed("pygmy.toml has no cache_capacity line to change")
+        path.write_text(text)
+
+    def stop(self) -> None:
+        """SIGTERM to `up` (which stops every node of the folder), then make
+        sure no node of this folder is left running."""
+        nodes = self.pids()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log("pygmy up did not stop within 30 s; killing it")
+                self.proc.kill()
+                self.proc.wait()
+        # Nodes `up` started (or `chaos` restarted) write their pid files
+        # here; stop any left behind, by pid, if it still runs this folder.
+        nodes.update(self.pids())
+        for name, pid in nodes.items():
+            if alive(pid) and str(self.dir) in cmdline(pid):
+                log(f"{name} (pid {pid}) still runs; SIGTERM")
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(50):
+                    if not alive(pid):
+                        break
+                    time.sleep(0.1)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def rss_mb(pid: int) -> dict[str, float | None]:
+    """VmRSS and VmHWM (peak RSS) of `pid`, in MB (MiB)."""
+    out: dict[str, float | None] = {"rss_mb": None, "peak_mb": None}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                out["rss_mb"] = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                out["peak_mb"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+# --------------------------------------------------------------------------
+# Load
+
+
+def load(url: str, mix: str, clients: int, duration: float) -> dict:
+    """One `pygmy load --json` run; its report, summarised."""
+    cmd = [
+        str(PYGMY), "load", "--url", url, "--mix", mix, "--clients", str(clients),
+        "--duration", f"{int(duration * 1000)}ms", "--json",
+    ]
+    before = os.getloadavg()[0]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise Failed(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+
+    def line(op: dict) -> dict:
+        lat = op["latency_ms"]
+        return {
+            "count": op["count"], "errors": op["errors"], "failed": op["failed"],
+            "throughput": op["throughput"], "p50_ms": lat["p50"], "p90_ms": lat["p90"],
+            "p99_ms": lat["p99"], "p999_ms": lat["p999"], "max_ms": lat["max"],
+            "errors_by_kind": op["errors_by_kind"], "error_samples": op["error_samples"],
+        }
+
+    return {
+        "cmd": " ".join(cmd), "exit": done.returncode, "loadavg_before": before,
+        "elapsed_s": report["elapsed_s"], "seed": report["seed"],
+        "ops": {op["op"]: line(op) for op in report["ops"]}, "all": line(report["total"]),
+    }
+
+
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def compare(cases: list[tuple[str, str, str, str]], clients: int, args, label: str) -> dict:
+    """Runs each case (name, url, mix, op) `args.repeats` times, interleaved
+    (a, b, c, a, b, c, ...), after one untimed warm-up of each."""
+    runs: dict[str, list[dict]] = {name: [] for name, *_ in cases}
+    for name, url, mix, _ in cases:
+        load(url, mix, clients, args.warmup)
+    for r in range(args.repeats):
+        for name, url, mix, op in cases:
+            result = load(url, mix, clients, args.duration)
+            runs[name].append(result)
+            o = result["ops"].get(op, result["all"])
+            log(f"{label} {name} #{r + 1}: {o['throughput']:.0f}/s p50 {o['p50_ms']:.3f} ms "
+                f"p99 {o['p99_ms']:.2f} ms errors {o['errors']} (load {result['loadavg_before']:.1f})")
+    out = {}
+    for name, _, mix, op in cases:
+        per = [run["ops"].get(op, run["all"]) for run in runs[name]]
+        out[name] = {
+            "mix": mix, "clients": clients, "op": op,
+            "throughput": median([p["throughput"] for p in per]),
+            "throughput_runs": [p["throughput"] for p in per],
+            "p50_ms": median([p["p50_ms"] for p in per]),
+            "p99_ms": median([p["p99_ms"] for p in per]),
+            "p50_runs": [p["p50_ms"] for p in per],
+            "p99_runs": [p["p99_ms"] for p in per],
+            "errors": sum(p["errors"] for p in per),
+            "failed": sum(p["failed"] for p in per),
+            "runs": runs[name],
+        }
+    return out
+
+
+# --------------------------------------------------------------------------
+# The original's experiments, from a plain keep-alive client
+
+
+class Client:
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def request(self, method: str, path: str, headers: dict | None = None, body: str | None = None):
+        t = time.perf_counter()
+        self.conn.request(method, path, body=body, headers=headers or {})
+        response = self.conn.getresponse()
+        data = response.read()
+        ms = (time.perf_counter() - t) * 1000
+        return response.status, json.loads(data) if data else None, ms
+
+
+def restock(cluster: Cluster) -> None:
+    """Adds RESTOCK copies to every book, so buys never sell out."""
+    client = Client(cluster.base_port)
+    headers = {"Authorization": f"Bearer {cluster.admin_token()}",
+               "Content-Type": "application/json"}
+    status, books, _ = client.request("GET", "/books")
+    for book in books["books"]:
+        status, answer, _ = client.request(
+            "POST", f"/books/{book['id']}/restock", headers, json.dumps({"qty": RESTOCK}))
+        if status != 200:
+            raise Failed(f"restock of {book['id']} answered {status}: {answer}")
+
+
+def invalidation_experiment(cluster: Cluster, rounds: int) -> dict:
+    """The original's second experiment: lookup (a cache hit), buy, lookup
+    again (a miss: the buy's commit invalidated the entry), lookup once more
+    (a hit again). Times each step from a keep-alive client."""
+    client = Client(cluster.base_port)
+    steps: dict[str, list[float]] = {"hit before": [], "buy": [], "lookup after buy": [],
+                                     "hit after": []}
+    fresh = 0
+    for i in range(rounds):
+        item = 1 + i % 7
+        client.request("GET", f"/lookup?id={item}")  # fills the cache if needed
+        _, before, t_hit = client.request("GET", f"/lookup?id={item}")
+        status, _, t_buy = client.request("GET", f"/buy?id={item}")
+        if status != 200:
+            raise Failed(f"buy of {item} answered {status}")
+        _, after, t_miss = client.request("GET", f"/lookup?id={item}")
+        _, _, t_hit2 = client.request("GET", f"/lookup?id={item}")
+        steps["hit before"].append(t_hit)
+        steps["buy"].append(t_buy)
+        steps["lookup after buy"].append(t_miss)
+        steps["hit after"].append(t_hit2)
+        if after["item"][0]["count"] == before["item"][0]["count"] - 1:
+            fresh += 1
+    return {
+        "rounds": rounds,
+        "fresh_after_buy": fresh,
+        "median_ms": {k: statistics.median(v) for k, v in steps.items()},
+        "max_ms": {k: max(v) for k, v in steps.items()},
+    }
+
+
+def chaos(cluster: Cluster) -> dict:
+    cmd = [str(PYGMY), "chaos", "--dir", str(cluster.dir), "--target", "catalog-1", "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return {"cmd": " ".join(cmd), "exit": done.returncode,
+                "error": (done.stderr or done.stdout).strip()[-2000:]}
+    total = report["load"]["total"]
+    return {
+        "cmd": " ".join(cmd), "exit": done.returncode, "ok": report["ok"],
+        "rounds": [
+            {k: r.get(k) for k in ("target", "role", "detect_ms", "failover_ms", "recover_ms",
+                                   "missed_entries", "requests", "views", "problems")}
+            for r in report["rounds"]
+        ],
+        "load": {"requests": total["count"], "errors": total["errors"],
+                 "failed": total["failed"], "throughput": total["throughput"]},
+        "failed_requests": report["failed_requests"],
+        "groups_identical": {g["group"]: g["identical"] for g in report["groups"]},
+        "orders_acknowledged": report["orders_acknowledged"],
+        "orders_missing": len(report["orders_missing"]),
+        "buys_pending": report["buys_pending"],
+        "problems": report["problems"],
+    }
+
+
+def simulation() -> dict:
+    cmd = [str(SIM), "--seeds", SIM_SEEDS]
+    t = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    wall = time.monotonic() - t
+    text = done.stdout + done.stderr
+    m = re.search(r"([\d.]+)\s*seeds/s", text)
+    rate = float(m.group(1)) if m else None
+    seeds = 200
+    measured = seeds / wall
+    last = [l for l in text.strip().splitlines() if l.strip()][-3:]
+    return {
+        "cmd": " ".join(cmd), "exit": done.returncode, "wall_s": wall,
+        "seeds_per_s_printed": rate, "seeds_per_s_wall": measured,
+        "projected_10000_min": 10_000 / (rate or measured) / 60,
+        "tail": last,
+    }
+
+
+# --------------------------------------------------------------------------
+# The report
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def fmt(x, digits: int = 0, unit: str = "") -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}{unit}"
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        except OSError:
+            return ""
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+        "rustc": out(["rustc", "--version"]),
+        "commit": out(["git", "rev-parse", "--short", "HEAD"]),
+        "dirty_files": out(["git", "status", "--porcelain", "--untracked-files=no"]).splitlines(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def targets(r: dict) -> list[dict]:
+    """Every target with its measured value, ratio and verdict."""
+    rows = []
+    b, c, h, u = r["bare"], r["cached"], r["hop"], r["uncached"]
+    for op in ("lookup", "search"):
+        t = ratio(c[f"{op}_64"]["throughput"], b[f"{op}_64"]["throughput"])
+        rows.append({
+            "target": f"cached {op} throughput ≥ {CACHED_THROUGHPUT_MIN:.0%} of bare",
+            "measured": f"{fmt(c[f'{op}_64']['throughput'])}/s vs {fmt(b[f'{op}_64']['throughput'])}/s",
+            "ratio": t, "ratio_text": fmt(t and t * 100, 0, "%"),
+            "met": None if t is None else t >= CACHED_THROUGHPUT_MIN,
+        })
+        p = ratio(c[f"{op}_1"]["p50_ms"], b[f"{op}_1"]["p50_ms"])
+        rows.append({
+            "target": f"cached {op} unloaded p50 ≤ {CACHED_P50_MAX}× bare",
+            "measured": f"{fmt(c[f'{op}_1']['p50_ms'], 3)} ms vs {fmt(b[f'{op}_1']['p50_ms'], 3)} ms",
+            "ratio": p, "ratio_text": fmt(p, 2, "×"),
+            "met": None if p is None else p <= CACHED_P50_MAX,
+        })
+    for op in ("lookup", "search"):
+        t = ratio(u[f"{op}_64"]["throughput"], h[f"{op}_64"]["throughput"])
+        rows.append({
+            "target": f"uncached {op} throughput ≥ {UNCACHED_THROUGHPUT_MIN:.0%} of one-hop"
+                      + ("" if op == "lookup" else " (the issue names lookup; search for reference)"),
+            "measured": f"{fmt(u[f'{op}_64']['throughput'])}/s vs {fmt(h[f'{op}_64']['throughput'])}/s",
+            "ratio": t, "ratio_text": fmt(t and t * 100, 0, "%"),
+            "met": None if t is None else t >= UNCACHED_THROUGHPUT_MIN,
+        })
+    buys = r["buys"]
+    t = buys["buy_64"]["throughput"]
+    rows.append({"target": f"buys ≥ {BUYS_MIN:,.0f}/s at 64 clients",
+                 "measured": f"{fmt(t)}/s", "ratio": ratio(t, BUYS_MIN),
+                 "ratio_text": fmt(ratio(t, BUYS_MIN), 2, "× target"),
+                 "met": None if t is None else t >= BUYS_MIN})
+    p99 = buys["buy_64"]["p99_ms"]
+    rows.append({"target": f"buy p99 ≤ {BUY_P99_MAX_MS:.0f} ms at 64 clients",
+                 "measured": f"{fmt(p99, 2)} ms", "ratio": ratio(p99, BUY_P99_MAX_MS),
+                 "ratio_text": fmt(ratio(p99, BUY_P99_MAX_MS), 2, "× limit"),
+                 "met": None if p99 is None else p99 <= BUY_P99_MAX_MS})
+    p50 = buys["buy_1"]["p50_ms"]
+    rows.append({"target": f"buy unloaded p50 ≤ {BUY_P50_MAX_MS} ms",
+                 "measured": f"{fmt(p50, 3)} ms", "ratio": ratio(p50, BUY_P50_MAX_MS),
+                 "ratio_text": fmt(ratio(p50, BUY_P50_MAX_MS), 2, "× limit"),
+                 "met": None if p50 is None else p50 <= BUY_P50_MAX_MS})
+    for name, m in r["rss"]["nodes"].items():
+        v = m["rss_mb"]
+        rows.append({"target": f"{name} RSS < {RSS_MAX_MB:.0f} MB after the mixed load",
+                     "measured": f"{fmt(v, 1)} MB (peak {fmt(m['peak_mb'], 1)} MB)",
+                     "ratio": ratio(v, RSS_MAX_MB),
+                     "ratio_text": fmt(ratio(v, RSS_MAX_MB), 2, "× limit"),
+                     "met": None if v is None else v < RSS_MAX_MB})
+    return rows
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    a = r["args"]
+    L = []
+    L.append(f"Measured {m['date']} at commit `{m['commit']}`"
+             + (f" (with uncommitted changes to {', '.join(f[3:] for f in m['dirty_files'])})"
+                if m["dirty_files"] else "")
+             + f"; {m['cores']} × {m['cpu']}, Linux {m['kernel']}, {m['rustc']}.")
+    L.append(f"`pygmy load`: {LOADED} keep-alive clients for throughput, {UNLOADED} for the unloaded "
+             f"p50; {a['duration']:g} s per run after a {a['warmup']:g} s warm-up, median of "
+             f"{a['repeats']} interleaved runs; original API. Load average "
+             f"{r['loadavg']['start']:.1f} at the start, {r['loadavg']['end']:.1f} at the end.")
+    L.append("")
+    L.append("### Targets")
+    L.append("")
+    L.append("| target | measured | ratio | verdict |")
+    L.append("|---|---|---|---|")
+    for t in r["targets"]:
+        L.append(f"| {t['target']} | {t['measured']} | {t['ratio_text']} | {verdict(t['met'])} |")
+    L.append("")
+    L.append("### Throughput and latency")
+    L.append("")
+    L.append("| server | op | clients | req/s (median) | p50 ms | p99 ms | req/s of each run | errors |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    labels = [("bare", "bare hyper"), ("cached", "Pygmy, cache on"),
+              ("hop", "one-hop baseline"), ("uncached", "Pygmy, cache off"), ("buys", "Pygmy")]
+    for key, label in labels:
+        for name, s in r[key].items():
+            L.append(f"| {label} | {s['op']} | {s['clients']} | {fmt(s['throughput'])} | "
+                     f"{fmt(s['p50_ms'], 3)} | {fmt(s['p99_ms'], 2)} | "
+                     f"{', '.join(fmt(x) for x in s['throughput_runs'])} | {s['errors']} |")
+    mx = r["mixed"]
+    L.append("")
+    L.append(f"### Mixed load ({mx['mix']} mix, {mx['clients']} clients, {mx['duration_s']:g} s, cache on, fresh cluster)")
+    L.append("")
+    L.append("| op | count | req/s | p50 ms | p99 ms | errors (4xx) | failed |")
+    L.append("|---|---|---|---|---|---|---|")
+    for op, o in list(mx["ops"].items()) + [("all", mx["all"])]:
+        L.append(f"| {op} | {o['count']:,} | {fmt(o['throughput'])} | {fmt(o['p50_ms'], 3)} | "
+                 f"{fmt(o['p99_ms'], 2)} | {o['errors']} | {o['failed']} |")
+    L.append("")
+    L.append(f"RSS right after it, on a cluster that had served nothing else "
+             f"({r['rss']['orders']:,} orders; VmRSS, and VmHWM, the peak since the process started):")
+    L.append("")
+    L.append("| process | RSS MB | peak MB |")
+    L.append("|---|---|---|")
+    for name, v in list(r["rss"]["nodes"].items()) + list(r["rss"]["baselines"].items()):
+        L.append(f"| {name} | {fmt(v['rss_mb'], 1)} | {fmt(v['peak_mb'], 1)} |")
+    ab = r["rss_after_buys"]
+    L.append("")
+    L.append(f"The same nodes after the buy runs as well ({ab['orders']:,} orders in all, warm-ups "
+             f"not counted): " + ", ".join(f"{n} {fmt(v['rss_mb'], 1)} MB" for n, v in ab["nodes"].items())
+             + ".")
+    L.append("")
+    L.append("### The original's experiments")
+    L.append("")
+    L.append("1. Response time with and without the cache (1 client, `pygmy load`, p50 / p99 ms):")
+    L.append("")
+    L.append("| op | cache on | cache off | off / on |")
+    L.append("|---|---|---|---|")
+    for op in ("lookup", "search"):
+        on, off = r["cached"][f"{op}_1"], r["uncached"][f"{op}_1"]
+        L.append(f"| {op} | {fmt(on['p50_ms'], 3)} / {fmt(on['p99_ms'], 3)} | "
+                 f"{fmt(off['p50_ms'], 3)} / {fmt(off['p99_ms'], 3)} | "
+                 f"{fmt(ratio(off['p50_ms'], on['p50_ms']), 2, '×')} |")
+    inv = r["invalidation"]
+    L.append("")
+    L.append(f"2. The miss after an invalidation ({inv['rounds']} rounds from a Python keep-alive "
+             f"client, which adds its own ~0.1 ms; median / max ms). The lookup after the buy showed "
+             f"the bought copy in {inv['fresh_after_buy']} of {inv['rounds']} rounds.")
+    L.append("")
+    L.append("| step | median ms | max ms |")
+    L.append("|---|---|---|")
+    for step, v in inv["median_ms"].items():
+        L.append(f"| {step} | {v:.3f} | {inv['max_ms'][step]:.3f} |")
+    ch = r["chaos"]
+    L.append("")
+    L.append(f"3. A crash with failover and resync: `pygmy chaos --target catalog-1` "
+             f"(exit {ch['exit']}).")
+    L.append("")
+    if "error" in ch:
+        L.append(f"   chaos did not report: {ch['error']}")
+    else:
+        L.append("| killed | role | detect ms | failover ms | resync ms | requests during (errors, failed) |")
+        L.append("|---|---|---|---|---|---|")
+        for rd in ch["rounds"]:
+            q = rd["requests"]
+            L.append(f"| {rd['target']} | {rd['role']} | {fmt(rd['detect_ms'], 0)} | "
+                     f"{fmt(rd['failover_ms'], 0)} | {fmt(rd['recover_ms'], 0)} | "
+                     f"{q['requests']:,} ({q['errors']}, {q['failed']}) |")
+        L.append("")
+        L.append(f"   Load during chaos: {ch['load']['requests']:,} requests, "
+                 f"{ch['load']['failed']} failed; replicas identical: "
+                 + ", ".join(f"{g} {'yes' if v else 'NO'}" for g, v in ch["groups_identical"].items())
+                 + f"; {ch['orders_acknowledged']:,} acknowledged orders, {ch['orders_missing']} missing, "
+                 f"{ch['buys_pending']} pending; ok: {ch['ok']}"
+                 + (f"; problems: {'; '.join(ch['problems'])}" if ch["problems"] else "") + ".")
+    s = r["simulation"]
+    L.append("")
+    L.append("### Simulation speed")
+    L.append("")
+    L.append(f"`{s['cmd']}` (exit {s['exit']}): {fmt(s['seeds_per_s_printed'], 2)} seeds/s as it "
+             f"prints ({fmt(s['seeds_per_s_wall'], 2)} seeds/s by wall clock, {s['wall_s']:.0f} s); "
+             f"10,000 seeds would take about {s['projected_10000_min']:.0f} min.")
+    if r.get("notes"):
+        L.append("")
+        L.append("### Notes")
+        L.append("")
+        for n in r["notes"]:
+            L.append(f"- {n}")
+    return "\n".join(L) + "\n"
+
+
+# --------------------------------------------------------------------------
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per load run (10)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per case; the median is reported (3)")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds of untimed load before each case (1)")
+    p.add_argument("--mixed-duration", type=float, default=60.0,
+                   help="seconds of mixed load before reading RSS (60)")
+    p.add_argument("--rounds", type=int, default=50, help="rounds of the invalidation experiment (50)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench",
+                   help="folder for report.md and report.json (docs/bench)")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="cluster folder (default: a fresh temporary one, removed at the end)")
+    p.add_argument("--no-build", action="store_true", help="use the binaries in target/release as they are")
+    p.add_argument("--no-sim", action="store_true", help="skip the simulation's speed")
+    args = p.parse_args()
+
+    # SIGTERM to this script stops everything it started, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    if not args.no_build:
+        for cmd in (["cargo", "build", "--release", "--bins", "--examples"],
+                    ["cargo", "build", "--release", "-p", "pygmy-sim"]):
+            log(" ".join(cmd))
+            subprocess.run(cmd, cwd=ROOT, check=True)
+
+    tmp = None
+    if args.dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="pygmy-bench-")
+        cluster_dir = Path(tmp.name) / "cluster"
+    else:
+        cluster_dir = args.dir.resolve()
+        if (cluster_dir / "pygmy.toml").exists():
+            raise SystemExit(f"{cluster_dir} holds a cluster already; give a new folder")
+    cluster_dir.mkdir(parents=True, exist_ok=True)
+
+    r: dict = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+               "machine": machine(), "loadavg": {"start": os.getloadavg()[0]},
+               "cluster_dir": str(cluster_dir), "notes": []}
+    baselines: list[Baseline] = []
+    cluster: Cluster | None = None
+    try:
+        ports = free_ports(8)
+        cluster = Cluster(cluster_dir, ports)  # ports .. ports+4
+        leaf = Baseline(ports + 5)
+        hop_leaf = Baseline(ports + 6)
+        hop = Baseline(ports + 7, hop_to=ports + 6)
+        baselines = [leaf, hop_leaf, hop]
+        r["baselines"] = {"bare": leaf.cmd, "hop leaf": hop_leaf.cmd, "hop": hop.cmd}
+        cluster.start()
+        r["up_summary"] = [cluster.summary]
+        fe = cluster.url
+
+        # A mixed load on the fresh cluster, then every node's RSS. The
+        # stock is topped up first: the original client only buys what a
+        # lookup shows in stock, so 700 copies would sell out within a
+        # second and leave a read-only load.
+        restock(cluster)
+        log(f"mixed load for {args.mixed_duration:g} s")
+        mixed = load(fe, "original", LOADED, args.mixed_duration)
+        mixed.update({"mix": "original", "clients": LOADED, "duration_s": args.mixed_duration})
+        r["mixed"] = mixed
+        r["rss"] = {
+            "orders": mixed["ops"].get("buy", {}).get("count", 0),
+            "nodes": {name: rss_mb(pid) for name, pid in cluster.pids().items()},
+            "baselines": {f"baseline ({name})": rss_mb(b.proc.pid)
+                          for name, b in zip(("bare", "hop leaf", "hop"), baselines)},
+        }
+
+        # Cached reads against the bare server.
+        log("cached reads vs bare")
+        bare, cached = {}, {}
+        for clients in (LOADED, UNLOADED):
+            got = compare([
+                ("bare lookup", leaf.url, "lookup=1", "lookup"),
+                ("pygmy lookup", fe, "lookup=1", "lookup"),
+                ("bare search", leaf.url, "search=1", "search"),
+                ("pygmy search", fe, "search=1", "search"),
+            ], clients, args, f"{clients}c")
+            for op in ("lookup", "search"):
+                bare[f"{op}_{clients}"] = got[f"bare {op}"]
+                cached[f"{op}_{clients}"] = got[f"pygmy {op}"]
+        r["bare"], r["cached"] = bare, cached
+
+        # Buys.
+        log("buys")
+        buys = {}
+        for clients in (LOADED, UNLOADED):
+            got = compare([("buy", fe, "buy=1", "buy")], clients, args, f"{clients}c")
+            buys[f"buy_{clients}"] = got["buy"]
+        r["buys"] = buys
+        ordered = r["rss"]["orders"] + sum(
+            run["ops"]["buy"]["count"] for b in buys.values() for run in b["runs"])
+        r["rss_after_buys"] = {
+            "orders": ordered,
+            "nodes": {name: rss_mb(pid) for name, pid in cluster.pids().items()},
+        }
+
+        # The original's experiments 2 and 3.
+        log("invalidation experiment")
+        r["invalidation"] = invalidation_experiment(cluster, args.rounds)
+        log("chaos --target catalog-1")
+        r["chaos"] = chaos(cluster)
+        log(f"chaos: ok {r['chaos'].get('ok')}")
+
+        # Uncached reads: the same cluster restarted with the cache off.
+        log("restarting the cluster with cache_capacity = 0")
+        cluster.stop()
+        cluster.set_cache_capacity(0)
+        cluster.start()
+        r["up_summary"].append(cluster.summary)
+        hop_runs, uncached = {}, {}
+        for clients in (LOADED, UNLOADED):
+            got = compare([
+                ("hop lookup", hop.url, "lookup=1", "lookup"),
+                ("pygmy lookup", fe, "lookup=1", "lookup"),
+                ("hop search", hop.url, "search=1", "search"),
+                ("pygmy search", fe, "search=1", "search"),
+            ], clients, args, f"{clients}c nocache")
+            for op in ("lookup", "search"):
+                hop_runs[f"{op}_{clients}"] = got[f"hop {op}"]
+                uncached[f"{op}_{clients}"] = got[f"pygmy {op}"]
+        r["hop"], r["uncached"] = hop_runs, uncached
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        for b in baselines:
+            b.stop()
+        if tmp is not None:
+            tmp.cleanup()
+
+    if args.no_sim:
+        r["simulation"] = {"cmd": "skipped (--no-sim)", "exit": None, "wall_s": 0,
+                           "seeds_per_s_printed": None, "seeds_per_s_wall": None,
+                           "projected_10000_min": 0, "tail": []}
+    else:
+        log(f"pygmy-sim --seeds {SIM_SEEDS}")
+        r["simulation"] = simulation()
+    r["loadavg"]["end"] = os.getloadavg()[0]
+    r["targets"] = targets(r)
+
+    text = markdown(r)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(text)
+    (args.out / "report.json").write_text(json.dumps(r, indent=2) + "\n")
+    print(text)
+    log(f"wrote {args.out / 'report.md'} and {args.out / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Failed as e:
+        print(f"report.py: {e}", file=sys.stderr)
+        sys.exit(1)
