@@ -39,6 +39,11 @@ pub struct ClusterConfig {
     /// `false` turns the original's restock-by-10 on a sold-out buy off.
     #[serde(default = "default_true")]
     pub restock_on_empty: bool,
+    /// A JSON file of books (`[{"id","title","cost","count","topic"}, …]`)
+    /// that catalog replicas start from instead of the original's seven.
+    /// Read only when a replica's data folder is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_file: Option<PathBuf>,
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -92,6 +97,7 @@ impl ClusterConfig {
             misses_for_down: default_misses(),
             cache_capacity: default_cache(),
             restock_on_empty: true,
+            catalog_file: None,
         }
     }
 

@@ -171,10 +171,7 @@ pub async fn run_node(
                     let policy = CatalogPolicy {
                         restock_on_empty: cfg.restock_on_empty.then_some(10),
                     };
-                    State::Catalog(
-                        Catalog::from_books(Catalog::builtin().all(), policy)
-                            .map_err(|e| format!("built-in catalog: {e:?}"))?,
-                    )
+                    State::Catalog(initial_catalog(cfg, policy)?)
                 }
                 Group::Order => State::Orders(OrderLedger::new()),
             };
@@ -194,4 +191,22 @@ pub async fn run_node(
     serve(listener, Arc::new(app), shutdown).await;
     tracing::info!(node = name, "stopped");
     Ok(())
+}
+
+/// The books a catalog replica starts from: the configured file, or the
+/// original's seven.
+fn initial_catalog(cfg: &ClusterConfig, policy: CatalogPolicy) -> Result<Catalog, String> {
+    let Some(path) = &cfg.catalog_file else {
+        return Catalog::from_books(Catalog::builtin().all(), policy)
+            .map_err(|e| format!("built-in catalog: {e:?}"));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the catalog file {}: {e}", path.display()))?;
+    let books: Vec<pygmy_core::types::Book> = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: expected a JSON list of books {{\"id\",\"title\",\"cost\",\"count\",\"topic\"}}: {e}",
+            path.display()
+        )
+    })?;
+    Catalog::from_books(books, policy).map_err(|e| format!("{}: {e:?}", path.display()))
 }

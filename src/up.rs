@@ -34,6 +34,10 @@ pub struct UpArgs {
     /// folder; an existing pygmy.toml keeps its own).
     #[arg(long, default_value_t = 8010)]
     pub base_port: u16,
+    /// A JSON file of books to start from instead of the original's seven
+    /// (for a new folder): `[{"id":1,"title":"…","cost":10,"count":5,"topic":"…"}]`.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
 }
 
 /// The running cluster's processes.
@@ -102,13 +106,27 @@ pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
         }
         return Ok((cfg, path));
     }
-    let cfg = ClusterConfig::local(
+    let mut cfg = ClusterConfig::local(
         dir.clone(),
         args.replicas,
         args.base_port,
         fresh_token("internal"),
         fresh_token("admin"),
     );
+    if let Some(file) = &args.catalog {
+        // Checked now, so a bad file is an error here, not a dead replica.
+        let text =
+            fs::read_to_string(file).map_err(|e| format!("--catalog {}: {e}", file.display()))?;
+        serde_json::from_str::<Vec<pygmy_core::types::Book>>(&text).map_err(|e| {
+            format!(
+                "--catalog {}: not a JSON list of books: {e}",
+                file.display()
+            )
+        })?;
+        let absolute =
+            fs::canonicalize(file).map_err(|e| format!("--catalog {}: {e}", file.display()))?;
+        cfg.catalog_file = Some(absolute);
+    }
     write_private(&path, &cfg.to_toml())?;
     Ok((cfg, path))
 }
