@@ -251,6 +251,27 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds `pid` has used."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def heartbeat_events(cluster_dir: Path) -> dict[str, int]:
+    """How many replica-down and new-view lines the front end has logged."""
+    try:
+        text = (cluster_dir / "heartbeat.log").read_text()
+    except OSError:
+        return {"down": 0, "new_view": 0}
+    return {"down": text.count("replica is down"), "new_view": text.count("new view")}
+
+
 def rss_mb(pid: int) -> dict[str, float | None]:
     """VmRSS and VmHWM (peak RSS) of `pid`, in MB (MiB)."""
     out: dict[str, float | None] = {"rss_mb": None, "peak_mb": None}
@@ -269,14 +290,22 @@ def rss_mb(pid: int) -> dict[str, float | None]:
 # Load
 
 
-def load(url: str, mix: str, clients: int, duration: float) -> dict:
-    """One `pygmy load --json` run; its report, summarised."""
+def load(url: str, mix: str, clients: int, duration: float,
+         pids: dict[str, int] | None = None) -> dict:
+    """One `pygmy load --json` run; its report, summarised. With `pids`, also
+    the CPU time each of those processes (and the load generator) used per
+    request."""
     cmd = [
         str(PYGMY), "load", "--url", url, "--mix", mix, "--clients", str(clients),
         "--duration", f"{int(duration * 1000)}ms", "--json",
     ]
     before = os.getloadavg()[0]
+    pids = pids or {}
+    cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
+    children_before = os.times()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    children_after = os.times()
+    cpu_after = {name: cpu_s(pid) for name, pid in pids.items()}
     try:
         report = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -291,8 +320,18 @@ def load(url: str, mix: str, clients: int, duration: float) -> dict:
             "errors_by_kind": op["errors_by_kind"], "error_samples": op["error_samples"],
         }
 
+    count = max(report["total"]["count"], 1)
+    cpu_us = {
+        name: (cpu_after[name] - cpu_before[name]) / count * 1e6
+        for name in pids
+        if cpu_before[name] is not None and cpu_after[name] is not None
+    }
+    cpu_us["load generator"] = (
+        (children_after.children_user + children_after.children_system)
+        - (children_before.children_user + children_before.children_system)) / count * 1e6
     return {
         "cmd": " ".join(cmd), "exit": done.returncode, "loadavg_before": before,
+        "cpu_us_per_request": cpu_us,
         "elapsed_s": report["elapsed_s"], "seed": report["seed"],
         "ops": {op["op"]: line(op) for op in report["ops"]}, "all": line(report["total"]),
     }
@@ -303,22 +342,26 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def compare(cases: list[tuple[str, str, str, str]], clients: int, args, label: str) -> dict:
-    """Runs each case (name, url, mix, op) `args.repeats` times, interleaved
-    (a, b, c, a, b, c, ...), after one untimed warm-up of each."""
+def compare(cases: list[tuple[str, str, str, str, dict]], clients: int, args, label: str) -> dict:
+    """Runs each case (name, url, mix, op, server pids) `args.repeats`
+    times, interleaved (a, b, c, a, b, c, ...), after one untimed warm-up
+    of each."""
     runs: dict[str, list[dict]] = {name: [] for name, *_ in cases}
-    for name, url, mix, _ in cases:
+    for name, url, mix, _, _ in cases:
         load(url, mix, clients, args.warmup)
     for r in range(args.repeats):
-        for name, url, mix, op in cases:
-            result = load(url, mix, clients, args.duration)
+        for name, url, mix, op, pids in cases:
+            result = load(url, mix, clients, args.duration, pids)
             runs[name].append(result)
             o = result["ops"].get(op, result["all"])
             log(f"{label} {name} #{r + 1}: {o['throughput']:.0f}/s p50 {o['p50_ms']:.3f} ms "
                 f"p99 {o['p99_ms']:.2f} ms errors {o['errors']} (load {result['loadavg_before']:.1f})")
     out = {}
-    for name, _, mix, op in cases:
+    for name, _, mix, op, _ in cases:
         per = [run["ops"].get(op, run["all"]) for run in runs[name]]
+        processes = runs[name][0]["cpu_us_per_request"].keys()
+        cpu = {p: median([run["cpu_us_per_request"].get(p) for run in runs[name]])
+               for p in processes}
         out[name] = {
             "mix": mix, "clients": clients, "op": op,
             "throughput": median([p["throughput"] for p in per]),
@@ -329,6 +372,7 @@ def compare(cases: list[tuple[str, str, str, str]], clients: int, args, label: s
             "p99_runs": [p["p99_ms"] for p in per],
             "errors": sum(p["errors"] for p in per),
             "failed": sum(p["failed"] for p in per),
+            "cpu_us_per_request": cpu,
             "runs": runs[name],
         }
     return out
@@ -362,6 +406,18 @@ def restock(cluster: Cluster) -> None:
             "POST", f"/books/{book['id']}/restock", headers, json.dumps({"qty": RESTOCK}))
         if status != 200:
             raise Failed(f"restock of {book['id']} answered {status}: {answer}")
+
+
+def buy_runs(cluster: Cluster, args) -> dict:
+    """Buys at 64 and at 1 client, with the CPU each node used per buy and
+    the heartbeat events (replicas seen down, new views) meanwhile."""
+    out: dict = {"events_before": heartbeat_events(cluster.dir)}
+    for clients in (LOADED, UNLOADED):
+        got = compare([("buy", cluster.url, "buy=1", "buy", cluster.pids())],
+                      clients, args, f"{clients}c")
+        out[f"buy_{clients}"] = got["buy"]
+    out["events_after"] = heartbeat_events(cluster.dir)
+    return out
 
 
 def invalidation_experiment(cluster: Cluster, rounds: int) -> dict:
@@ -510,22 +566,23 @@ def targets(r: dict) -> list[dict]:
             "ratio": t, "ratio_text": fmt(t and t * 100, 0, "%"),
             "met": None if t is None else t >= UNCACHED_THROUGHPUT_MIN,
         })
-    buys = r["buys"]
-    t = buys["buy_64"]["throughput"]
-    rows.append({"target": f"buys ≥ {BUYS_MIN:,.0f}/s at 64 clients",
-                 "measured": f"{fmt(t)}/s", "ratio": ratio(t, BUYS_MIN),
-                 "ratio_text": fmt(ratio(t, BUYS_MIN), 2, "× target"),
-                 "met": None if t is None else t >= BUYS_MIN})
-    p99 = buys["buy_64"]["p99_ms"]
-    rows.append({"target": f"buy p99 ≤ {BUY_P99_MAX_MS:.0f} ms at 64 clients",
-                 "measured": f"{fmt(p99, 2)} ms", "ratio": ratio(p99, BUY_P99_MAX_MS),
-                 "ratio_text": fmt(ratio(p99, BUY_P99_MAX_MS), 2, "× limit"),
-                 "met": None if p99 is None else p99 <= BUY_P99_MAX_MS})
-    p50 = buys["buy_1"]["p50_ms"]
-    rows.append({"target": f"buy unloaded p50 ≤ {BUY_P50_MAX_MS} ms",
-                 "measured": f"{fmt(p50, 3)} ms", "ratio": ratio(p50, BUY_P50_MAX_MS),
-                 "ratio_text": fmt(ratio(p50, BUY_P50_MAX_MS), 2, "× limit"),
-                 "met": None if p50 is None else p50 <= BUY_P50_MAX_MS})
+    for key, store in (("buys_young", "young store"), ("buys", "after the mixed load")):
+        buys = r[key]
+        t = buys["buy_64"]["throughput"]
+        rows.append({"target": f"buys ≥ {BUYS_MIN:,.0f}/s at 64 clients ({store})",
+                     "measured": f"{fmt(t)}/s", "ratio": ratio(t, BUYS_MIN),
+                     "ratio_text": fmt(ratio(t, BUYS_MIN), 2, "× target"),
+                     "met": None if t is None else t >= BUYS_MIN})
+        p99 = buys["buy_64"]["p99_ms"]
+        rows.append({"target": f"buy p99 ≤ {BUY_P99_MAX_MS:.0f} ms at 64 clients ({store})",
+                     "measured": f"{fmt(p99, 2)} ms", "ratio": ratio(p99, BUY_P99_MAX_MS),
+                     "ratio_text": fmt(ratio(p99, BUY_P99_MAX_MS), 2, "× limit"),
+                     "met": None if p99 is None else p99 <= BUY_P99_MAX_MS})
+        p50 = buys["buy_1"]["p50_ms"]
+        rows.append({"target": f"buy unloaded p50 ≤ {BUY_P50_MAX_MS} ms ({store})",
+                     "measured": f"{fmt(p50, 3)} ms", "ratio": ratio(p50, BUY_P50_MAX_MS),
+                     "ratio_text": fmt(ratio(p50, BUY_P50_MAX_MS), 2, "× limit"),
+                     "met": None if p50 is None else p50 <= BUY_P50_MAX_MS})
     for name, m in r["rss"]["nodes"].items():
         v = m["rss_mb"]
         rows.append({"target": f"{name} RSS < {RSS_MAX_MB:.0f} MB after the mixed load",
@@ -561,12 +618,37 @@ def markdown(r: dict) -> str:
     L.append("| server | op | clients | req/s (median) | p50 ms | p99 ms | req/s of each run | errors |")
     L.append("|---|---|---|---|---|---|---|---|")
     labels = [("bare", "bare hyper"), ("cached", "Pygmy, cache on"),
-              ("hop", "one-hop baseline"), ("uncached", "Pygmy, cache off"), ("buys", "Pygmy")]
+              ("hop", "one-hop baseline"), ("uncached", "Pygmy, cache off"),
+              ("buys_young", "Pygmy, young store"), ("buys", "Pygmy, after the mixed load")]
     for key, label in labels:
         for name, s in r[key].items():
+            if not isinstance(s, dict) or "op" not in s:
+                continue
             L.append(f"| {label} | {s['op']} | {s['clients']} | {fmt(s['throughput'])} | "
                      f"{fmt(s['p50_ms'], 3)} | {fmt(s['p99_ms'], 2)} | "
                      f"{', '.join(fmt(x) for x in s['throughput_runs'])} | {s['errors']} |")
+    L.append("")
+    L.append("Heartbeat events during the buy runs (front end's heartbeat.log): "
+             + "; ".join(
+                 f"{label}: {r[k]['events_after']['down'] - r[k]['events_before']['down']} replica-down, "
+                 f"{r[k]['events_after']['new_view'] - r[k]['events_before']['new_view']} new-view lines"
+                 for k, label in (("buys_young", "young store"), ("buys", "after the mixed load")))
+             + ".")
+    L.append("")
+    L.append("CPU time per request (µs, user + system, median of the runs; from /proc/PID/stat "
+             "at 10 ms granularity, and the load generator's from its rusage):")
+    L.append("")
+    L.append("| server | op | clients | per process | servers' total | load generator |")
+    L.append("|---|---|---|---|---|---|")
+    for key, label in labels:
+        for name, s in r[key].items():
+            if not isinstance(s, dict) or "cpu_us_per_request" not in s or s["clients"] != LOADED:
+                continue
+            cpu = s["cpu_us_per_request"]
+            servers = {p: v for p, v in cpu.items() if p != "load generator" and v is not None}
+            L.append(f"| {label} | {s['op']} | {s['clients']} | "
+                     + ", ".join(f"{p} {v:.1f}" for p, v in servers.items())
+                     + f" | {sum(servers.values()):.1f} | {fmt(cpu.get('load generator'), 1)} |")
     mx = r["mixed"]
     L.append("")
     L.append(f"### Mixed load ({mx['mix']} mix, {mx['clients']} clients, {mx['duration_s']:g} s, cache on, fresh cluster)")
@@ -680,12 +762,15 @@ def main() -> int:
     tmp = None
     if args.dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="pygmy-bench-")
-        cluster_dir = Path(tmp.name) / "cluster"
+        base_dir = Path(tmp.name)
     else:
-        cluster_dir = args.dir.resolve()
-        if (cluster_dir / "pygmy.toml").exists():
-            raise SystemExit(f"{cluster_dir} holds a cluster already; give a new folder")
-    cluster_dir.mkdir(parents=True, exist_ok=True)
+        base_dir = args.dir.resolve()
+    # Two clusters: a young one for the buys on a fresh store, and the main one.
+    young_dir, cluster_dir = base_dir / "young", base_dir / "cluster"
+    for d in (young_dir, cluster_dir):
+        if (d / "pygmy.toml").exists():
+            raise SystemExit(f"{d} holds a cluster already; give a new --dir")
+        d.mkdir(parents=True, exist_ok=True)
 
     r: dict = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "machine": machine(), "loadavg": {"start": os.getloadavg()[0]},
@@ -694,15 +779,29 @@ def main() -> int:
     cluster: Cluster | None = None
     try:
         ports = free_ports(8)
-        cluster = Cluster(cluster_dir, ports)  # ports .. ports+4
         leaf = Baseline(ports + 5)
         hop_leaf = Baseline(ports + 6)
         hop = Baseline(ports + 7, hop_to=ports + 6)
         baselines = [leaf, hop_leaf, hop]
         r["baselines"] = {"bare": leaf.cmd, "hop leaf": hop_leaf.cmd, "hop": hop.cmd}
+        bare_pids = {"baseline": leaf.proc.pid}
+        hop_pids = {"hop": hop.proc.pid, "hop leaf": hop_leaf.proc.pid}
+
+        # Buys on a young store: a fresh cluster that serves nothing else.
+        cluster = Cluster(young_dir, ports)  # ports .. ports+4
         cluster.start()
         r["up_summary"] = [cluster.summary]
+        restock(cluster)
+        log("buys on a young store")
+        r["buys_young"] = buy_runs(cluster, args)
+        cluster.stop()
+        cluster = None
+
+        cluster = Cluster(cluster_dir, ports)
+        cluster.start()
+        r["up_summary"].append(cluster.summary)
         fe = cluster.url
+        fe_pids = cluster.pids()
 
         # A mixed load on the fresh cluster, then every node's RSS. The
         # stock is topped up first: the original client only buys what a
@@ -725,25 +824,23 @@ def main() -> int:
         bare, cached = {}, {}
         for clients in (LOADED, UNLOADED):
             got = compare([
-                ("bare lookup", leaf.url, "lookup=1", "lookup"),
-                ("pygmy lookup", fe, "lookup=1", "lookup"),
-                ("bare search", leaf.url, "search=1", "search"),
-                ("pygmy search", fe, "search=1", "search"),
+                ("bare lookup", leaf.url, "lookup=1", "lookup", bare_pids),
+                ("pygmy lookup", fe, "lookup=1", "lookup", fe_pids),
+                ("bare search", leaf.url, "search=1", "search", bare_pids),
+                ("pygmy search", fe, "search=1", "search", fe_pids),
             ], clients, args, f"{clients}c")
             for op in ("lookup", "search"):
                 bare[f"{op}_{clients}"] = got[f"bare {op}"]
                 cached[f"{op}_{clients}"] = got[f"pygmy {op}"]
         r["bare"], r["cached"] = bare, cached
 
-        # Buys.
-        log("buys")
-        buys = {}
-        for clients in (LOADED, UNLOADED):
-            got = compare([("buy", fe, "buy=1", "buy")], clients, args, f"{clients}c")
-            buys[f"buy_{clients}"] = got["buy"]
+        # Buys again, on this store that has served the mixed load.
+        log("buys on the aged store")
+        buys = buy_runs(cluster, args)
         r["buys"] = buys
         ordered = r["rss"]["orders"] + sum(
-            run["ops"]["buy"]["count"] for b in buys.values() for run in b["runs"])
+            run["ops"]["buy"]["count"] for k, b in buys.items() if k.startswith("buy_")
+            for run in b["runs"])
         r["rss_after_buys"] = {
             "orders": ordered,
             "nodes": {name: rss_mb(pid) for name, pid in cluster.pids().items()},
@@ -762,13 +859,14 @@ def main() -> int:
         cluster.set_cache_capacity(0)
         cluster.start()
         r["up_summary"].append(cluster.summary)
+        fe_pids = cluster.pids()
         hop_runs, uncached = {}, {}
         for clients in (LOADED, UNLOADED):
             got = compare([
-                ("hop lookup", hop.url, "lookup=1", "lookup"),
-                ("pygmy lookup", fe, "lookup=1", "lookup"),
-                ("hop search", hop.url, "search=1", "search"),
-                ("pygmy search", fe, "search=1", "search"),
+                ("hop lookup", hop.url, "lookup=1", "lookup", hop_pids),
+                ("pygmy lookup", fe, "lookup=1", "lookup", fe_pids),
+                ("hop search", hop.url, "search=1", "search", hop_pids),
+                ("pygmy search", fe, "search=1", "search", fe_pids),
             ], clients, args, f"{clients}c nocache")
             for op in ("lookup", "search"):
                 hop_runs[f"{op}_{clients}"] = got[f"hop {op}"]
