@@ -557,7 +557,7 @@ fn ops_by_item(
                 (*item, Effect::Buy(*qty))
             }
             Op::Restock { item, qty } => (*item, Effect::Restock(*qty)),
-            Op::Lookup { .. } | Op::Search { .. } => continue,
+            Op::Lookup { .. } | Op::Search { .. } | Op::SetPrice { .. } => continue,
         };
         let exists = initial_stock.contains_key(&item);
         let expect = match answer_of(index, event)? {

@@ -55,13 +55,19 @@ pub enum Op {
     Lookup { item: ItemId },
     /// Read the books of a topic.
     Search { topic: String },
+    /// Set an item's price (an admin change). Each carries a cost no other
+    /// write uses, so a read's cost names the write it saw.
+    SetPrice { item: ItemId, cost: u64 },
 }
 
 impl Op {
     /// The single item the operation names (`None` for a search).
     pub fn item(&self) -> Option<ItemId> {
         match self {
-            Op::Buy { item, .. } | Op::Restock { item, .. } | Op::Lookup { item } => Some(*item),
+            Op::Buy { item, .. }
+            | Op::Restock { item, .. }
+            | Op::Lookup { item }
+            | Op::SetPrice { item, .. } => Some(*item),
             Op::Search { .. } => None,
         }
     }
@@ -81,6 +87,8 @@ pub enum Ret {
     OutOfStock,
     /// The restock succeeded; `count` is the stock right after it.
     Restocked { count: u64 },
+    /// The price change succeeded.
+    PriceSet,
     /// A lookup's answer.
     Book(Book),
     /// A search's answer.

@@ -33,6 +33,7 @@ pub mod cluster;
 pub mod faults;
 pub mod history;
 pub mod net;
+pub mod prices;
 pub mod run;
 pub mod simfs;
 pub mod workload;

@@ -429,6 +429,21 @@ fn check_all(
             Err(v) => violations.push(v),
         }
     }
+    // 4b. Price changes: no acknowledged or observed price change lost.
+    let initial_costs: BTreeMap<_, _> = opts
+        .cluster
+        .catalog()
+        .all()
+        .iter()
+        .map(|b| (b.id, b.cost))
+        .collect();
+    let final_books: Vec<(String, Vec<_>)> = catalogs
+        .iter()
+        .map(|(n, c)| (n.0.clone(), c.all()))
+        .collect();
+    if let Err(v) = crate::prices::check_prices(history, &initial_costs, &final_books) {
+        violations.push(v);
+    }
     // 5. After healing and settling, every request completes in the bound.
     let from = (opts.heal_at + opts.settle).as_nanos() as u64;
     let bound = opts.bound.as_nanos() as u64;

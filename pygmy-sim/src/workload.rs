@@ -4,8 +4,8 @@
 //!
 //! - Buys carry an `Idempotency-Key` and are retried under it until they get
 //!   a definite answer, so one logical buy is one history operation.
-//! - Restocks are not idempotent: a restock without a definite answer is
-//!   recorded as indeterminate and not retried.
+//! - Restocks and price changes are not idempotent: one without a definite
+//!   answer is recorded as indeterminate and not retried.
 //! - Reads are retried the same way; a read that never got an answer is
 //!   indeterminate (reads change nothing, so that is harmless).
 
@@ -135,6 +135,28 @@ async fn buy(http: &Http, item: ItemId, qty: u64, key: &str, give_up: u64) -> Re
     Ret::Failed(format!("gave up: {last}"))
 }
 
+/// An admin price change. Not retried (like a restock, it carries no
+/// idempotency key), so a lost answer leaves it indeterminate.
+async fn set_price(http: &Http, item: ItemId, cost: u64) -> Ret {
+    let reply = send(
+        http,
+        Method::PUT,
+        &format!("/books/{item}/price"),
+        &[("authorization", format!("Bearer {ADMIN}"))],
+        Some(serde_json::json!({ "cost": cost })),
+    )
+    .await;
+    match reply {
+        Ok((s, body)) if s.is_success() => match serde_json::from_value::<Book>(body.clone()) {
+            Ok(book) if book.cost == cost => Ret::PriceSet,
+            _ => Ret::Failed(format!("price change answered {body}")),
+        },
+        Ok((StatusCode::NOT_FOUND, _)) => Ret::NotFound,
+        Ok((s, body)) => Ret::Failed(format!("{s}: {}", message(&body))),
+        Err(e) => Ret::Failed(e),
+    }
+}
+
 async fn restock(http: &Http, item: ItemId, qty: u64) -> Ret {
     let reply = send(
         http,
@@ -236,6 +258,11 @@ pub async fn client(
                 item,
                 qty: rng.gen_range(1..=5),
             },
+            // Unique costs, so every cost seen names the write behind it.
+            40..=44 if id == 1 => Op::SetPrice {
+                item,
+                cost: 1_000 + n,
+            },
             45..=59 => Op::Search {
                 topic: opts.topics[rng.gen_range(0..opts.topics.len())].clone(),
             },
@@ -246,6 +273,7 @@ pub async fn client(
         let ret = match &op {
             Op::Buy { item, qty, key } => buy(&http, *item, *qty, key, give_up).await,
             Op::Restock { item, qty } => restock(&http, *item, *qty).await,
+            Op::SetPrice { item, cost } => set_price(&http, *item, *cost).await,
             Op::Lookup { item } => lookup(&http, *item, rng.gen_bool(0.5), give_up).await,
             Op::Search { topic } => search(&http, topic, give_up).await,
         };
