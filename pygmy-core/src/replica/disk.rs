@@ -93,11 +93,10 @@ impl<T: Transport> Replica<T> {
         }
         fail_waiters(&mut inner, 0);
         inner.log.reset(snapshot.pos);
-        inner.state = snapshot.state.clone();
         inner.digest = snapshot.digest;
         inner.commit = snapshot.pos.lsn;
         inner.synced = snapshot.pos.lsn;
-        inner.snapshot = Some(snapshot);
+        inner.state = snapshot.state;
         drop(inner);
         self.bump();
         Ok(())
@@ -141,7 +140,6 @@ impl<T: Transport> Replica<T> {
         }
         let pos = snapshot.pos;
         inner.log.compact(pos);
-        inner.snapshot = Some(snapshot);
         tracing::debug!(node = %self.cfg.me, at = %pos, "compacted log");
         Ok(())
     }

@@ -61,7 +61,7 @@ use crate::command::{BuyStatus, Outcome};
 use crate::error::{Error, Result};
 use crate::frontend::Clock;
 use crate::message::{Query, QueryResult, ReplicaStatus, Request, Response};
-use crate::state::{Snapshot, State};
+use crate::state::State;
 use crate::storage::Storage;
 use crate::transport::{Handler, Transport};
 use crate::types::{Epoch, Group, Lsn, NodeId, RequestId};
@@ -129,8 +129,6 @@ struct Inner {
     /// Views of the other group, to find its primary.
     others: BTreeMap<Group, View>,
     log: MemLog,
-    /// The latest snapshot (sent to replicas behind the compacted log).
-    snapshot: Option<Snapshot>,
     /// The state with every entry up to `commit` applied.
     state: State,
     /// The running digest of that state (see `state::chain_digest`).
@@ -207,7 +205,6 @@ impl<T: Transport> Replica<T> {
             view: recovered.view,
             others: BTreeMap::new(),
             log,
-            snapshot: recovered.snapshot,
             state,
             digest,
             commit: base.lsn,

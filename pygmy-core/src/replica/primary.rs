@@ -6,7 +6,7 @@ use crate::cache::CacheKey;
 use crate::command::{CatalogCommand, Command, Entry, Outcome};
 use crate::error::{Error, Result};
 use crate::message::{Fetched, Request, Response};
-use crate::state::State;
+use crate::state::{Snapshot, State};
 use crate::transport::Transport;
 use crate::types::{Epoch, LogPos, Lsn, NodeId};
 use crate::view::View;
@@ -269,16 +269,22 @@ impl<T: Transport> Replica<T> {
                     FetchAnswer::Diverged(truncate_to) => {
                         return Ok(Response::Fetched(Fetched::Diverged { truncate_to }))
                     }
-                    FetchAnswer::Snapshot => match &inner.snapshot {
-                        Some(s) => {
-                            return Ok(Response::Fetched(Fetched::Snapshot(Box::new(s.clone()))))
-                        }
-                        None => {
+                    FetchAnswer::Snapshot => {
+                        // The asker is behind my compacted log. Any committed
+                        // state will do, so send the current one: no old
+                        // snapshot needs to stay in memory for this rare case.
+                        let Some(pos) = inner.log.pos_at(inner.commit) else {
                             return Err(Error::Unavailable(
-                                "asked for entries before my log, and I have no snapshot".into(),
-                            ))
-                        }
-                    },
+                                "my commit point is not in my log".into(),
+                            ));
+                        };
+                        let snapshot = Snapshot {
+                            pos,
+                            state: inner.state.clone(),
+                            digest: inner.digest,
+                        };
+                        return Ok(Response::Fetched(Fetched::Snapshot(Box::new(snapshot))));
+                    }
                 }
             };
             if acked {
