@@ -24,6 +24,11 @@ struct Args {
     /// Threads running seeds in parallel (default: the machine's cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Run a deliberately broken cluster, to watch the checks catch it:
+    /// `lying-disk` (syncs that do nothing) or `promote-stale` (the view
+    /// service may promote a replica outside the last confirmed view).
+    #[arg(long = "break", value_parser = ["lying-disk", "promote-stale"])]
+    broken: Option<String>,
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -48,7 +53,12 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let opts = SimOptions::default();
+    let mut opts = SimOptions::default();
+    match args.broken.as_deref() {
+        Some("lying-disk") => opts.cluster.lying_disk = true,
+        Some("promote-stale") => opts.cluster.promote_stale = true,
+        _ => {}
+    }
     if let Some(seed) = args.seed {
         // A replay can show the nodes' own logs: RUST_LOG=info (or debug).
         if std::env::var_os("RUST_LOG").is_some() {

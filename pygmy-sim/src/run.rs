@@ -74,6 +74,8 @@ pub struct Report {
     pub trace: Vec<String>,
     pub operations: usize,
     pub simulated: Duration,
+    /// The deliberate breakage the run had, as `pygmy-sim --break` names it.
+    pub broken: Option<&'static str>,
 }
 
 impl Report {
@@ -212,6 +214,13 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
         trace,
         operations: history.len(),
         simulated,
+        broken: if opts.cluster.lying_disk {
+            Some("lying-disk")
+        } else if opts.cluster.promote_stale {
+            Some("promote-stale")
+        } else {
+            None
+        },
     }
 }
 
@@ -478,6 +487,9 @@ pub fn describe(report: &Report) -> String {
         "replay: cargo run --release -p pygmy-sim -- --seed {}",
         report.seed
     );
+    if let Some(b) = report.broken {
+        let _ = write!(s, " --break {b}");
+    }
     s
 }
 
