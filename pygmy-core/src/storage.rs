@@ -47,4 +47,18 @@ pub trait Storage: Send + 'static {
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()>;
     /// Stores the view durably.
     fn save_view(&mut self, view: &View) -> Result<()>;
+    /// The slow half of `save_snapshot`, to run without holding the store
+    /// (appends and syncs go on meanwhile): a job that encodes the snapshot
+    /// and writes its file durably, touching nothing else. Follow a job that
+    /// succeeded with `compact_to`. The caller keeps snapshot writes — jobs
+    /// and `save_snapshot` — from overlapping. A crash between the job and
+    /// `compact_to` leaves a snapshot and a log that still holds entries it
+    /// covers, which `load` skips.
+    fn snapshot_job(&self) -> SnapshotJob;
+    /// Drops the log entries up to `lsn`, covered by the snapshot a job just
+    /// wrote. Nothing happens at or below the stored snapshot.
+    fn compact_to(&mut self, lsn: Lsn) -> Result<()>;
 }
+
+/// See [`Storage::snapshot_job`].
+pub type SnapshotJob = Box<dyn FnOnce(&Snapshot) -> Result<()> + Send>;

@@ -67,6 +67,7 @@ impl<T: Transport> Replica<T> {
     /// Replaces everything with a snapshot from the primary (this replica
     /// was behind its compacted log).
     pub(super) async fn install_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        let _snapshots = self.snapshots.lock().await;
         let _disk = self.disk.lock().await;
         let mut inner = self.inner.lock();
         check_failed(&inner)?;
@@ -111,11 +112,12 @@ impl<T: Transport> Replica<T> {
                 return Ok(());
             }
         }
-        // The disk lock keeps the log from being cut or replaced meanwhile;
-        // the replica's own lock is held only to copy the state and to
-        // compact, not while the snapshot is written (that takes time in
-        // proportion to the state, and would stall reads and heartbeats).
-        let _disk = self.disk.lock().await;
+        // The snapshot is encoded and written holding neither the replica's
+        // lock nor the disk lock (that takes time in proportion to the
+        // state; group commits and reads go on meanwhile). Only the state's
+        // copy and the final compaction hold locks. `snapshots` keeps an
+        // install from writing its snapshot file in between.
+        let _snapshots = self.snapshots.lock().await;
         let snapshot = {
             let inner = self.inner.lock();
             check_failed(&inner)?;
@@ -133,14 +135,23 @@ impl<T: Transport> Replica<T> {
                 digest: inner.digest,
             }
         };
-        let saved = self.storage.lock().save_snapshot(&snapshot);
+        let job = self.storage.lock().snapshot_job();
+        let written = job(&snapshot);
+        let pos = snapshot.pos;
+        drop(snapshot);
+        // Nothing cut the log below `pos` meanwhile: truncation never goes
+        // below the commit point, and an install (which replaces the log)
+        // waits for `snapshots`.
+        let _disk = self.disk.lock().await;
+        let compacted = written.and_then(|_| self.storage.lock().compact_to(pos.lsn));
         let mut inner = self.inner.lock();
-        if let Err(e) = saved {
+        if let Err(e) = compacted {
             return Err(self.fail(&mut inner, e));
         }
-        let pos = snapshot.pos;
-        inner.log.compact(pos);
-        tracing::debug!(node = %self.cfg.me, at = %pos, "compacted log");
+        if inner.log.base().lsn < pos.lsn && inner.log.contains(pos) {
+            inner.log.compact(pos);
+            tracing::debug!(node = %self.cfg.me, at = %pos, "compacted log");
+        }
         Ok(())
     }
 

@@ -161,6 +161,10 @@ pub struct Replica<T: Transport> {
     storage: Mutex<Box<dyn Storage>>,
     /// Serialises everything that writes the log file.
     disk: tokio::sync::Mutex<()>,
+    /// Serialises writes of the snapshot file (taken before `disk`), so a
+    /// compaction's snapshot, written without `disk`, never overwrites a
+    /// newer installed one.
+    snapshots: tokio::sync::Mutex<()>,
     /// Bumped on every change that someone may be waiting for.
     changed: watch::Sender<u64>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -226,6 +230,7 @@ impl<T: Transport> Replica<T> {
             inner: Mutex::new(inner),
             storage: Mutex::new(storage),
             disk: tokio::sync::Mutex::new(()),
+            snapshots: tokio::sync::Mutex::new(()),
             changed,
             tasks: Mutex::new(Vec::new()),
         });
