@@ -182,3 +182,15 @@ impl ClusterConfig {
         Ok(cfg)
     }
 }
+
+/// Reads a catalog file: a JSON list of books.
+pub fn read_books(path: &std::path::Path) -> Result<Vec<pygmy_core::types::Book>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the catalog file {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: expected a JSON list of books {{\"id\",\"title\",\"cost\",\"count\",\"topic\"}}: {e}",
+            path.display()
+        )
+    })
+}

@@ -200,13 +200,6 @@ fn initial_catalog(cfg: &ClusterConfig, policy: CatalogPolicy) -> Result<Catalog
         return Catalog::from_books(Catalog::builtin().all(), policy)
             .map_err(|e| format!("built-in catalog: {e:?}"));
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the catalog file {}: {e}", path.display()))?;
-    let books: Vec<pygmy_core::types::Book> = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}: expected a JSON list of books {{\"id\",\"title\",\"cost\",\"count\",\"topic\"}}: {e}",
-            path.display()
-        )
-    })?;
+    let books = crate::config::read_books(path)?;
     Catalog::from_books(books, policy).map_err(|e| format!("{}: {e:?}", path.display()))
 }

@@ -115,14 +115,7 @@ pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
     );
     if let Some(file) = &args.catalog {
         // Checked now, so a bad file is an error here, not a dead replica.
-        let text =
-            fs::read_to_string(file).map_err(|e| format!("--catalog {}: {e}", file.display()))?;
-        serde_json::from_str::<Vec<pygmy_core::types::Book>>(&text).map_err(|e| {
-            format!(
-                "--catalog {}: not a JSON list of books: {e}",
-                file.display()
-            )
-        })?;
+        crate::config::read_books(file).map_err(|e| format!("--catalog: {e}"))?;
         let absolute =
             fs::canonicalize(file).map_err(|e| format!("--catalog {}: {e}", file.display()))?;
         cfg.catalog_file = Some(absolute);

@@ -143,7 +143,7 @@ pub fn tokio_transport(
 
 /// An error and its causes, `outer: inner: ...` (hyper's top-level messages
 /// alone, like "client error (Connect)", do not say what happened).
-fn chain(error: &dyn StdError) -> String {
+pub fn chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

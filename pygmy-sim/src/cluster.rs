@@ -151,7 +151,12 @@ pub async fn frontend_host(opts: ClusterOptions, seed: u64) -> turmoil::Result {
     fe.start();
     let app = App::new(fe.clone() as Arc<dyn Handler>, TOKEN)
         .with_public(fe as Arc<dyn PublicApi>, ADMIN);
-    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", FRONTEND_PORT)).await?;
+    serve_forever(FRONTEND_PORT, app).await
+}
+
+/// Serves `app` on `port` of the current host until the host crashes.
+async fn serve_forever(port: u16, app: App) -> turmoil::Result {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
     serve(
         SimListener(listener),
         Arc::new(app),
@@ -176,15 +181,7 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
         initial,
         sim_clock(),
     )?;
-    let app = App::new(replica as Arc<dyn Handler>, TOKEN);
-    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
-    serve(
-        SimListener(listener),
-        Arc::new(app),
-        std::future::pending::<()>(),
-    )
-    .await;
-    Ok(())
+    serve_forever(port, App::new(replica as Arc<dyn Handler>, TOKEN)).await
 }
 
 /// Registers every host of the cluster on `sim`.

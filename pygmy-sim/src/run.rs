@@ -361,6 +361,7 @@ fn check_all(
             format!("replica unreachable after healing: {e}"),
         ));
     }
+    let initial_books = opts.cluster.catalog().all();
     let mut catalogs = Vec::new();
     let mut ledgers = Vec::new();
     for (node, status, state) in &fin.states {
@@ -421,13 +422,7 @@ fn check_all(
             violations.push(v);
         }
         // 4. Linearizable buys per item, and reads of no lost write.
-        let initial: BTreeMap<_, _> = opts
-            .cluster
-            .catalog()
-            .all()
-            .iter()
-            .map(|b| (b.id, b.count))
-            .collect();
+        let initial: BTreeMap<_, _> = initial_books.iter().map(|b| (b.id, b.count)).collect();
         let policy = catalog.policy().restock_on_empty;
         match check::check_linearizable_ending_at(history, &initial, policy, &books) {
             Ok(lin) => {
@@ -439,13 +434,7 @@ fn check_all(
         }
     }
     // 4b. Price changes: no acknowledged or observed price change lost.
-    let initial_costs: BTreeMap<_, _> = opts
-        .cluster
-        .catalog()
-        .all()
-        .iter()
-        .map(|b| (b.id, b.cost))
-        .collect();
+    let initial_costs: BTreeMap<_, _> = initial_books.iter().map(|b| (b.id, b.cost)).collect();
     let final_books: Vec<(String, Vec<_>)> = catalogs
         .iter()
         .map(|(n, c)| (n.0.clone(), c.all()))

@@ -224,14 +224,14 @@ impl Target {
             } else {
                 ErrorKind::Io
             };
-            Failure::new(kind, chain(&e))
+            Failure::new(kind, pygmy_net::client::chain(&e))
         })?;
         let status = response.status();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| Failure::new(ErrorKind::Io, chain(&e)))?
+            .map_err(|e| Failure::new(ErrorKind::Io, pygmy_net::client::chain(&e)))?
             .to_bytes();
         Ok((status, body))
     }
@@ -261,19 +261,6 @@ pub fn encode(value: &str) -> String {
         }
     }
     out
-}
-
-/// An error and its causes (hyper's outer message alone, "client error
-/// (Connect)", does not say what happened).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
