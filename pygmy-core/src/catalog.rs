@@ -35,6 +35,7 @@
 
 use crate::command::{CatalogCommand, CatalogOutcome, Rejection, Reservation};
 use crate::types::{Book, ItemId, RequestId};
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -115,8 +116,9 @@ impl CatalogItem {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     books: BTreeMap<ItemId, CatalogItem>,
-    /// The first outcome of every `Reserve`, by request id.
-    reservations: BTreeMap<RequestId, Result<Reservation, Rejection>>,
+    /// The first outcome of every `Reserve`, by request id. A persistent
+    /// map: it grows with every buy, and a snapshot clones it in O(1).
+    reservations: OrdMap<RequestId, Result<Reservation, Rejection>>,
     policy: CatalogPolicy,
 }
 
@@ -156,7 +158,7 @@ impl Catalog {
             .collect();
         Catalog {
             books,
-            reservations: BTreeMap::new(),
+            reservations: OrdMap::new(),
             policy: CatalogPolicy::default(),
         }
     }
@@ -165,13 +167,18 @@ impl Catalog {
     pub fn from_books(books: Vec<Book>, policy: CatalogPolicy) -> Result<Self, Rejection> {
         let mut catalog = Catalog {
             books: BTreeMap::new(),
-            reservations: BTreeMap::new(),
+            reservations: OrdMap::new(),
             policy,
         };
         for book in books {
             catalog.add_book(book)?;
         }
         Ok(catalog)
+    }
+
+    /// Books plus stored reservations.
+    pub fn records(&self) -> usize {
+        self.books.len() + self.reservations.len()
     }
 
     pub fn policy(&self) -> &CatalogPolicy {

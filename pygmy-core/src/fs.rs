@@ -27,6 +27,15 @@ pub trait Fs: Send + Sync + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// The whole file, or `None` when it does not exist.
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
+    /// The file's bytes from `offset` to its end (none past the end), or
+    /// `None` when it does not exist. Compaction reads only a log's tail
+    /// with it. The default reads the whole file; a real disk seeks.
+    fn read_from(&self, path: &Path, offset: u64) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.read(path)?.map(|bytes| {
+            let start = usize::try_from(offset).map_or(bytes.len(), |o| o.min(bytes.len()));
+            bytes[start..].to_vec()
+        }))
+    }
     /// Opens `path` for appending, creating it empty if missing.
     fn open_append(&self, path: &Path) -> io::Result<Self::File>;
     /// Creates or truncates `path`, writes `bytes` and syncs the file

@@ -1,6 +1,7 @@
 //! The on-disk format of a replica's storage, and the only place it lives.
 //!
-//! A [`LogStore`] keeps three files in its directory, all written against the
+//! A [`LogStore`] keeps three files in its directory (and, while a snapshot
+//! is being written, `log.prev`), all written against the
 //! [`Fs`] trait so the same code runs on a real disk, on turmoil's simulated
 //! disk and in memory:
 //!
@@ -33,7 +34,15 @@
 //!   entries the snapshot does not cover are rewritten to `log.tmp`, synced,
 //!   renamed over `log` and the directory synced. A crash between the
 //!   snapshot's rename and the log's rename leaves entries the snapshot
-//!   already covers at the front of the log; `load` skips them.
+//!   already covers at the front of the log; `load` skips them. That is the
+//!   path of an installed snapshot.
+//! - **A replica's own snapshots split the log instead** (`begin_snapshot`):
+//!   only the entries after the snapshot's lsn — the few not yet applied —
+//!   move to a fresh `log`, and the covered ones wait in `log.prev` until
+//!   the snapshot is durable (`finish_snapshot` removes it). So the cost
+//!   under the store's lock does not grow with the log, which grows with
+//!   the state. Every crash point of the split loads the whole log: `load`
+//!   merges `log.prev` back (where both files hold an lsn, `log` is right).
 //! - **A failed write poisons the store**: after an I/O error on a write or
 //!   sync, every later call fails too. Retrying an fsync that failed may
 //!   report success for data the kernel already dropped, so the store never
@@ -45,7 +54,8 @@
 //!   software mismatch, not a torn write: `load` refuses it with an error
 //!   rather than cut the log, because cutting would drop acknowledged entries.
 //! - Compaction reads and rewrites the part of the log the snapshot does not
-//!   cover, so its cost is the size of that tail.
+//!   cover, so its cost is the size of that tail (short, when the replica
+//!   splits at its own commit point).
 //! - Directories are created once, at `open`, and each of their ancestors is
 //!   synced then so that the directory itself survives a crash.
 
@@ -64,6 +74,10 @@ use std::path::{Path, PathBuf};
 
 const LOG: &str = "log";
 const SNAPSHOT: &str = "snapshot";
+/// The older part of a log split by a snapshot in progress.
+const PREV: &str = "log.prev";
+/// A log's tail being moved to a fresh file.
+const NEXT: &str = "log.next";
 const VIEW: &str = "view";
 
 /// Bytes before a record's payload: its length and its CRC.
@@ -184,10 +198,13 @@ pub struct LogStore<F: Fs> {
     /// The log, open for appending. `None` only while it is being replaced,
     /// or after that failed (and the store is poisoned).
     log: Option<F::File>,
-    /// The lsn of the stored snapshot (0 without one); the log's live
-    /// entries follow it.
-    snapshot_lsn: Lsn,
-    /// `offsets[i]`: byte offset of the entry with lsn `snapshot_lsn + 1 + i`.
+    /// The lsn just before the first live entry of the `log` file: the
+    /// stored snapshot's (0 without one), or during a snapshot the lsn it
+    /// will cover (the entries up to it wait in `log.prev`).
+    log_base: Lsn,
+    /// `log.prev` exists: a snapshot begun and not finished.
+    prev: bool,
+    /// `offsets[i]`: byte offset of the entry with lsn `log_base + 1 + i`.
     offsets: Vec<u64>,
     /// Length of the valid log: where the next record goes.
     end: u64,
@@ -222,7 +239,8 @@ impl<F: Fs> LogStore<F> {
             dir,
             log_path,
             log: Some(log),
-            snapshot_lsn: 0,
+            log_base: 0,
+            prev: false,
             offsets: Vec::new(),
             end: 0,
             dirty: false,
@@ -239,7 +257,7 @@ impl<F: Fs> LogStore<F> {
 
     /// The lsn of the last entry (or of the snapshot when the log is empty).
     pub fn last_lsn(&self) -> Lsn {
-        self.snapshot_lsn + self.offsets.len() as u64
+        self.log_base + self.offsets.len() as u64
     }
 
     /// Fails if an earlier write failed (see "poisons" in the module docs).
@@ -276,6 +294,7 @@ impl<F: Fs> LogStore<F> {
     /// Reads everything back, cuts a bad tail off the log and rebuilds the
     /// index.
     fn recover(&mut self) -> Result<Recovered> {
+        self.merge_prev()?;
         let view: Option<View> = read_single(&self.fs, &self.dir.join(VIEW))?;
         let snapshot: Option<Snapshot> = read_single(&self.fs, &self.dir.join(SNAPSHOT))?;
         let snapshot_lsn = snapshot.as_ref().map_or(0, |s| s.pos.lsn);
@@ -293,7 +312,8 @@ impl<F: Fs> LogStore<F> {
         // caller will treat every entry it loads as its durable log.
         self.with_log("sync", |f| f.sync())?;
         self.dirty = false;
-        self.snapshot_lsn = snapshot_lsn;
+        self.log_base = snapshot_lsn;
+        self.prev = false;
         self.offsets = scan.offsets;
         self.end = scan.end;
         Ok(Recovered {
@@ -303,13 +323,129 @@ impl<F: Fs> LogStore<F> {
         })
     }
 
+    /// Puts a log split by an unfinished snapshot back into one file.
+    ///
+    /// `log.prev` holds the older entries and `log` the newer; where both
+    /// hold an lsn (a crash hit while `log.prev` was being cut), `log` is
+    /// right. The merged log (`log.prev` up to `log`'s first entry, then
+    /// `log`) replaces `log` durably before `log.prev` goes, so a crash
+    /// during the merge leaves something this merge reads the same way.
+    /// Entries the stored snapshot covers are left for `scan_log` to skip.
+    fn merge_prev(&mut self) -> Result<()> {
+        let (prev_path, next_path) = (self.dir.join(PREV), self.dir.join(NEXT));
+        // A roll that crashed before its rename: `log` is still whole.
+        if self
+            .fs
+            .read(&next_path)
+            .map_err(|e| io_err(&next_path, "read", e))?
+            .is_some()
+        {
+            self.fs
+                .remove(&next_path)
+                .map_err(|e| io_err(&next_path, "remove", e))?;
+        }
+        let Some(prev) = self
+            .fs
+            .read(&prev_path)
+            .map_err(|e| io_err(&prev_path, "read", e))?
+        else {
+            return Ok(());
+        };
+        let log = self
+            .fs
+            .read(&self.log_path)
+            .map_err(|e| io_err(&self.log_path, "read", e))?
+            .unwrap_or_default();
+        let first_in_log = first_lsn(&log, &self.log_path)?;
+        let mut merged = prev[..valid_before(&prev, first_in_log, &prev_path)?].to_vec();
+        merged.extend_from_slice(&log);
+        self.log = None;
+        let tmp = tmp_path(&self.log_path);
+        let result = self
+            .fs
+            .write_synced(&tmp, &merged)
+            .and_then(|_| self.fs.rename(&tmp, &self.log_path))
+            .and_then(|_| self.fs.sync_dir(&self.dir))
+            .and_then(|_| self.fs.remove(&prev_path))
+            .and_then(|_| self.fs.sync_dir(&self.dir))
+            .and_then(|_| self.fs.open_append(&self.log_path));
+        let file = result.map_err(|e| io_err(&self.log_path, "merge log.prev into", e))?;
+        self.log = Some(file);
+        Ok(())
+    }
+
+    /// Moves the entries after `lsn` to a fresh `log`, leaving the older
+    /// ones in `log.prev` (see `Storage::begin_snapshot`). The steps, each
+    /// safe to crash after: write the tail to `log.next` and sync it; rename
+    /// `log` to `log.prev` (a crash leaves the whole log there); rename
+    /// `log.next` to `log` and sync the directory (a crash leaves the tail
+    /// in both files, and `log` wins); cut `log.prev` after `lsn`.
+    fn roll(&mut self, lsn: Lsn) -> Result<()> {
+        // Nothing may be pending on the file that is about to be renamed.
+        if self.dirty {
+            self.with_log("sync", |f| f.sync())?;
+            self.dirty = false;
+        }
+        let first_kept = (lsn - self.log_base) as usize;
+        let from = self.offsets.get(first_kept).copied().unwrap_or(self.end);
+        let tail = self
+            .fs
+            .read_from(&self.log_path, from)
+            .map_err(|e| io_err(&self.log_path, "read", e))?
+            .unwrap_or_default();
+        let tail = usize::try_from(self.end - from)
+            .ok()
+            .and_then(|len| tail.get(..len))
+            .ok_or_else(|| storage_err(&self.log_path, "shorter than its index"))?;
+        let (prev_path, next_path) = (self.dir.join(PREV), self.dir.join(NEXT));
+        self.log = None;
+        let fs = &self.fs;
+        fs.write_synced(&next_path, tail)
+            .and_then(|_| fs.rename(&self.log_path, &prev_path))
+            .and_then(|_| fs.rename(&next_path, &self.log_path))
+            .and_then(|_| fs.sync_dir(&self.dir))
+            .map_err(|e| io_err(&self.log_path, "roll", e))?;
+        self.prev = true;
+        let mut prev = fs
+            .open_append(&prev_path)
+            .map_err(|e| io_err(&prev_path, "open", e))?;
+        prev.set_len(from)
+            .and_then(|_| prev.sync())
+            .map_err(|e| io_err(&prev_path, "cut", e))?;
+        let file = fs
+            .open_append(&self.log_path)
+            .map_err(|e| io_err(&self.log_path, "open", e))?;
+        self.log = Some(file);
+        self.offsets = self.offsets[first_kept..]
+            .iter()
+            .map(|o| o - from)
+            .collect();
+        self.end -= from;
+        self.log_base = lsn;
+        Ok(())
+    }
+
+    /// Removes `log.prev`, whose entries a stored snapshot covers.
+    fn drop_prev(&mut self) -> Result<()> {
+        if !self.prev {
+            return Ok(());
+        }
+        let path = self.dir.join(PREV);
+        self.fs
+            .remove(&path)
+            .and_then(|_| self.fs.sync_dir(&self.dir))
+            .map_err(|e| io_err(&path, "remove", e))?;
+        self.prev = false;
+        Ok(())
+    }
+
     /// Drops the log entries a snapshot at `lsn` covers by rewriting the rest
     /// to `log.tmp` and renaming it over `log`.
     fn compact(&mut self, lsn: Lsn) -> Result<()> {
         let (drop_to, kept) = if lsn >= self.last_lsn() {
             (self.end, Vec::new())
         } else {
-            let first_kept = (lsn - self.snapshot_lsn) as usize;
+            let first_kept = (lsn - self.log_base) as usize;
             let drop_to = self.offsets[first_kept];
             let kept = self.offsets[first_kept..]
                 .iter()
@@ -321,24 +457,26 @@ impl<F: Fs> LogStore<F> {
             let result = self.rewrite_log(drop_to);
             self.poison(result)?;
         }
-        self.snapshot_lsn = lsn;
+        self.log_base = lsn;
         self.offsets = kept;
         self.end -= drop_to;
-        Ok(())
+        // Whatever `log.prev` holds is older still: covered too.
+        let result = self.drop_prev();
+        self.poison(result)
     }
 
     /// Replaces the log durably with its bytes from `from` to the end.
     fn rewrite_log(&mut self, from: u64) -> Result<()> {
         let path = &self.log_path;
+        // Only the kept tail is read: the log may be as long as the state.
         let bytes = self
             .fs
-            .read(path)
+            .read_from(path, from)
             .map_err(|e| io_err(path, "read", e))?
             .unwrap_or_default();
-        let tail = usize::try_from(from)
+        let tail = usize::try_from(self.end - from)
             .ok()
-            .zip(usize::try_from(self.end).ok())
-            .and_then(|(from, end)| bytes.get(from..end))
+            .and_then(|len| bytes.get(..len))
             .ok_or_else(|| storage_err(path, "shorter than its index"))?;
         let tmp = tmp_path(path);
         // Close the old log before it is replaced; appends go to the new one.
@@ -374,12 +512,7 @@ fn scan_log(bytes: &[u8], snapshot_lsn: Lsn, path: &Path) -> Result<Scan> {
     };
     let mut at = 0;
     while let Some((payload, next)) = decode_record(bytes, at) {
-        let entry: Entry = serde_json::from_slice(payload).map_err(|e| {
-            storage_err(
-                path,
-                format!("record at byte {at} passes its CRC but does not decode ({e}); refusing to cut acknowledged entries"),
-            )
-        })?;
+        let entry = decode_entry(payload, at, path)?;
         let lsn = entry.pos.lsn;
         let expected = snapshot_lsn + 1 + scan.entries.len() as u64;
         if scan.entries.is_empty() && lsn <= snapshot_lsn {
@@ -395,6 +528,39 @@ fn scan_log(bytes: &[u8], snapshot_lsn: Lsn, path: &Path) -> Result<Scan> {
         scan.end = at as u64;
     }
     Ok(scan)
+}
+
+/// The lsn of the first valid record in `bytes`, if any.
+fn first_lsn(bytes: &[u8], path: &Path) -> Result<Option<Lsn>> {
+    match decode_record(bytes, 0) {
+        Some((payload, _)) => Ok(Some(decode_entry(payload, 0, path)?.pos.lsn)),
+        None => Ok(None),
+    }
+}
+
+/// Where the valid records of `bytes` end, or the first one with an lsn of
+/// at least `limit` starts.
+fn valid_before(bytes: &[u8], limit: Option<Lsn>, path: &Path) -> Result<usize> {
+    let mut at = 0;
+    while let Some((payload, next)) = decode_record(bytes, at) {
+        let lsn = decode_entry(payload, at, path)?.pos.lsn;
+        if limit.is_some_and(|limit| lsn >= limit) {
+            break;
+        }
+        at = next;
+    }
+    Ok(at)
+}
+
+/// Decodes a record's payload that passed its CRC; failing to is a software
+/// mismatch, not a torn write, so it is an error rather than a cut.
+fn decode_entry(payload: &[u8], at: usize, path: &Path) -> Result<Entry> {
+    serde_json::from_slice(payload).map_err(|e| {
+        storage_err(
+            path,
+            format!("record at byte {at} passes its CRC but does not decode ({e}); refusing to cut acknowledged entries"),
+        )
+    })
 }
 
 impl<F: Fs + Clone> Storage for LogStore<F> {
@@ -436,16 +602,16 @@ impl<F: Fs + Clone> Storage for LogStore<F> {
         if lsn >= self.last_lsn() {
             return Ok(());
         }
-        if lsn < self.snapshot_lsn {
+        if lsn < self.log_base {
             return Err(storage_err(
                 &self.log_path,
                 format!(
                     "truncate_after({lsn}) would cut into the snapshot at lsn {}",
-                    self.snapshot_lsn
+                    self.log_base
                 ),
             ));
         }
-        let keep = (lsn - self.snapshot_lsn) as usize;
+        let keep = (lsn - self.log_base) as usize;
         let new_end = self.offsets[keep];
         self.with_log("truncate", |f| f.set_len(new_end))?;
         self.offsets.truncate(keep);
@@ -467,12 +633,12 @@ impl<F: Fs + Clone> Storage for LogStore<F> {
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
         self.check()?;
         let lsn = snapshot.pos.lsn;
-        if lsn < self.snapshot_lsn {
+        if lsn < self.log_base {
             return Err(storage_err(
                 &self.dir.join(SNAPSHOT),
                 format!(
                     "snapshot at lsn {lsn} is older than the stored one at lsn {}",
-                    self.snapshot_lsn
+                    self.log_base
                 ),
             ));
         }
@@ -491,27 +657,37 @@ impl<F: Fs + Clone> Storage for LogStore<F> {
         self.poison(result)
     }
 
-    fn snapshot_job(&self) -> SnapshotJob {
-        let (fs, path, failed) = (
-            self.fs.clone(),
-            self.dir.join(SNAPSHOT),
-            self.failed.clone(),
-        );
-        Box::new(move |snapshot| match failed {
-            Some(f) => Err(crate::Error::Storage(f)),
-            None => write_single(&fs, &path, snapshot),
-        })
+    fn begin_snapshot(&mut self, lsn: Lsn) -> Result<SnapshotJob> {
+        self.check()?;
+        if self.prev {
+            return Err(storage_err(
+                &self.dir.join(PREV),
+                "a snapshot is already in progress",
+            ));
+        }
+        if lsn > self.last_lsn() {
+            return Err(storage_err(
+                &self.log_path,
+                format!(
+                    "snapshot at lsn {lsn} is past the log's end {}",
+                    self.last_lsn()
+                ),
+            ));
+        }
+        // At or below the base there is nothing to move: the job only
+        // writes the snapshot file.
+        if lsn > self.log_base {
+            let result = self.roll(lsn);
+            self.poison(result)?;
+        }
+        let (fs, path) = (self.fs.clone(), self.dir.join(SNAPSHOT));
+        Ok(Box::new(move |snapshot| write_single(&fs, &path, snapshot)))
     }
 
-    fn compact_to(&mut self, lsn: Lsn) -> Result<()> {
+    fn finish_snapshot(&mut self) -> Result<()> {
         self.check()?;
-        if lsn <= self.snapshot_lsn {
-            return Ok(());
-        }
-        // As in `save_snapshot`: nothing may be pending on the old file
-        // when compaction replaces it.
-        self.sync()?;
-        self.compact(lsn)
+        let result = self.drop_prev();
+        self.poison(result)
     }
 }
 
@@ -626,19 +802,31 @@ mod tests {
         assert_eq!(load(&fs).entries, entries(1..=3));
     }
 
+    fn prev_path() -> PathBuf {
+        Path::new(DIR).join(PREV)
+    }
+
+    fn framed_all(lsns: std::ops::RangeInclusive<Lsn>) -> Vec<u8> {
+        entries(lsns).iter().flat_map(framed).collect()
+    }
+
     #[test]
-    fn a_snapshot_job_runs_beside_appends_and_survives_a_crash_before_compaction() {
+    fn a_snapshot_moves_only_the_tail_and_appends_go_on_meanwhile() {
         let fs = MemFs::new();
         let mut store = open(&fs);
         store.append(&entries(1..=5)).unwrap();
         store.sync().unwrap();
-        let job = store.snapshot_job();
+        let job = store.begin_snapshot(3).unwrap();
+        assert_eq!(fs.read_live(log_path()).unwrap(), framed_all(4..=5));
+        assert_eq!(fs.read_live(prev_path()).unwrap(), framed_all(1..=3));
         // Appends go on while the job runs.
         store.append(&[entry(6)]).unwrap();
-        job(&snapshot(3)).unwrap();
         store.sync().unwrap();
+        job(&snapshot(3)).unwrap();
+        store.finish_snapshot().unwrap();
+        assert_eq!(fs.read_live(prev_path()), None);
+        assert_eq!(fs.read_live(log_path()).unwrap(), framed_all(4..=6));
         drop(store);
-        // Crashed before `compact_to`: the log still holds 1..=3, skipped.
         fs.crash();
         let recovered = load(&fs);
         assert_eq!(recovered.snapshot, Some(snapshot(3)));
@@ -646,24 +834,102 @@ mod tests {
     }
 
     #[test]
-    fn compact_to_after_a_job_drops_the_covered_entries() {
+    fn a_crash_before_the_snapshot_is_written_loses_nothing() {
         let fs = MemFs::new();
         let mut store = open(&fs);
         store.append(&entries(1..=5)).unwrap();
         store.sync().unwrap();
-        store.snapshot_job()(&snapshot(3)).unwrap();
-        store.compact_to(3).unwrap();
-        store.compact_to(2).unwrap(); // below the snapshot: nothing
+        let _job = store.begin_snapshot(3).unwrap();
         store.append(&[entry(6)]).unwrap();
         store.sync().unwrap();
         drop(store);
         fs.crash();
         let recovered = load(&fs);
+        assert_eq!(recovered.snapshot, None);
+        assert_eq!(recovered.entries, entries(1..=6));
+        // The two files were put back together.
+        assert_eq!(fs.read_live(prev_path()), None);
+        assert_eq!(fs.read_live(log_path()).unwrap(), framed_all(1..=6));
+    }
+
+    #[test]
+    fn a_crash_after_the_snapshot_before_finishing_skips_the_covered_entries() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=5)).unwrap();
+        store.sync().unwrap();
+        store.begin_snapshot(3).unwrap()(&snapshot(3)).unwrap();
+        drop(store);
+        fs.crash();
+        let recovered = load(&fs);
         assert_eq!(recovered.snapshot, Some(snapshot(3)));
-        assert_eq!(recovered.entries, entries(4..=6));
-        let log = fs.read_live(log_path()).unwrap();
-        let expected: Vec<u8> = entries(4..=6).iter().flat_map(framed).collect();
-        assert_eq!(log, expected, "covered entries are gone from the file");
+        assert_eq!(recovered.entries, entries(4..=5));
+    }
+
+    #[test]
+    fn a_truncation_during_a_snapshot_is_not_undone_by_the_older_file() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=5)).unwrap();
+        store.sync().unwrap();
+        let _job = store.begin_snapshot(3).unwrap();
+        store.truncate_after(3).unwrap();
+        let replacement = Entry {
+            pos: LogPos::new(2, 4),
+            command: Command::Catalog(CatalogCommand::SetPrice { item: 9, cost: 9 }),
+        };
+        store.append(std::slice::from_ref(&replacement)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        fs.crash();
+        let mut expected = entries(1..=3);
+        expected.push(replacement);
+        assert_eq!(load(&fs).entries, expected);
+    }
+
+    /// The states a crash can leave in the middle of a roll at lsn 3 of a
+    /// log holding 1..=5, each loading as the whole log.
+    #[test]
+    fn every_crash_point_of_a_roll_loads_the_whole_log() {
+        let dir = Path::new(DIR);
+        let next = dir.join(NEXT);
+        let setups: [(&str, &dyn Fn(&MemFs)); 3] = [
+            ("tail written, not renamed", &|fs| {
+                fs.write_synced(&next, &framed_all(4..=5)).unwrap();
+            }),
+            ("log renamed to log.prev, no log", &|fs| {
+                fs.rename(&log_path(), &prev_path()).unwrap();
+            }),
+            ("tail renamed to log, log.prev not cut", &|fs| {
+                fs.write_synced(&next, &framed_all(4..=5)).unwrap();
+                fs.rename(&log_path(), &prev_path()).unwrap();
+                fs.rename(&next, &log_path()).unwrap();
+            }),
+        ];
+        for (name, setup) in setups {
+            let fs = MemFs::new();
+            let mut store = open(&fs);
+            store.append(&entries(1..=5)).unwrap();
+            store.sync().unwrap();
+            drop(store);
+            setup(&fs);
+            fs.sync_dir(dir).unwrap();
+            fs.crash();
+            assert_eq!(load(&fs).entries, entries(1..=5), "{name}");
+            assert_eq!(fs.read_live(&next), None, "{name}");
+            assert_eq!(fs.read_live(prev_path()), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_second_snapshot_waits_for_the_first_to_finish() {
+        let fs = MemFs::new();
+        let mut store = open(&fs);
+        store.append(&entries(1..=5)).unwrap();
+        store.sync().unwrap();
+        let _job = store.begin_snapshot(2).unwrap();
+        assert!(store.begin_snapshot(4).is_err());
+        assert!(store.begin_snapshot(9).is_err());
     }
 
     #[test]

@@ -26,14 +26,16 @@
 
 use crate::command::{BuyStatus, Order, OrderCommand, Rejection, Reservation};
 use crate::types::{ItemId, OrderId, RequestId};
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The order state machine (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLedger {
-    orders: BTreeMap<OrderId, Order>,
-    buys: BTreeMap<RequestId, BuyStatus>,
+    // Persistent maps: they grow with every buy, and a snapshot clones them
+    // in O(1) under the replica's lock.
+    orders: OrdMap<OrderId, Order>,
+    buys: OrdMap<RequestId, BuyStatus>,
     /// The id the next order gets; the first is 1.
     next_id: OrderId,
 }
@@ -41,8 +43,8 @@ pub struct OrderLedger {
 impl Default for OrderLedger {
     fn default() -> Self {
         OrderLedger {
-            orders: BTreeMap::new(),
-            buys: BTreeMap::new(),
+            orders: OrdMap::new(),
+            buys: OrdMap::new(),
             next_id: 1,
         }
     }
@@ -118,6 +120,11 @@ impl OrderLedger {
         Ok(order)
     }
 
+    /// Orders plus buy statuses.
+    pub fn records(&self) -> usize {
+        self.orders.len() + self.buys.len()
+    }
+
     pub fn order(&self, id: OrderId) -> Option<Order> {
         self.orders.get(&id).cloned()
     }
@@ -157,6 +164,7 @@ impl OrderLedger {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn begin(request: &str, item: ItemId, qty: u64, created: u64) -> OrderCommand {
         OrderCommand::Begin {

@@ -21,6 +21,16 @@ impl State {
         }
     }
 
+    /// How many records the state holds (books and reservations, or orders
+    /// and buys): what a snapshot's size grows with.
+    pub fn records(&self) -> u64 {
+        let n = match self {
+            State::Catalog(c) => c.records(),
+            State::Orders(o) => o.records(),
+        };
+        n as u64
+    }
+
     /// Applies one committed command. Deterministic: the same commands in the
     /// same order give the same state and outcomes on every replica.
     pub fn apply(&mut self, command: &Command) -> Outcome {

@@ -47,18 +47,20 @@ pub trait Storage: Send + 'static {
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()>;
     /// Stores the view durably.
     fn save_view(&mut self, view: &View) -> Result<()>;
-    /// The slow half of `save_snapshot`, to run without holding the store
-    /// (appends and syncs go on meanwhile): a job that encodes the snapshot
-    /// and writes its file durably, touching nothing else. Follow a job that
-    /// succeeded with `compact_to`. The caller keeps snapshot writes — jobs
-    /// and `save_snapshot` — from overlapping. A crash between the job and
-    /// `compact_to` leaves a snapshot and a log that still holds entries it
-    /// covers, which `load` skips.
-    fn snapshot_job(&self) -> SnapshotJob;
-    /// Drops the log entries up to `lsn`, covered by the snapshot a job just
-    /// wrote. Nothing happens at or below the stored snapshot.
-    fn compact_to(&mut self, lsn: Lsn) -> Result<()>;
+    /// The fast half of taking a snapshot at `lsn` (at or below the synced
+    /// end), run holding the store: the log entries after `lsn` move to a
+    /// fresh log file and the entries the snapshot will cover stay behind
+    /// in an older one, so nothing is copied but that short tail. Returns
+    /// the slow half: a job that encodes the snapshot and writes it durably,
+    /// to run *without* holding the store (appends and syncs go on
+    /// meanwhile). Once it succeeded, `finish_snapshot` drops the older
+    /// file. The caller keeps snapshot writes (this sequence and
+    /// `save_snapshot`) from overlapping. A crash anywhere in between loses
+    /// nothing: `load` puts the two files back together.
+    fn begin_snapshot(&mut self, lsn: Lsn) -> Result<SnapshotJob>;
+    /// Drops the log entries a job from `begin_snapshot` just covered.
+    fn finish_snapshot(&mut self) -> Result<()>;
 }
 
-/// See [`Storage::snapshot_job`].
+/// See [`Storage::begin_snapshot`].
 pub type SnapshotJob = Box<dyn FnOnce(&Snapshot) -> Result<()> + Send>;

@@ -131,6 +131,7 @@ pub fn replica_config(node: NodeId, group: Group) -> ReplicaConfig {
     cfg.finish_interval = Duration::from_millis(300);
     // Small, so snapshots, compaction and snapshot installs happen in runs.
     cfg.snapshot_every = 64;
+    cfg.snapshot_scales = false;
     cfg.fetch_limit = 32;
     cfg
 }

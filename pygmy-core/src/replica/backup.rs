@@ -39,11 +39,8 @@ impl<T: Transport> Replica<T> {
                 }
                 continue;
             };
-            match self.pull_once(&primary, epoch, true).await {
-                Ok(_) => {
-                    let _ = self.maybe_compact().await;
-                }
-                Err(_) => tokio::time::sleep(self.cfg.retry_delay).await,
+            if self.pull_once(&primary, epoch, true).await.is_err() {
+                tokio::time::sleep(self.cfg.retry_delay).await;
             }
         }
     }

@@ -1,12 +1,14 @@
 //! Everything that writes a replica's log file, in one place. Each of these
 //! runs under the `disk` lock, so the file and the in-memory log change
-//! together: the file always holds exactly the in-memory log up to `synced`.
+//! together: the file (with `log.prev` while a snapshot is written) always
+//! holds exactly the in-memory log up to `synced`.
 
 use super::{fail_waiters, Inner, Replica};
 use crate::error::{Error, Result};
 use crate::state::Snapshot;
 use crate::transport::Transport;
 use crate::types::Lsn;
+use std::sync::Arc;
 
 impl<T: Transport> Replica<T> {
     /// Makes the in-memory log durable: writes what follows `synced`, then
@@ -103,51 +105,76 @@ impl<T: Transport> Replica<T> {
         Ok(())
     }
 
+    /// Takes snapshots as entries are applied, in a task of its own: the
+    /// syncer and the puller never wait for one, so group commits and
+    /// replication go on while a snapshot is encoded and written.
+    pub(super) async fn compactor(self: Arc<Self>) {
+        let mut rx = self.changed.subscribe();
+        loop {
+            if self.maybe_compact().await.is_err() || rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Snapshots the committed state and compacts the log once enough
     /// entries have been applied since the last snapshot.
     pub(super) async fn maybe_compact(&self) -> Result<()> {
         {
             let inner = self.inner.lock();
-            if inner.commit < inner.log.base().lsn + self.cfg.snapshot_every {
+            let mut every = self.cfg.snapshot_every;
+            if self.cfg.snapshot_scales {
+                every = every.max(inner.state.records());
+            }
+            if inner.commit < inner.log.base().lsn + every {
                 return Ok(());
             }
         }
         // The snapshot is encoded and written holding neither the replica's
         // lock nor the disk lock (that takes time in proportion to the
-        // state; group commits and reads go on meanwhile). Only the state's
-        // copy and the final compaction hold locks. `snapshots` keeps an
-        // install from writing its snapshot file in between.
+        // state; group commits and reads go on meanwhile). Under the locks
+        // only the state is copied (in O(1): its big maps are persistent)
+        // and the log is split at the snapshot's lsn, which moves only the
+        // few entries after it. `snapshots` keeps an install from writing
+        // its snapshot file in between.
         let _snapshots = self.snapshots.lock().await;
-        let snapshot = {
-            let inner = self.inner.lock();
-            check_failed(&inner)?;
-            // Only durable, committed entries are covered by a snapshot.
-            let upto = inner.commit.min(inner.synced);
-            let Some(pos) = inner.log.pos_at(upto) else {
-                return Ok(());
+        let (snapshot, job) = {
+            let _disk = self.disk.lock().await;
+            let snapshot = {
+                let inner = self.inner.lock();
+                check_failed(&inner)?;
+                // Only durable, committed entries are covered by a snapshot.
+                let upto = inner.commit.min(inner.synced);
+                let Some(pos) = inner.log.pos_at(upto) else {
+                    return Ok(());
+                };
+                if upto <= inner.log.base().lsn || upto != inner.commit {
+                    return Ok(());
+                }
+                Snapshot {
+                    pos,
+                    state: inner.state.clone(),
+                    digest: inner.digest,
+                }
             };
-            if upto <= inner.log.base().lsn || upto != inner.commit {
-                return Ok(());
-            }
-            Snapshot {
-                pos,
-                state: inner.state.clone(),
-                digest: inner.digest,
+            let lsn = snapshot.pos.lsn;
+            match run_blocking(|| self.storage.lock().begin_snapshot(lsn)) {
+                Ok(job) => (snapshot, job),
+                Err(e) => return Err(self.fail(&mut self.inner.lock(), e)),
             }
         };
-        let job = self.storage.lock().snapshot_job();
-        let written = job(&snapshot);
         let pos = snapshot.pos;
+        let written = run_blocking(|| job(&snapshot));
         drop(snapshot);
-        // Nothing cut the log below `pos` meanwhile: truncation never goes
-        // below the commit point, and an install (which replaces the log)
-        // waits for `snapshots`.
-        let _disk = self.disk.lock().await;
-        let compacted = written.and_then(|_| self.storage.lock().compact_to(pos.lsn));
+        let finished = written.and_then(|_| run_blocking(|| self.storage.lock().finish_snapshot()));
         let mut inner = self.inner.lock();
-        if let Err(e) = compacted {
+        if let Err(e) = finished {
             return Err(self.fail(&mut inner, e));
         }
+        // The in-memory log keeps the covered entries until the snapshot is
+        // durable, for backups that still need them. Nothing cut it below
+        // `pos` meanwhile: truncation never goes below the commit point,
+        // and an install (which replaces the log) waits for `snapshots`.
         if inner.log.base().lsn < pos.lsn && inner.log.contains(pos) {
             inner.log.compact(pos);
             tracing::debug!(node = %self.cfg.me, at = %pos, "compacted log");
@@ -163,6 +190,18 @@ impl<T: Transport> Replica<T> {
         inner.serving = false;
         fail_waiters(inner, 0);
         e
+    }
+}
+
+/// Runs slow, blocking work (encoding and fsyncing a snapshot) without
+/// stalling the other tasks of this worker: on a multi-threaded runtime the
+/// worker hands its tasks to another thread meanwhile. A current-thread
+/// runtime (the simulation's) runs it inline, which keeps a run
+/// deterministic.
+fn run_blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

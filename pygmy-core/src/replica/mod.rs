@@ -93,8 +93,17 @@ pub struct ReplicaConfig {
     pub buy_deadline: Duration,
     /// How often the order primary looks for pending buys to finish.
     pub finish_interval: Duration,
-    /// Take a snapshot (and compact the log) every this many applied entries.
+    /// Take a snapshot (and compact the log) once this many entries, or as
+    /// many entries as the state holds records if that is more, were applied
+    /// since the last one. Growing the interval with the state keeps the
+    /// cost of snapshots linear in the number of entries (each snapshot
+    /// encodes the whole state), and replaying the log at a restart never
+    /// costs more than loading the snapshot.
     pub snapshot_every: u64,
+    /// Whether the snapshot interval grows with the state (see
+    /// `snapshot_every`). The simulation turns it off to take snapshots
+    /// often, so that compaction and snapshot installs are exercised.
+    pub snapshot_scales: bool,
     /// Most entries sent in one `Fetch` answer.
     pub fetch_limit: usize,
 }
@@ -112,6 +121,7 @@ impl ReplicaConfig {
             buy_deadline: Duration::from_millis(1500),
             finish_interval: Duration::from_millis(500),
             snapshot_every: 10_000,
+            snapshot_scales: true,
             fetch_limit: 1024,
         }
     }
@@ -237,6 +247,7 @@ impl<T: Transport> Replica<T> {
         let mut tasks = vec![
             tokio::spawn(replica.clone().syncer()),
             tokio::spawn(replica.clone().puller()),
+            tokio::spawn(replica.clone().compactor()),
         ];
         match replica.cfg.group {
             Group::Catalog => tasks.push(tokio::spawn(replica.clone().pusher())),

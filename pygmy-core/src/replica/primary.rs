@@ -57,7 +57,6 @@ impl<T: Transport> Replica<T> {
                 if self.flush().await.is_err() {
                     return;
                 }
-                let _ = self.maybe_compact().await;
                 continue;
             }
             if rx.changed().await.is_err() {
