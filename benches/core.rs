@@ -89,6 +89,7 @@ fn catalog(c: &mut Criterion) {
                         request: format!("fe-1732545600000-{i}-5f3a9c0e12d4b7a8"),
                         item: 1 + i % 7,
                         qty: 1,
+                        begin: i + 1,
                     })
                     .collect();
                 let start = Instant::now();
@@ -115,6 +116,7 @@ fn log(c: &mut Criterion) {
                 request: format!("fe-1732545600000-{lsn}-5f3a9c0e12d4b7a8"),
                 item: 1 + lsn % 7,
                 qty: 1,
+                begin: lsn,
             }),
         })
         .collect();

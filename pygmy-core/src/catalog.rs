@@ -3,7 +3,8 @@
 //! A pure, deterministic state machine. Each catalog replica applies the
 //! committed [`CatalogCommand`]s of its log in order, so every outcome follows
 //! from the log alone: the primary decides nothing a backup could not
-//! recompute. All maps are `BTreeMap`s, so the state's JSON — and with it
+//! recompute. All maps are ordered (`BTreeMap`, `imbl::OrdMap`), so the
+//! state's JSON — and with it
 //! [`State::digest`](crate::state::State::digest) — is canonical.
 //!
 //! # Guarantees
@@ -13,7 +14,8 @@
 //!   outcome back and changes nothing, even if stock or prices changed since;
 //!   this is what lets the order primary retry a buy after any failure.
 //! - **Conservation.** For every item, `initial + restocked - count` equals
-//!   the copies held by successful reservations of that item (see
+//!   the copies held by successful reservations of that item, remembered or
+//!   forgotten (see
 //!   [`StockLedger`]). Stock never goes negative: it is a `u64` and a
 //!   reservation checks it before subtracting.
 //! - **No panics on input.** Arithmetic is checked (saturating would hide
@@ -22,19 +24,24 @@
 //! - **The original's restock rule**, kept by default: a buy that finds too
 //!   little stock fails *and* restocks the item (by 10). The restock is a
 //!   recorded `restocked` change, so conservation still holds.
+//! - **Bounded memory.** A reservation is remembered only until the order
+//!   group has finished its buy: the order primary sends `Forget { below }`
+//!   with the lowest order-log lsn of a buy still pending, and the catalog
+//!   drops every reservation whose buy began below it. A `Reserve` that
+//!   began below the mark is a late duplicate (its buy is final), so it is
+//!   refused as `Settled` rather than taking copies a second time. The
+//!   copies forgotten reservations took stay counted per item, so
+//!   conservation is still checkable here.
 //!
 //! # Caveats
 //!
-//! - Reservations are kept forever: the map grows with the number of buys.
-//!   Expiring a request id once its buy is finished in the order group would
-//!   bound it, at the price of a window where a late retry reserves again.
 //! - A reservation is final; there is no cancel (a failed buy never holds
 //!   copies, because the order group records whatever the catalog decided).
 //! - A request id is the whole identity of a reservation: a retry with the
 //!   same id but another item or quantity still gets the first outcome.
 
 use crate::command::{CatalogCommand, CatalogOutcome, Rejection, Reservation};
-use crate::types::{Book, ItemId, RequestId};
+use crate::types::{Book, ItemId, Lsn, RequestId};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -88,6 +95,18 @@ struct CatalogItem {
     book: Book,
     initial: u64,
     restocked: u64,
+    /// Copies taken by reservations that were since forgotten (`Forget`),
+    /// so conservation stays checkable from the catalog alone.
+    #[serde(default)]
+    forgotten: u64,
+}
+
+/// A stored `Reserve` outcome, with the order-log lsn of its buy's `Begin`
+/// (what `Forget` goes by).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Held {
+    begin: Lsn,
+    outcome: Result<Reservation, Rejection>,
 }
 
 impl CatalogItem {
@@ -95,6 +114,7 @@ impl CatalogItem {
         CatalogItem {
             initial: book.count,
             restocked: 0,
+            forgotten: 0,
             book,
         }
     }
@@ -116,9 +136,13 @@ impl CatalogItem {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     books: BTreeMap<ItemId, CatalogItem>,
-    /// The first outcome of every `Reserve`, by request id. A persistent
-    /// map: it grows with every buy, and a snapshot clones it in O(1).
-    reservations: OrdMap<RequestId, Result<Reservation, Rejection>>,
+    /// The first outcome of every `Reserve` not yet forgotten, by request
+    /// id. A persistent map, so a snapshot clones it in O(1).
+    reservations: OrdMap<RequestId, Held>,
+    /// Every buy whose `Begin` is below this lsn of the order log is
+    /// finished and forgotten: a `Reserve` for one is a late duplicate.
+    #[serde(default)]
+    settled_below: Lsn,
     policy: CatalogPolicy,
 }
 
@@ -159,6 +183,7 @@ impl Catalog {
         Catalog {
             books,
             reservations: OrdMap::new(),
+            settled_below: 0,
             policy: CatalogPolicy::default(),
         }
     }
@@ -168,6 +193,7 @@ impl Catalog {
         let mut catalog = Catalog {
             books: BTreeMap::new(),
             reservations: OrdMap::new(),
+            settled_below: 0,
             policy,
         };
         for book in books {
@@ -221,15 +247,25 @@ impl Catalog {
 
     /// The stored outcome of the `Reserve` with this request id, if any.
     pub fn reservation(&self, request: &str) -> Option<&Result<Reservation, Rejection>> {
-        self.reservations.get(request)
+        self.reservations.get(request).map(|held| &held.outcome)
+    }
+
+    /// Reservations still remembered (the buys in flight, and those
+    /// finished since the order group's last `Forget`).
+    pub fn remembered(&self) -> usize {
+        self.reservations.len()
     }
 
     /// Applies one committed command. Deterministic; never panics.
     pub fn apply(&mut self, cmd: &CatalogCommand) -> CatalogOutcome {
         match cmd {
-            CatalogCommand::Reserve { request, item, qty } => {
-                CatalogOutcome::Reserved(self.reserve(request, *item, *qty))
-            }
+            CatalogCommand::Reserve {
+                request,
+                item,
+                qty,
+                begin,
+            } => CatalogOutcome::Reserved(self.reserve(request, *item, *qty, *begin)),
+            CatalogCommand::Forget { below } => CatalogOutcome::Forgot(self.forget(*below)),
             CatalogCommand::Restock { item, qty } => {
                 CatalogOutcome::Changed(self.restock(*item, *qty))
             }
@@ -242,16 +278,52 @@ impl Catalog {
         }
     }
 
-    fn reserve(&mut self, request: &str, item: ItemId, qty: u64) -> Result<Reservation, Rejection> {
+    fn reserve(
+        &mut self,
+        request: &str,
+        item: ItemId,
+        qty: u64,
+        begin: Lsn,
+    ) -> Result<Reservation, Rejection> {
+        // Its buy is finished and its reservation (if any) forgotten: taking
+        // copies again would take them twice.
+        if begin < self.settled_below {
+            return Err(Rejection::Settled);
+        }
         if let Some(first) = self.reservations.get(request) {
-            return first.clone();
+            return first.outcome.clone();
         }
         // Every outcome is stored, refusals included, so that a retry can
         // never turn a refusal into a success (e.g. after a restock).
         let outcome = self.take(item, qty);
-        self.reservations
-            .insert(request.to_string(), outcome.clone());
+        let held = Held {
+            begin,
+            outcome: outcome.clone(),
+        };
+        self.reservations.insert(request.to_string(), held);
         outcome
+    }
+
+    /// Drops the reservations of buys that began below `below` in the order
+    /// log, and refuses such buys from now on. Returns how many it dropped.
+    fn forget(&mut self, below: Lsn) -> u64 {
+        if below <= self.settled_below {
+            return 0;
+        }
+        self.settled_below = below;
+        let (settled, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reservations)
+            .into_iter()
+            .partition(|(_, held)| held.begin < below);
+        self.reservations = kept.into_iter().collect();
+        for (_, held) in &settled {
+            if let Ok(r) = &held.outcome {
+                if let Some(item) = self.books.get_mut(&r.item) {
+                    // Bounded by the copies the item ever had, which fit.
+                    item.forgotten = item.forgotten.saturating_add(r.qty);
+                }
+            }
+        }
+        settled.len() as u64
     }
 
     /// Decides a new reservation and takes the copies.
@@ -319,7 +391,7 @@ mod tests {
     use super::*;
     use crate::state::State;
     use proptest::prelude::*;
-    use CatalogCommand::{AddBook, Restock, SetPrice};
+    use CatalogCommand::{AddBook, Forget, Restock, SetPrice};
 
     fn book(id: ItemId, count: u64) -> Book {
         let (title, topic) = (format!("book {id}"), "t".to_string());
@@ -343,8 +415,24 @@ mod tests {
         item: ItemId,
         qty: u64,
     ) -> Result<Reservation, Rejection> {
+        reserve_at(c, request, item, qty, 1)
+    }
+
+    /// A `Reserve` of a buy that began at `begin` in the order log.
+    fn reserve_at(
+        c: &mut Catalog,
+        request: &str,
+        item: ItemId,
+        qty: u64,
+        begin: Lsn,
+    ) -> Result<Reservation, Rejection> {
         let request = request.to_string();
-        match c.apply(&CatalogCommand::Reserve { request, item, qty }) {
+        match c.apply(&CatalogCommand::Reserve {
+            request,
+            item,
+            qty,
+            begin,
+        }) {
             CatalogOutcome::Reserved(r) => r,
             other => panic!("Reserve answered {other:?}"),
         }
@@ -500,11 +588,40 @@ mod tests {
         )));
     }
 
+    #[test]
+    fn forget_drops_finished_reservations_and_refuses_their_late_duplicates() {
+        let mut c = catalog(&[10], None);
+        assert!(reserve_at(&mut c, "a", 1, 2, 5).is_ok());
+        assert!(reserve_at(&mut c, "b", 1, 3, 8).is_ok());
+        assert_eq!(c.apply(&Forget { below: 6 }), CatalogOutcome::Forgot(1));
+        assert_eq!((c.reservation("a"), c.remembered()), (None, 1));
+        // A late duplicate of the finished buy takes nothing.
+        assert_eq!(reserve_at(&mut c, "a", 1, 2, 5), Err(Rejection::Settled));
+        assert_eq!(c.lookup(1).map(|b| b.count), Some(5));
+        // Buys that began at or after the mark are untouched.
+        let b = c.reservation("b").cloned();
+        assert_eq!(
+            reserve_at(&mut c, "b", 1, 3, 8).ok(),
+            b.and_then(|r| r.ok())
+        );
+        assert!(reserve_at(&mut c, "c", 1, 1, 6).is_ok());
+        // The mark never moves back.
+        assert_eq!(c.apply(&Forget { below: 2 }), CatalogOutcome::Forgot(0));
+        assert_eq!(c.apply(&Forget { below: 9 }), CatalogOutcome::Forgot(2));
+        assert_eq!(c.remembered(), 0);
+        // The copies they took are still accounted for.
+        let ledger = c.stock_ledger(1).expect("book 1");
+        assert_eq!((ledger.reserved(), c.books[&1].forgotten), (Some(6), 6));
+    }
+
     fn command() -> impl Strategy<Value = CatalogCommand> {
         prop_oneof![
             5 => (0..8u8, 0..6u64, 0..6u64).prop_map(|(r, item, qty)| {
-                CatalogCommand::Reserve { request: format!("r{r}"), item, qty }
+                // A request's buy began at the lsn of its number, as if the
+                // order log held them in that order.
+                CatalogCommand::Reserve { request: format!("r{r}"), item, qty, begin: u64::from(r) + 1 }
             }),
+            1 => (0..10u64).prop_map(|below| Forget { below }),
             1 => (0..6u64, 0..12u64).prop_map(|(item, qty)| Restock { item, qty }),
             1 => (0..6u64, 0..60u64).prop_map(|(item, cost)| SetPrice { item, cost }),
             1 => (0..6u64, 0..5u64).prop_map(|(id, count)| AddBook { book: book(id, count) }),
@@ -518,13 +635,14 @@ mod tests {
             let held: u64 = c
                 .reservations
                 .values()
-                .flatten()
+                .filter_map(|h| h.outcome.as_ref().ok())
                 .filter(|r| r.item == b.id)
                 .map(|r| r.qty)
                 .sum();
             let ledger = c.stock_ledger(b.id).expect("listed book has a ledger");
             prop_assert_eq!(ledger.count, b.count);
-            prop_assert_eq!(ledger.reserved(), Some(held), "item {}", b.id);
+            let forgotten = c.books[&b.id].forgotten;
+            prop_assert_eq!(ledger.reserved(), Some(held + forgotten), "item {}", b.id);
         }
         Ok(())
     }
@@ -540,24 +658,31 @@ mod tests {
             let mut twin = c.clone();
             for cmd in &cmds {
                 let fresh = match cmd {
-                    CatalogCommand::Reserve { request, .. } => c.reservation(request).is_none(),
+                    CatalogCommand::Reserve { request, begin, .. } => {
+                        c.reservation(request).is_none() && *begin >= c.settled_below
+                    }
                     _ => false,
                 };
                 let out = c.apply(cmd);
                 prop_assert_eq!(&twin.apply(cmd), &out, "determinism");
                 check_conservation(&c)?;
-                let (CatalogCommand::Reserve { request, item, qty }, CatalogOutcome::Reserved(first)) =
+                let (CatalogCommand::Reserve { request, item, qty, begin }, CatalogOutcome::Reserved(first)) =
                     (cmd, &out)
                 else {
                     continue;
                 };
+                if *begin < c.settled_below {
+                    prop_assert_eq!(first, &Err(Rejection::Settled));
+                    prop_assert_eq!(c.reservation(request), None);
+                    continue;
+                }
                 if let (true, Ok(r)) = (fresh, first) {
                     prop_assert_eq!(c.lookup(*item).map(|b| b.count), Some(r.remaining));
                 }
                 prop_assert_eq!(c.reservation(request), Some(first));
                 let before = c.clone();
                 for (item, qty) in [(*item, *qty), (item + 1, qty + 1)] {
-                    prop_assert_eq!(&reserve(&mut c, request, item, qty), first);
+                    prop_assert_eq!(&reserve_at(&mut c, request, item, qty, *begin), first);
                 }
                 prop_assert_eq!(&c, &before, "a retry changed the state");
             }

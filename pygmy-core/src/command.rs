@@ -3,7 +3,7 @@
 //! the log alone (the primary does not decide anything the backups cannot
 //! recompute).
 
-use crate::types::{Book, ItemId, LogPos, OrderId, RequestId};
+use crate::types::{Book, ItemId, LogPos, Lsn, OrderId, RequestId};
 use serde::{Deserialize, Serialize};
 
 /// A change to the catalog.
@@ -11,11 +11,21 @@ use serde::{Deserialize, Serialize};
 pub enum CatalogCommand {
     /// Take `qty` copies of `item` for buy `request`. Idempotent: a repeated
     /// request id returns the first outcome and changes nothing.
+    ///
+    /// `begin` is the lsn of the buy's `Begin` in the order log: a Reserve
+    /// below the order group's last `Forget` is a late duplicate of a buy
+    /// the order group has finished, and is refused as `Settled`.
     Reserve {
         request: RequestId,
         item: ItemId,
         qty: u64,
+        begin: Lsn,
     },
+    /// Forget the reservations of buys whose `Begin` is below `below` in the
+    /// order log: the order group has finished every one of them, so no
+    /// retry can need their outcome again. Sent by the order primary; keeps
+    /// the catalog's memory bounded by the buys in flight.
+    Forget { below: Lsn },
     /// Add `qty` copies of `item`.
     Restock { item: ItemId, qty: u64 },
     /// Set the unit price of `item`.
@@ -45,6 +55,9 @@ pub enum Rejection {
     OutOfStock(ItemId),
     Exists(ItemId),
     Invalid(String),
+    /// A `Reserve` for a buy the order group had already finished (a late
+    /// duplicate). Never recorded: the buy's outcome is already final.
+    Settled,
 }
 
 impl From<Rejection> for crate::Error {
@@ -54,6 +67,7 @@ impl From<Rejection> for crate::Error {
             Rejection::OutOfStock(id) => crate::Error::OutOfStock(id),
             Rejection::Exists(id) => crate::Error::Conflict(format!("item {id} already exists")),
             Rejection::Invalid(m) => crate::Error::InvalidInput(m),
+            Rejection::Settled => crate::Error::Conflict("this buy was already finished".into()),
         }
     }
 }
@@ -65,6 +79,8 @@ pub enum CatalogOutcome {
     Reserved(Result<Reservation, Rejection>),
     /// `Restock`, `SetPrice`, `AddBook`: the book after the change, or why not.
     Changed(Result<Book, Rejection>),
+    /// `Forget`: how many reservations were dropped.
+    Forgot(u64),
 }
 
 /// An order in the ledger (the original's `(id, item_id, created)`, plus

@@ -17,15 +17,21 @@
 //! - **Dense order ids.** Orders are numbered 1, 2, 3, ... in log order, so
 //!   the id says nothing a backup cannot recompute.
 //! - **Total.** Every command has an outcome; none panics.
+//! - **Settled mark.** [`OrderLedger::settled_below`] is an lsn below which
+//!   every buy's `Begin` is finished; the catalog forgets reservations
+//!   below it (see `catalog.rs`).
 //!
 //! # Caveats
 //!
-//! - Buy statuses are kept forever (see the catalog's caveat on request ids).
+//! - Orders and buy statuses are kept forever, in memory: a client may retry
+//!   a buy under its request id at any time and must get its one order.
+//!   The ledger's memory grows with the number of buys (a disk-backed
+//!   ledger is the way to bound it; not done yet).
 //! - `Finish` trusts the reservation for item, quantity and price: it is what
 //!   the catalog actually took, even if a `Begin` said otherwise.
 
 use crate::command::{BuyStatus, Order, OrderCommand, Rejection, Reservation};
-use crate::types::{ItemId, OrderId, RequestId};
+use crate::types::{ItemId, Lsn, OrderId, RequestId};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +42,10 @@ pub struct OrderLedger {
     // in O(1) under the replica's lock.
     orders: OrdMap<OrderId, Order>,
     buys: OrdMap<RequestId, BuyStatus>,
+    /// The lsn of each pending buy's `Begin`: the catalog is told to
+    /// forget the reservations of buys that began below the lowest one.
+    #[serde(default)]
+    begun: OrdMap<RequestId, Lsn>,
     /// The id the next order gets; the first is 1.
     next_id: OrderId,
 }
@@ -45,6 +55,7 @@ impl Default for OrderLedger {
         OrderLedger {
             orders: OrdMap::new(),
             buys: OrdMap::new(),
+            begun: OrdMap::new(),
             next_id: 1,
         }
     }
@@ -55,23 +66,28 @@ impl OrderLedger {
         Self::default()
     }
 
-    /// Applies one committed command and returns the buy's status after it.
-    pub fn apply(&mut self, cmd: &OrderCommand) -> BuyStatus {
+    /// Applies the committed command at `lsn` and returns the buy's status
+    /// after it.
+    pub fn apply(&mut self, lsn: Lsn, cmd: &OrderCommand) -> BuyStatus {
         match cmd {
             OrderCommand::Begin {
                 request,
                 item,
                 qty,
                 created,
-            } => self
-                .buys
-                .entry(request.clone())
-                .or_insert(BuyStatus::Pending {
+            } => {
+                if let Some(status) = self.buys.get(request) {
+                    return status.clone();
+                }
+                let status = BuyStatus::Pending {
                     item: *item,
                     qty: *qty,
                     created: *created,
-                })
-                .clone(),
+                };
+                self.buys.insert(request.clone(), status.clone());
+                self.begun.insert(request.clone(), lsn);
+                status
+            }
             OrderCommand::Finish { request, outcome } => self.finish(request, outcome),
         }
     }
@@ -90,6 +106,7 @@ impl OrderLedger {
         };
         let status = BuyStatus::Done(result);
         self.buys.insert(request.to_string(), status.clone());
+        self.begun.remove(request);
         status
     }
 
@@ -138,15 +155,30 @@ impl OrderLedger {
         self.buys.get(request).cloned()
     }
 
-    /// `(request, item, qty)` of every buy not yet finished, by request id.
-    pub fn pending(&self) -> Vec<(RequestId, ItemId, u64)> {
-        self.buys
+    /// `(request, item, qty, begin)` of every buy not yet finished, by
+    /// request id; `begin` is the lsn of its `Begin`.
+    pub fn pending(&self) -> Vec<(RequestId, ItemId, u64, Lsn)> {
+        self.begun
             .iter()
-            .filter_map(|(request, status)| match status {
-                BuyStatus::Pending { item, qty, .. } => Some((request.clone(), *item, *qty)),
-                BuyStatus::Done(_) => None,
+            .filter_map(|(request, begin)| match self.buys.get(request) {
+                Some(BuyStatus::Pending { item, qty, .. }) => {
+                    Some((request.clone(), *item, *qty, *begin))
+                }
+                _ => None,
             })
             .collect()
+    }
+
+    /// The lsn of a pending buy's `Begin`.
+    pub fn begun(&self, request: &str) -> Option<Lsn> {
+        self.begun.get(request).copied()
+    }
+
+    /// Every buy whose `Begin` is below the returned lsn is finished, given
+    /// that `next` follows every applied entry: the lowest `Begin` still
+    /// pending, or `next` when none is.
+    pub fn settled_below(&self, next: Lsn) -> Lsn {
+        self.begun.values().copied().fold(next, Lsn::min)
     }
 
     /// Copies of `item` in orders. Saturates rather than overflowing: with a
@@ -196,7 +228,7 @@ mod tests {
     #[test]
     fn first_order_gets_id_one_and_the_pending_timestamp() {
         let mut l = OrderLedger::new();
-        let pending = l.apply(&begin("a", 2, 3, 1234));
+        let pending = l.apply(1, &begin("a", 2, 3, 1234));
         assert_eq!(
             pending,
             BuyStatus::Pending {
@@ -205,8 +237,8 @@ mod tests {
                 created: 1234
             }
         );
-        assert_eq!(l.pending(), [("a".to_string(), 2, 3)]);
-        let BuyStatus::Done(Ok(order)) = l.apply(&finish("a", Ok(reservation(2, 3)))) else {
+        assert_eq!(l.pending(), [("a".to_string(), 2, 3, 1)]);
+        let BuyStatus::Done(Ok(order)) = l.apply(1, &finish("a", Ok(reservation(2, 3)))) else {
             panic!("expected an order");
         };
         assert_eq!(
@@ -232,12 +264,12 @@ mod tests {
     #[test]
     fn rejected_buy_is_done_without_an_order() {
         let mut l = OrderLedger::new();
-        l.apply(&begin("a", 2, 1, 5));
-        let status = l.apply(&finish("a", Err(Rejection::OutOfStock(2))));
+        l.apply(1, &begin("a", 2, 1, 5));
+        let status = l.apply(1, &finish("a", Err(Rejection::OutOfStock(2))));
         assert_eq!(status, BuyStatus::Done(Err(Rejection::OutOfStock(2))));
         assert!(l.orders().is_empty());
         // The next successful buy still gets id 1.
-        let BuyStatus::Done(Ok(order)) = l.apply(&finish("b", Ok(reservation(2, 1)))) else {
+        let BuyStatus::Done(Ok(order)) = l.apply(1, &finish("b", Ok(reservation(2, 1)))) else {
             panic!("expected an order");
         };
         assert_eq!(order.id, 1);
@@ -246,27 +278,30 @@ mod tests {
     #[test]
     fn done_buys_never_change() {
         let mut l = OrderLedger::new();
-        l.apply(&begin("a", 1, 1, 5));
-        let done = l.apply(&finish("a", Ok(reservation(1, 1))));
+        l.apply(1, &begin("a", 1, 1, 5));
+        let done = l.apply(1, &finish("a", Ok(reservation(1, 1))));
         let before = l.clone();
-        assert_eq!(l.apply(&finish("a", Ok(reservation(1, 1)))), done);
-        assert_eq!(l.apply(&finish("a", Err(Rejection::OutOfStock(1)))), done);
-        assert_eq!(l.apply(&begin("a", 4, 4, 9)), done);
+        assert_eq!(l.apply(1, &finish("a", Ok(reservation(1, 1)))), done);
+        assert_eq!(
+            l.apply(1, &finish("a", Err(Rejection::OutOfStock(1)))),
+            done
+        );
+        assert_eq!(l.apply(1, &begin("a", 4, 4, 9)), done);
         assert_eq!(l, before);
     }
 
     #[test]
     fn repeated_begin_keeps_the_first_pending_entry() {
         let mut l = OrderLedger::new();
-        let first = l.apply(&begin("a", 1, 2, 5));
-        assert_eq!(l.apply(&begin("a", 3, 4, 6)), first);
+        let first = l.apply(1, &begin("a", 1, 2, 5));
+        assert_eq!(l.apply(1, &begin("a", 3, 4, 6)), first);
         assert_eq!(l.status("a"), Some(first));
     }
 
     #[test]
     fn finish_without_begin_is_recorded_with_created_zero() {
         let mut l = OrderLedger::new();
-        let BuyStatus::Done(Ok(order)) = l.apply(&finish("x", Ok(reservation(4, 2)))) else {
+        let BuyStatus::Done(Ok(order)) = l.apply(1, &finish("x", Ok(reservation(4, 2)))) else {
             panic!("expected an order");
         };
         assert_eq!((order.item_id, order.qty, order.created), (4, 2, 0));
@@ -304,15 +339,20 @@ mod tests {
             // sets `created`; its first Finish decides the outcome.
             let mut first_begin: BTreeMap<&str, Option<u64>> = BTreeMap::new();
             let mut first_finish: BTreeMap<&str, &Result<Reservation, Rejection>> = BTreeMap::new();
-            for cmd in &cmds {
-                let status = l.apply(cmd);
-                prop_assert_eq!(&twin.apply(cmd), &status, "determinism");
+            // The lsn of each request's first Begin, if it came before any Finish.
+            let mut begun_at: BTreeMap<&str, u64> = BTreeMap::new();
+            for (lsn, cmd) in (1..).zip(&cmds) {
+                let status = l.apply(lsn, cmd);
+                prop_assert_eq!(&twin.apply(lsn, cmd), &status, "determinism");
                 prop_assert_eq!(l.status(request_of(cmd)), Some(status.clone()));
                 let before = l.clone();
-                prop_assert_eq!(l.apply(cmd), status, "a repeat changed the status");
+                prop_assert_eq!(l.apply(lsn + 1000, cmd), status, "a repeat changed the status");
                 prop_assert_eq!(&l, &before, "a repeat changed the state");
                 match cmd {
                     OrderCommand::Begin { request, created, .. } => {
+                        if !first_begin.contains_key(request.as_str()) {
+                            begun_at.insert(request, lsn);
+                        }
                         first_begin.entry(request).or_insert(Some(*created));
                     }
                     OrderCommand::Finish { request, outcome } => {
@@ -335,7 +375,15 @@ mod tests {
             prop_assert!(per_request.values().all(|n| *n == 1));
             let expected = first_finish.values().filter(|o| o.is_ok()).count();
             prop_assert_eq!(orders.len(), expected);
-            for (request, item, qty) in l.pending() {
+            // Every buy that began below the settled mark is done.
+            let settled = l.settled_below(cmds.len() as u64 + 1);
+            for (request, lsn) in &begun_at {
+                let done = matches!(l.status(request), Some(BuyStatus::Done(_)));
+                prop_assert!(*lsn >= settled || done, "{} began at {} below {}", request, lsn, settled);
+            }
+            for (request, item, qty, begin) in l.pending() {
+                prop_assert_eq!(begun_at.get(request.as_str()), Some(&begin));
+                prop_assert!(begin >= settled);
                 prop_assert!(!first_finish.contains_key(request.as_str()));
                 let is_pending = matches!(
                     l.status(&request),

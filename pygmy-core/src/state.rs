@@ -4,7 +4,7 @@
 use crate::catalog::Catalog;
 use crate::command::{Command, Outcome};
 use crate::orders::OrderLedger;
-use crate::types::{Group, LogPos};
+use crate::types::{Group, LogPos, Lsn};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,12 +31,12 @@ impl State {
         n as u64
     }
 
-    /// Applies one committed command. Deterministic: the same commands in the
+    /// Applies the committed command at `lsn`. Deterministic: the same commands in the
     /// same order give the same state and outcomes on every replica.
-    pub fn apply(&mut self, command: &Command) -> Outcome {
+    pub fn apply(&mut self, lsn: Lsn, command: &Command) -> Outcome {
         match (self, command) {
             (State::Catalog(c), Command::Catalog(cmd)) => Outcome::Catalog(c.apply(cmd)),
-            (State::Orders(o), Command::Order(cmd)) => Outcome::Order(o.apply(cmd)),
+            (State::Orders(o), Command::Order(cmd)) => Outcome::Order(o.apply(lsn, cmd)),
             _ => Outcome::WrongGroup,
         }
     }

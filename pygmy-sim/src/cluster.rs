@@ -45,6 +45,9 @@ pub struct ClusterOptions {
     /// Deliberately broken: the view service promotes any live replica,
     /// skipping the check that it belongs to the last confirmed view.
     pub promote_stale: bool,
+    /// Deliberately broken: the order primary has the catalog forget the
+    /// reservations of pending buys too.
+    pub forget_pending: bool,
 }
 
 impl ClusterOptions {
@@ -175,13 +178,9 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
         Group::Order => State::Orders(OrderLedger::new()),
     };
     let port = port_of(&opts.addrs()[&node]);
-    let replica = Replica::start(
-        replica_config(node, group),
-        transport(&opts),
-        storage,
-        initial,
-        sim_clock(),
-    )?;
+    let mut cfg = replica_config(node, group);
+    cfg.unsafe_forget_pending = opts.forget_pending;
+    let replica = Replica::start(cfg, transport(&opts), storage, initial, sim_clock())?;
     serve_forever(port, App::new(replica as Arc<dyn Handler>, TOKEN)).await
 }
 

@@ -26,8 +26,9 @@ struct Args {
     jobs: Option<usize>,
     /// Run a deliberately broken cluster, to watch the checks catch it:
     /// `lying-disk` (syncs that do nothing) or `promote-stale` (the view
-    /// service may promote a replica outside the last confirmed view).
-    #[arg(long = "break", value_parser = ["lying-disk", "promote-stale"])]
+    /// service may promote a replica outside the last confirmed view) or
+    /// `forget-pending` (the catalog forgets reservations of pending buys).
+    #[arg(long = "break", value_parser = ["lying-disk", "promote-stale", "forget-pending"])]
     broken: Option<String>,
 }
 
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
     match args.broken.as_deref() {
         Some("lying-disk") => opts.cluster.lying_disk = true,
         Some("promote-stale") => opts.cluster.promote_stale = true,
+        Some("forget-pending") => opts.cluster.forget_pending = true,
         _ => {}
     }
     if let Some(seed) = args.seed {

@@ -52,6 +52,7 @@ impl Default for SimOptions {
                 stock: 12,
                 lying_disk: false,
                 promote_stale: false,
+                forget_pending: false,
             },
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
@@ -218,6 +219,8 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("lying-disk")
         } else if opts.cluster.promote_stale {
             Some("promote-stale")
+        } else if opts.cluster.forget_pending {
+            Some("forget-pending")
         } else {
             None
         },
@@ -292,7 +295,7 @@ fn heal(
 
 /// Reads every replica's status and state once they have converged (or the
 /// deadline passed): commit and digest equal within each group, no buy
-/// left pending.
+/// left pending, no reservation left remembered.
 async fn collect(opts: &ClusterOptions) -> Final {
     let transport = HttpTransport::new(SimConnector, opts.addrs(), TOKEN);
     let replicas: Vec<NodeId> = Group::ALL.iter().flat_map(|g| opts.members(*g)).collect();
@@ -313,7 +316,7 @@ async fn collect(opts: &ClusterOptions) -> Final {
             })
             && f.states.iter().all(|(_, _, state)| match state {
                 State::Orders(l) => l.pending().is_empty(),
-                State::Catalog(_) => true,
+                State::Catalog(c) => c.remembered() == 0,
             });
         if settled {
             return f;
@@ -329,7 +332,7 @@ async fn fetch_state(
     node: &NodeId,
 ) -> pygmy_core::Result<(ReplicaStatus, State)> {
     let timeout = Duration::from_secs(1);
-    let status = match transport
+    let mut status = match transport
         .call(node, Request::Heartbeat { views: vec![] }, timeout)
         .await?
     {
@@ -342,8 +345,13 @@ async fn fetch_state(
     {
         Response::Read {
             result: QueryResult::State(state),
-            ..
-        } => Ok((status, *state)),
+            lsn,
+        } => {
+            // The state is the one at the dump's commit point, which may be
+            // past the status's if a command committed in between.
+            status.commit = lsn;
+            Ok((status, *state))
+        }
         other => Err(pygmy_core::transport::unexpected("dump", &other)),
     }
 }
@@ -398,6 +406,19 @@ fn check_all(
                 format!(
                     "{node} still has {} pending buys after healing: {pending:?}",
                     pending.len()
+                ),
+            ));
+        }
+    }
+    // The catalog forgets the reservations of finished buys: once none is
+    // pending, it remembers none (its memory is bounded by buys in flight).
+    for (node, catalog) in &catalogs {
+        if catalog.remembered() > 0 {
+            violations.push(Violation::new(
+                "reservations forgotten",
+                format!(
+                    "{node} still remembers {} reservations after every buy finished",
+                    catalog.remembered()
                 ),
             ));
         }

@@ -1,10 +1,11 @@
 //! The checks can fail: deliberately broken clusters, run through scripted
 //! fault schedules, must be caught — and the same schedules must pass on
 //! the real cluster, so what is caught is the breakage, not the schedule.
+//! (The last test uses the seeds' own random schedules instead.)
 
 use pygmy_sim::check::{CONSERVATION, LINEARIZABLE, ORDERS_DURABLE, UNIQUE_ORDER_IDS};
 use pygmy_sim::faults::{Fault, Schedule};
-use pygmy_sim::run::{describe, run_with, Report, SimOptions};
+use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
 use std::time::Duration;
 
 const SEEDS: [u64; 3] = [1, 2, 3];
@@ -94,6 +95,26 @@ fn a_view_service_that_promotes_a_stale_replica_is_caught() {
                 .iter()
                 .any(|i| found.contains(i)),
             "seed {seed}: promoting a stale replica lost no write? found {found:?}"
+        );
+    }
+}
+
+#[test]
+fn a_catalog_told_to_forget_pending_buys_is_caught() {
+    // Random schedules (the seeds' own): a pending buy whose reservation
+    // was taken but whose answer was lost is refused on retry once the
+    // catalog forgot it, so copies leave the shelf without an order.
+    let mut broken = SimOptions::default();
+    broken.cluster.forget_pending = true;
+    for seed in [0, 1, 2, 3] {
+        let honest = run_seed(seed, &SimOptions::default());
+        assert!(honest.passed(), "{}", describe(&honest));
+        let report = run_seed(seed, &broken);
+        let found = invariants(&report);
+        eprintln!("forgetting pending buys, seed {seed}: caught {found:?}");
+        assert!(
+            found.contains(&CONSERVATION),
+            "seed {seed}: forgetting pending buys went unnoticed, found {found:?}"
         );
     }
 }

@@ -9,13 +9,16 @@
 //! those a new order primary inherits. A client retrying with the same
 //! request id gets the same single order.
 //!
+//! Every `finish_interval` the order primary also sends the catalog
+//! `Forget { below }`, the lowest order-log lsn of a buy still pending: the
+//! catalog drops the reservations of the buys below it and refuses their
+//! late duplicates, so its dedupe table holds only the buys in flight.
+//!
 //! The catalog primary pushes `(keys, lsn)` invalidations for every committed
 //! change to the front end, in order, retrying until delivered.
 
 use super::{buy_status, Replica};
-use crate::command::{
-    BuyStatus, CatalogCommand, CatalogOutcome, Command, OrderCommand, Rejection, Reservation,
-};
+use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Command, OrderCommand};
 use crate::error::{Error, Result};
 use crate::message::{Request, Response};
 use crate::state::State;
@@ -36,27 +39,48 @@ impl<T: Transport> Replica<T> {
                 State::Catalog(_) => None,
             }
         };
-        match known {
-            Some(status @ BuyStatus::Done(_)) => {
+        if known.is_none() {
+            let created = (self.clock)();
+            let begin = OrderCommand::Begin {
+                request: request.clone(),
+                item,
+                qty,
+                created,
+            };
+            self.submit(Command::Order(begin)).await?;
+        }
+        // The buy as the ledger holds it: the first Begin's item, quantity
+        // and lsn, or its final status.
+        let pending = {
+            let inner = self.inner.lock();
+            match &inner.state {
+                State::Orders(ledger) => match (ledger.status(&request), ledger.begun(&request)) {
+                    (Some(BuyStatus::Pending { item, qty, .. }), Some(begin)) => {
+                        Ok((item, qty, begin))
+                    }
+                    (Some(status), _) => Err(status),
+                    (None, _) => {
+                        return Err(Error::Unavailable(
+                            "buy not recorded; retry with the same request id".into(),
+                        ))
+                    }
+                },
+                State::Catalog(_) => {
+                    return Err(Error::InvalidInput("not an order replica".into()))
+                }
+            }
+        };
+        let (item, qty, begin) = match pending {
+            Ok(pending) => pending,
+            Err(status) => {
                 return Ok(Response::Buy {
                     status,
                     catalog_lsn: None,
                 })
             }
-            Some(BuyStatus::Pending { .. }) => {}
-            None => {
-                let created = (self.clock)();
-                let begin = OrderCommand::Begin {
-                    request: request.clone(),
-                    item,
-                    qty,
-                    created,
-                };
-                self.submit(Command::Order(begin)).await?;
-            }
-        }
+        };
         let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
-        let (status, lsn) = self.drive(request, item, qty, deadline).await?;
+        let (status, lsn) = self.drive(request, item, qty, begin, deadline).await?;
         Ok(Response::Buy {
             status,
             catalog_lsn: Some(lsn),
@@ -69,23 +93,35 @@ impl<T: Transport> Replica<T> {
         request: RequestId,
         item: ItemId,
         qty: u64,
+        begin: Lsn,
         deadline: tokio::time::Instant,
     ) -> Result<(BuyStatus, Lsn)> {
-        let (outcome, lsn) = self.reserve(&request, item, qty, deadline).await?;
+        let command = CatalogCommand::Reserve {
+            request: request.clone(),
+            item,
+            qty,
+            begin,
+        };
+        let (outcome, lsn) = match self.catalog(command, deadline).await? {
+            (CatalogOutcome::Reserved(outcome), lsn) => (outcome, lsn),
+            (other, _) => {
+                return Err(Error::Transport(format!(
+                    "unexpected answer to reserve: {other:?}"
+                )))
+            }
+        };
         let finish = OrderCommand::Finish { request, outcome };
         let (outcome, _) = self.submit(Command::Order(finish)).await?;
         Ok((buy_status(outcome)?, lsn))
     }
 
-    /// Asks the catalog primary to reserve, following `NotPrimary` hints and
-    /// retrying until `deadline`.
-    async fn reserve(
+    /// Has the catalog primary apply `command`, following `NotPrimary`
+    /// hints and retrying until `deadline`.
+    async fn catalog(
         &self,
-        request: &str,
-        item: ItemId,
-        qty: u64,
+        command: CatalogCommand,
         deadline: tokio::time::Instant,
-    ) -> Result<(Result<Reservation, Rejection>, Lsn)> {
+    ) -> Result<(CatalogOutcome, Lsn)> {
         let mut hint: Option<NodeId> = None;
         let mut last = Error::Unavailable("catalog primary unknown".into());
         while tokio::time::Instant::now() < deadline {
@@ -97,23 +133,15 @@ impl<T: Transport> Replica<T> {
                 tokio::time::sleep(self.cfg.retry_delay).await;
                 continue;
             };
-            let command = CatalogCommand::Reserve {
-                request: request.to_string(),
-                item,
-                qty,
-            };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let timeout = self.cfg.hop_timeout.min(left);
             match self
                 .transport
-                .call(&target, Request::Catalog(command), timeout)
+                .call(&target, Request::Catalog(command.clone()), timeout)
                 .await
             {
-                Ok(Response::Catalog {
-                    outcome: CatalogOutcome::Reserved(outcome),
-                    lsn,
-                }) => return Ok((outcome, lsn)),
-                Ok(other) => return Err(crate::transport::unexpected("reserve", &other)),
+                Ok(Response::Catalog { outcome, lsn }) => return Ok((outcome, lsn)),
+                Ok(other) => return Err(crate::transport::unexpected("catalog command", &other)),
                 Err(Error::NotPrimary { hint: Some(h) }) if h != target => {
                     hint = Some(h);
                     last = Error::Unavailable(format!("{target} is not the catalog primary"));
@@ -134,10 +162,19 @@ impl<T: Transport> Replica<T> {
     /// Order primary: finishes every pending buy, periodically, so a buy cut
     /// off by a crash (of a client, the front end, or the old primary) ends
     /// as an order or a refusal, never stays pending.
+    ///
+    /// It also tells the catalog which buys are settled (`Forget`), so the
+    /// catalog drops their reservations: every buy whose `Begin` is below
+    /// the lowest pending one is finished, and only a late duplicate could
+    /// still ask for it, which the catalog then refuses.
     pub(super) async fn finisher(self: Arc<Self>) {
+        // The highest mark the catalog has acknowledged (from this process;
+        // after a restart or a failover the next one is sent again, which
+        // the catalog ignores if it is not higher).
+        let mut forgotten: Lsn = 0;
         loop {
             tokio::time::sleep(self.cfg.finish_interval).await;
-            let pending = {
+            let (pending, settled) = {
                 let mut inner = self.inner.lock();
                 if !inner.serving {
                     continue;
@@ -145,26 +182,41 @@ impl<T: Transport> Replica<T> {
                 let State::Orders(ledger) = &inner.state else {
                     return;
                 };
+                let settled = if self.cfg.unsafe_forget_pending {
+                    inner.commit + 1
+                } else {
+                    ledger.settled_below(inner.commit + 1)
+                };
                 let todo: Vec<_> = ledger
                     .pending()
                     .into_iter()
-                    .filter(|(r, _, _)| !inner.driving.contains(r))
+                    .filter(|(r, ..)| !inner.driving.contains(r))
                     .collect();
-                for (r, _, _) in &todo {
+                for (r, ..) in &todo {
                     inner.driving.insert(r.clone());
                 }
-                todo
+                (todo, settled)
             };
-            for (request, item, qty) in pending {
+            for (request, item, qty, begin) in pending {
                 let me = self.clone();
                 tokio::spawn(async move {
                     let deadline = tokio::time::Instant::now() + me.cfg.buy_deadline;
-                    let result = me.drive(request.clone(), item, qty, deadline).await;
+                    let result = me.drive(request.clone(), item, qty, begin, deadline).await;
                     if let Err(e) = result {
                         tracing::debug!(node = %me.cfg.me, %request, error = %e, "pending buy not finished yet");
                     }
                     me.inner.lock().driving.remove(&request);
                 });
+            }
+            if settled > forgotten {
+                let deadline = tokio::time::Instant::now() + self.cfg.hop_timeout;
+                let forget = CatalogCommand::Forget { below: settled };
+                match self.catalog(forget, deadline).await {
+                    Ok(_) => forgotten = settled,
+                    Err(e) => {
+                        tracing::debug!(node = %self.cfg.me, error = %e, "catalog not told which buys are settled yet")
+                    }
+                }
             }
         }
     }

@@ -47,8 +47,10 @@
 //!   "outcome unknown" error: it may still be committed by the next primary
 //!   (adoption keeps uncommitted entries). Buys are safe to retry under
 //!   their request id; a retried restock may apply twice.
-//! - The catalog remembers every reservation's request id forever (the
-//!   dedupe table grows with the number of buys).
+//! - The order ledger keeps every order and buy status in memory (it is the
+//!   ledger; nothing is forgotten), so an order replica's memory grows with
+//!   the number of buys. The catalog forgets reservations of finished buys
+//!   (see `catalog.rs`), so its memory stays bounded.
 
 mod backup;
 mod buy;
@@ -106,6 +108,10 @@ pub struct ReplicaConfig {
     pub snapshot_scales: bool,
     /// Most entries sent in one `Fetch` answer.
     pub fetch_limit: usize,
+    /// Deliberately broken, for the simulation's own tests: the order
+    /// primary tells the catalog to forget every buy, pending ones too, so
+    /// a pending buy's retried reservation is refused. Never set otherwise.
+    pub unsafe_forget_pending: bool,
 }
 
 impl ReplicaConfig {
@@ -122,6 +128,7 @@ impl ReplicaConfig {
             finish_interval: Duration::from_millis(500),
             snapshot_every: 10_000,
             snapshot_scales: true,
+            unsafe_forget_pending: false,
             fetch_limit: 1024,
         }
     }

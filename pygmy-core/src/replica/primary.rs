@@ -89,7 +89,7 @@ impl<T: Transport> Replica<T> {
             let Some(entry) = inner.log.get(lsn).cloned() else {
                 break;
             };
-            let outcome = inner.state.apply(&entry.command);
+            let outcome = inner.state.apply(lsn, &entry.command);
             inner.digest = crate::state::chain_digest(inner.digest, &entry.command);
             inner.commit = lsn;
             if let Command::Catalog(cmd) = &entry.command {
@@ -303,6 +303,8 @@ fn invalidation_keys(state: &State, cmd: &CatalogCommand) -> Vec<CacheKey> {
         | CatalogCommand::Restock { item, .. }
         | CatalogCommand::SetPrice { item, .. } => *item,
         CatalogCommand::AddBook { book } => book.id,
+        // Changes no book.
+        CatalogCommand::Forget { .. } => return Vec::new(),
     };
     let State::Catalog(catalog) = state else {
         return Vec::new();
