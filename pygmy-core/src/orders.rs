@@ -35,13 +35,27 @@ use crate::types::{ItemId, Lsn, OrderId, RequestId};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
+/// A buy's status as the ledger stores it (see [`OrderLedger::status`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Stand {
+    Pending {
+        item: ItemId,
+        qty: u64,
+        created: u64,
+    },
+    Ordered(OrderId),
+    Refused(Rejection),
+}
+
 /// The order state machine (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLedger {
     // Persistent maps: they grow with every buy, and a snapshot clones them
     // in O(1) under the replica's lock.
     orders: OrdMap<OrderId, Order>,
-    buys: OrdMap<RequestId, BuyStatus>,
+    /// Where each buy stands; a finished one names its order rather than
+    /// holding a second copy of it.
+    buys: OrdMap<RequestId, Stand>,
     /// The lsn of each pending buy's `Begin`: the catalog is told to
     /// forget the reservations of buys that began below the lowest one.
     #[serde(default)]
@@ -76,26 +90,30 @@ impl OrderLedger {
                 qty,
                 created,
             } => {
-                if let Some(status) = self.buys.get(request) {
-                    return status.clone();
+                if let Some(status) = self.status(request) {
+                    return status;
                 }
-                let status = BuyStatus::Pending {
+                let stand = Stand::Pending {
                     item: *item,
                     qty: *qty,
                     created: *created,
                 };
-                self.buys.insert(request.clone(), status.clone());
+                self.buys.insert(request.clone(), stand);
                 self.begun.insert(request.clone(), lsn);
-                status
+                BuyStatus::Pending {
+                    item: *item,
+                    qty: *qty,
+                    created: *created,
+                }
             }
             OrderCommand::Finish { request, outcome } => self.finish(request, outcome),
         }
     }
 
     fn finish(&mut self, request: &str, outcome: &Result<Reservation, Rejection>) -> BuyStatus {
-        let created = match self.buys.get(request) {
-            Some(done @ BuyStatus::Done(_)) => return done.clone(),
-            Some(BuyStatus::Pending { created, .. }) => *created,
+        let created = match self.status(request) {
+            Some(done @ BuyStatus::Done(_)) => return done,
+            Some(BuyStatus::Pending { created, .. }) => created,
             // A Finish with no Begin should not be in a log, but recording it
             // keeps the ledger total and the catalog's answer known.
             None => 0,
@@ -104,10 +122,13 @@ impl OrderLedger {
             Ok(reservation) => self.record_order(request, reservation, created),
             Err(rejection) => Err(rejection.clone()),
         };
-        let status = BuyStatus::Done(result);
-        self.buys.insert(request.to_string(), status.clone());
+        let stand = match &result {
+            Ok(order) => Stand::Ordered(order.id),
+            Err(rejection) => Stand::Refused(rejection.clone()),
+        };
+        self.buys.insert(request.to_string(), stand);
         self.begun.remove(request);
-        status
+        BuyStatus::Done(result)
     }
 
     fn record_order(
@@ -152,7 +173,16 @@ impl OrderLedger {
     }
 
     pub fn status(&self, request: &str) -> Option<BuyStatus> {
-        self.buys.get(request).cloned()
+        Some(match self.buys.get(request)? {
+            Stand::Pending { item, qty, created } => BuyStatus::Pending {
+                item: *item,
+                qty: *qty,
+                created: *created,
+            },
+            // Recorded together with the order, so it is there.
+            Stand::Ordered(id) => BuyStatus::Done(Ok(self.orders.get(id)?.clone())),
+            Stand::Refused(rejection) => BuyStatus::Done(Err(rejection.clone())),
+        })
     }
 
     /// `(request, item, qty, begin)` of every buy not yet finished, by
@@ -161,7 +191,7 @@ impl OrderLedger {
         self.begun
             .iter()
             .filter_map(|(request, begin)| match self.buys.get(request) {
-                Some(BuyStatus::Pending { item, qty, .. }) => {
+                Some(Stand::Pending { item, qty, .. }) => {
                     Some((request.clone(), *item, *qty, *begin))
                 }
                 _ => None,
