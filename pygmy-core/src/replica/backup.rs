@@ -117,12 +117,16 @@ impl<T: Transport> Replica<T> {
                 self.bump();
                 Ok(Pulled::Entries { got })
             }
+            // Both are dropped, like entries, if my log or view moved since
+            // I asked: a late answer must not cut the log of a replica that
+            // has become the primary of a newer view (it would cut entries
+            // its view start is waiting for its backups to pull).
             Response::Fetched(Fetched::Diverged { truncate_to }) => {
-                self.truncate(truncate_to).await?;
+                self.truncate(truncate_to, epoch, after).await?;
                 Ok(Pulled::Repaired)
             }
             Response::Fetched(Fetched::Snapshot(snapshot)) => {
-                self.install_snapshot(*snapshot).await?;
+                self.install_snapshot(*snapshot, epoch, after).await?;
                 Ok(Pulled::Repaired)
             }
             other => Err(crate::transport::unexpected("fetch", &other)),

@@ -7,7 +7,7 @@ use super::{fail_waiters, Inner, Replica};
 use crate::error::{Error, Result};
 use crate::state::Snapshot;
 use crate::transport::Transport;
-use crate::types::Lsn;
+use crate::types::{Epoch, LogPos, Lsn};
 use std::sync::Arc;
 
 impl<T: Transport> Replica<T> {
@@ -39,11 +39,16 @@ impl<T: Transport> Replica<T> {
         Ok(())
     }
 
-    /// Cuts the log after `lsn` (never below the commit point), durably.
-    pub(super) async fn truncate(&self, lsn: Lsn) -> Result<()> {
+    /// Cuts the log after `lsn` (never below the commit point), durably —
+    /// unless the log no longer ends at `asked_after` or the view moved past
+    /// `epoch` since the peer was asked (its answer is stale then).
+    pub(super) async fn truncate(&self, lsn: Lsn, epoch: Epoch, asked_after: LogPos) -> Result<()> {
         let _disk = self.disk.lock().await;
         let mut inner = self.inner.lock();
         check_failed(&inner)?;
+        if moved(&inner, epoch, asked_after) {
+            return Ok(());
+        }
         let lsn = lsn.max(inner.commit);
         if lsn >= inner.log.last().lsn {
             return Ok(());
@@ -67,12 +72,21 @@ impl<T: Transport> Replica<T> {
     }
 
     /// Replaces everything with a snapshot from the primary (this replica
-    /// was behind its compacted log).
-    pub(super) async fn install_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+    /// was behind its compacted log), unless the answer is stale (see
+    /// `truncate`).
+    pub(super) async fn install_snapshot(
+        &self,
+        snapshot: Snapshot,
+        epoch: Epoch,
+        asked_after: LogPos,
+    ) -> Result<()> {
         let _snapshots = self.snapshots.lock().await;
         let _disk = self.disk.lock().await;
         let mut inner = self.inner.lock();
         check_failed(&inner)?;
+        if moved(&inner, epoch, asked_after) {
+            return Ok(());
+        }
         if snapshot.pos.lsn <= inner.commit || snapshot.state.group() != self.cfg.group {
             return Ok(());
         }
@@ -203,6 +217,12 @@ fn run_blocking<R>(work: impl FnOnce() -> R) -> R {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
         _ => work(),
     }
+}
+
+/// True when the log no longer ends at `asked_after` or the view is no
+/// longer at `epoch`: what a peer answered to those is out of date.
+fn moved(inner: &Inner, epoch: Epoch, asked_after: LogPos) -> bool {
+    inner.log.last() != asked_after || inner.view.as_ref().map(|v| v.epoch) != Some(epoch)
 }
 
 fn check_failed(inner: &Inner) -> Result<()> {
