@@ -533,7 +533,10 @@ def machine() -> dict:
         "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
         "rustc": out(["rustc", "--version"]),
         "commit": out(["git", "rev-parse", "--short", "HEAD"]),
-        "dirty_files": out(["git", "status", "--porcelain", "--untracked-files=no"]).splitlines(),
+        # Porcelain lines are "XY path"; `out` strips the text, which would
+        # eat the first line's leading blank, so split off the status instead.
+        "dirty_files": [line.split(maxsplit=1)[-1] for line in
+                        out(["git", "status", "--porcelain", "--untracked-files=no"]).splitlines()],
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -598,7 +601,7 @@ def markdown(r: dict) -> str:
     a = r["args"]
     L = []
     L.append(f"Measured {m['date']} at commit `{m['commit']}`"
-             + (f" (with uncommitted changes to {', '.join(f[3:] for f in m['dirty_files'])})"
+             + (f" (with uncommitted changes to {', '.join(m['dirty_files'])})"
                 if m["dirty_files"] else "")
              + f"; {m['cores']} × {m['cpu']}, Linux {m['kernel']}, {m['rustc']}.")
     L.append(f"`pygmy load`: {LOADED} keep-alive clients for throughput, {UNLOADED} for the unloaded "

@@ -1181,6 +1181,10 @@ mod tests {
         Sync,
         TruncateBack(u64),
         Snapshot(u64),
+        /// `begin_snapshot` (the split), its job run later by `RunJob`.
+        BeginSnapshot(u64),
+        RunJob,
+        FinishSnapshot,
         Crash,
         Reopen,
     }
@@ -1191,6 +1195,9 @@ mod tests {
             3 => Just(Op::Sync),
             2 => (0u64..4).prop_map(Op::TruncateBack),
             1 => (0u64..6).prop_map(Op::Snapshot),
+            2 => (0u64..6).prop_map(Op::BeginSnapshot),
+            2 => Just(Op::RunJob),
+            2 => Just(Op::FinishSnapshot),
             2 => Just(Op::Crash),
             1 => Just(Op::Reopen),
         ]
@@ -1205,8 +1212,13 @@ mod tests {
             let fs = MemFs::new();
             let mut store = open(&fs);
             // The model: the snapshot lsn (durable on save), the live log
-            // after it, and the log as of the last sync.
+            // after it, and the log as of the last sync; with a split log,
+            // the lsn the `log` file starts after (`base`), the job not yet
+            // run, and whether `finish_snapshot` is still due.
             let mut snap: Lsn = 0;
+            let mut base: Lsn = 0;
+            let mut job: Option<(SnapshotJob, Lsn)> = None;
+            let mut unfinished = false;
             let mut live: Vec<Entry> = Vec::new();
             let mut durable: Vec<Entry> = Vec::new();
             let last = |snap: Lsn, live: &[Entry]| live.last().map_or(snap, |e| e.pos.lsn);
@@ -1223,19 +1235,50 @@ mod tests {
                         durable = live.clone();
                     }
                     Op::TruncateBack(k) => {
-                        let lsn = last(snap, &live).saturating_sub(k).max(snap);
+                        let lsn = last(snap, &live).saturating_sub(k).max(base);
                         store.truncate_after(lsn).unwrap();
                         live.retain(|e| e.pos.lsn <= lsn);
                     }
+                    // Snapshot writes never overlap (the replica's contract).
+                    Op::Snapshot(_) | Op::BeginSnapshot(_) if job.is_some() || unfinished => {}
                     Op::Snapshot(k) => {
-                        // Anywhere from the current snapshot to past the end.
-                        let lsn = (snap + k).min(last(snap, &live) + 2);
+                        // Anywhere from the log's base to past the end.
+                        let lsn = (base + k).min(last(snap, &live) + 2);
                         store.save_snapshot(&snapshot(lsn)).unwrap();
                         snap = lsn;
+                        base = lsn;
                         live.retain(|e| e.pos.lsn > lsn);
                         durable = live.clone();
                     }
+                    Op::BeginSnapshot(k) => {
+                        // Up to the end (a replica snapshots its commit point).
+                        let lsn = (base + k).min(last(snap, &live));
+                        let begun = store.begin_snapshot(lsn).unwrap();
+                        if lsn > base {
+                            // The split syncs the log first.
+                            durable = live.clone();
+                            base = lsn;
+                        }
+                        job = Some((begun, lsn));
+                    }
+                    Op::RunJob => {
+                        if let Some((run, lsn)) = job.take() {
+                            run(&snapshot(lsn)).unwrap();
+                            snap = lsn;
+                            live.retain(|e| e.pos.lsn > lsn);
+                            durable.retain(|e| e.pos.lsn > lsn);
+                            unfinished = true;
+                        }
+                    }
+                    Op::FinishSnapshot => {
+                        if std::mem::take(&mut unfinished) {
+                            store.finish_snapshot().unwrap();
+                        }
+                    }
                     Op::Crash | Op::Reopen => {
+                        // A job not run dies with the process.
+                        job = None;
+                        unfinished = false;
                         drop(store);
                         if matches!(op, Op::Crash) {
                             fs.crash();
@@ -1248,6 +1291,8 @@ mod tests {
                         prop_assert_eq!(recovered.snapshot.map_or(0, |s| s.pos.lsn), snap);
                         prop_assert_eq!(&recovered.entries, &live);
                         prop_assert_eq!(store.last_lsn(), last(snap, &live));
+                        base = snap;
+                        prop_assert_eq!(fs.read_live(prev_path()), None, "log.prev merged back");
                     }
                 }
             }

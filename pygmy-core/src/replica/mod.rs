@@ -184,6 +184,8 @@ pub struct Replica<T: Transport> {
     snapshots: tokio::sync::Mutex<()>,
     /// Bumped on every change that someone may be waiting for.
     changed: watch::Sender<u64>,
+    /// Wakes the compactor when a snapshot is due.
+    compact: tokio::sync::Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -249,6 +251,7 @@ impl<T: Transport> Replica<T> {
             disk: tokio::sync::Mutex::new(()),
             snapshots: tokio::sync::Mutex::new(()),
             changed,
+            compact: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = vec![

@@ -106,6 +106,9 @@ impl<T: Transport> Replica<T> {
                 }
             }
         }
+        if self.snapshot_due(inner) {
+            self.compact.notify_one();
+        }
     }
 
     /// Becomes the primary of `view`: fences the backups, adopts the longest
