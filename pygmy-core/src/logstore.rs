@@ -893,7 +893,9 @@ mod tests {
     fn every_crash_point_of_a_roll_loads_the_whole_log() {
         let dir = Path::new(DIR);
         let next = dir.join(NEXT);
-        let setups: [(&str, &dyn Fn(&MemFs)); 3] = [
+        // A name for the state, and how to leave the disk in it.
+        type Setup<'a> = (&'a str, &'a dyn Fn(&MemFs));
+        let setups: [Setup; 3] = [
             ("tail written, not renamed", &|fs| {
                 fs.write_synced(&next, &framed_all(4..=5)).unwrap();
             }),
