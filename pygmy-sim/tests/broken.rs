@@ -101,20 +101,27 @@ fn a_view_service_that_promotes_a_stale_replica_is_caught() {
 
 #[test]
 fn a_catalog_told_to_forget_pending_buys_is_caught() {
-    // Random schedules (the seeds' own): a pending buy whose reservation
-    // was taken but whose answer was lost is refused on retry once the
-    // catalog forgot it, so copies leave the shelf without an order.
+    // The seeds' own random schedules: the breakage shows only when a
+    // pending buy's reservation was taken but its answer lost, and the
+    // retry comes after the catalog forgot it (copies leave the shelf
+    // without an order). Which seeds do that shifts with any change to
+    // scheduling, so the test asks for several of twenty, not for given
+    // ones (a third to a half are caught; `--break forget-pending` shows
+    // which).
     let mut broken = SimOptions::default();
     broken.cluster.forget_pending = true;
-    for seed in [0, 1, 2, 3] {
+    let mut caught = 0;
+    for seed in 0..20 {
         let honest = run_seed(seed, &SimOptions::default());
         assert!(honest.passed(), "{}", describe(&honest));
-        let report = run_seed(seed, &broken);
-        let found = invariants(&report);
+        let found = invariants(&run_seed(seed, &broken));
         eprintln!("forgetting pending buys, seed {seed}: caught {found:?}");
-        assert!(
-            found.contains(&CONSERVATION),
-            "seed {seed}: forgetting pending buys went unnoticed, found {found:?}"
-        );
+        if found.contains(&CONSERVATION) {
+            caught += 1;
+        }
     }
+    assert!(
+        caught >= 4,
+        "forgetting pending buys was caught on only {caught} of 20 seeds"
+    );
 }
