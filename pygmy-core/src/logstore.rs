@@ -388,19 +388,11 @@ impl<F: Fs> LogStore<F> {
         }
         let first_kept = (lsn - self.log_base) as usize;
         let from = self.offsets.get(first_kept).copied().unwrap_or(self.end);
-        let tail = self
-            .fs
-            .read_from(&self.log_path, from)
-            .map_err(|e| io_err(&self.log_path, "read", e))?
-            .unwrap_or_default();
-        let tail = usize::try_from(self.end - from)
-            .ok()
-            .and_then(|len| tail.get(..len))
-            .ok_or_else(|| storage_err(&self.log_path, "shorter than its index"))?;
+        let tail = self.read_tail(from)?;
         let (prev_path, next_path) = (self.dir.join(PREV), self.dir.join(NEXT));
         self.log = None;
         let fs = &self.fs;
-        fs.write_synced(&next_path, tail)
+        fs.write_synced(&next_path, &tail)
             .and_then(|_| fs.rename(&self.log_path, &prev_path))
             .and_then(|_| fs.rename(&next_path, &self.log_path))
             .and_then(|_| fs.sync_dir(&self.dir))
@@ -466,23 +458,31 @@ impl<F: Fs> LogStore<F> {
     }
 
     /// Replaces the log durably with its bytes from `from` to the end.
-    fn rewrite_log(&mut self, from: u64) -> Result<()> {
+    /// The log's valid bytes from `from` to its indexed end. Only that tail
+    /// is read: the log may be as long as the state.
+    fn read_tail(&self, from: u64) -> Result<Vec<u8>> {
         let path = &self.log_path;
-        // Only the kept tail is read: the log may be as long as the state.
-        let bytes = self
+        let mut bytes = self
             .fs
             .read_from(path, from)
             .map_err(|e| io_err(path, "read", e))?
             .unwrap_or_default();
-        let tail = usize::try_from(self.end - from)
+        let len = usize::try_from(self.end - from)
             .ok()
-            .and_then(|len| bytes.get(..len))
+            .filter(|len| *len <= bytes.len())
             .ok_or_else(|| storage_err(path, "shorter than its index"))?;
+        bytes.truncate(len);
+        Ok(bytes)
+    }
+
+    fn rewrite_log(&mut self, from: u64) -> Result<()> {
+        let tail = self.read_tail(from)?;
+        let path = &self.log_path;
         let tmp = tmp_path(path);
         // Close the old log before it is replaced; appends go to the new one.
         self.log = None;
         self.fs
-            .write_synced(&tmp, tail)
+            .write_synced(&tmp, &tail)
             .map_err(|e| io_err(&tmp, "write", e))?;
         self.fs
             .rename(&tmp, path)
@@ -802,6 +802,14 @@ mod tests {
         assert_eq!(load(&fs).entries, entries(1..=3));
     }
 
+    /// A store holding entries 1..=`last`, synced.
+    fn synced_store(fs: &MemFs, last: Lsn) -> LogStore<MemFs> {
+        let mut store = open(fs);
+        store.append(&entries(1..=last)).unwrap();
+        store.sync().unwrap();
+        store
+    }
+
     fn prev_path() -> PathBuf {
         Path::new(DIR).join(PREV)
     }
@@ -813,9 +821,7 @@ mod tests {
     #[test]
     fn a_snapshot_moves_only_the_tail_and_appends_go_on_meanwhile() {
         let fs = MemFs::new();
-        let mut store = open(&fs);
-        store.append(&entries(1..=5)).unwrap();
-        store.sync().unwrap();
+        let mut store = synced_store(&fs, 5);
         let job = store.begin_snapshot(3).unwrap();
         assert_eq!(fs.read_live(log_path()).unwrap(), framed_all(4..=5));
         assert_eq!(fs.read_live(prev_path()).unwrap(), framed_all(1..=3));
@@ -836,9 +842,7 @@ mod tests {
     #[test]
     fn a_crash_before_the_snapshot_is_written_loses_nothing() {
         let fs = MemFs::new();
-        let mut store = open(&fs);
-        store.append(&entries(1..=5)).unwrap();
-        store.sync().unwrap();
+        let mut store = synced_store(&fs, 5);
         let _job = store.begin_snapshot(3).unwrap();
         store.append(&[entry(6)]).unwrap();
         store.sync().unwrap();
@@ -855,9 +859,7 @@ mod tests {
     #[test]
     fn a_crash_after_the_snapshot_before_finishing_skips_the_covered_entries() {
         let fs = MemFs::new();
-        let mut store = open(&fs);
-        store.append(&entries(1..=5)).unwrap();
-        store.sync().unwrap();
+        let mut store = synced_store(&fs, 5);
         store.begin_snapshot(3).unwrap()(&snapshot(3)).unwrap();
         drop(store);
         fs.crash();
@@ -869,9 +871,7 @@ mod tests {
     #[test]
     fn a_truncation_during_a_snapshot_is_not_undone_by_the_older_file() {
         let fs = MemFs::new();
-        let mut store = open(&fs);
-        store.append(&entries(1..=5)).unwrap();
-        store.sync().unwrap();
+        let mut store = synced_store(&fs, 5);
         let _job = store.begin_snapshot(3).unwrap();
         store.truncate_after(3).unwrap();
         let replacement = Entry {
@@ -926,9 +926,7 @@ mod tests {
     #[test]
     fn a_second_snapshot_waits_for_the_first_to_finish() {
         let fs = MemFs::new();
-        let mut store = open(&fs);
-        store.append(&entries(1..=5)).unwrap();
-        store.sync().unwrap();
+        let mut store = synced_store(&fs, 5);
         let _job = store.begin_snapshot(2).unwrap();
         assert!(store.begin_snapshot(4).is_err());
         assert!(store.begin_snapshot(9).is_err());
@@ -994,9 +992,7 @@ mod tests {
         // A crash between the snapshot's rename and the log's rewrite: the
         // snapshot says 3, the log still holds 1..=5.
         let fs = MemFs::new();
-        let mut store = open(&fs);
-        store.append(&entries(1..=5)).unwrap();
-        store.sync().unwrap();
+        let store = synced_store(&fs, 5);
         drop(store);
         write_single(&fs, &Path::new(DIR).join(SNAPSHOT), &snapshot(3)).unwrap();
         let mut store = open(&fs);

@@ -96,9 +96,7 @@ impl<T: Transport> Replica<T> {
                     let mut inner = self.inner.lock();
                     // Drop the answer if my log or view moved meanwhile (a
                     // concurrent install or view change): ask again.
-                    if inner.log.last() != after
-                        || inner.view.as_ref().map(|v| v.epoch) != Some(epoch)
-                    {
+                    if super::disk::moved(&inner, epoch, after) {
                         return Ok(Pulled::Repaired);
                     }
                     for e in entries {

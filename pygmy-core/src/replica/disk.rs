@@ -225,7 +225,7 @@ fn run_blocking<R>(work: impl FnOnce() -> R) -> R {
 
 /// True when the log no longer ends at `asked_after` or the view is no
 /// longer at `epoch`: what a peer answered to those is out of date.
-fn moved(inner: &Inner, epoch: Epoch, asked_after: LogPos) -> bool {
+pub(super) fn moved(inner: &Inner, epoch: Epoch, asked_after: LogPos) -> bool {
     inner.log.last() != asked_after || inner.view.as_ref().map(|v| v.epoch) != Some(epoch)
 }
 
