@@ -36,6 +36,17 @@ pub trait Fs: Send + Sync + 'static {
             bytes[start..].to_vec()
         }))
     }
+    /// Up to `len` bytes of the file from `offset` (fewer at its end; an
+    /// error when it does not exist). The order archive reads single
+    /// records with it. The default reads from `offset` to the end; a real
+    /// disk reads just the range.
+    fn read_at(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut bytes = self
+            .read_from(path, offset)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
+        bytes.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(bytes)
+    }
     /// Opens `path` for appending, creating it empty if missing.
     fn open_append(&self, path: &Path) -> io::Result<Self::File>;
     /// Creates or truncates `path`, writes `bytes` and syncs the file

@@ -10,7 +10,8 @@
 //! # Layout
 //!
 //! - `types`, `error`, `command`: shared values, the error enum, log commands.
-//! - `catalog`, `orders`, `state`: the deterministic state machines.
+//! - `catalog`, `orders`, `state`: the deterministic state machines;
+//!   `archive`: the file of finished buys under the order ledger.
 //! - `view`, `viewservice`, `detector`: views, how the front end picks the
 //!   next one, heartbeat failure detection.
 //! - `message`, `transport`, `inproc`: what nodes send each other and how.
@@ -18,6 +19,7 @@
 //! - `replica`: a replica of either group (replication, view change, resync).
 //! - `cache`, `balancer`, `frontend`: the front end.
 
+pub mod archive;
 pub mod balancer;
 pub mod cache;
 pub mod catalog;

@@ -10,6 +10,8 @@
 //!   single `set_len`.
 //! - `snapshot`: one record holding the latest [`Snapshot`].
 //! - `view`: one record holding the last accepted [`View`].
+//! - `orders` (order replicas): the archive of finished buys, whose format
+//!   and durability rules are in `archive.rs`; it uses the same framing.
 //!
 //! Every record is framed as `[len: u32 LE][crc32(payload): u32 LE][payload]`
 //! with a JSON payload, so a torn or corrupt record is recognised by its
@@ -59,6 +61,7 @@
 //! - Directories are created once, at `open`, and each of their ancestors is
 //!   synced then so that the directory itself survives a crash.
 
+use crate::archive::ArchiveFile;
 use crate::command::Entry;
 use crate::error::{Error, Result};
 use crate::fs::{Fs, FsFile};
@@ -682,6 +685,12 @@ impl<F: Fs + Clone> Storage for LogStore<F> {
         }
         let (fs, path) = (self.fs.clone(), self.dir.join(SNAPSHOT));
         Ok(Box::new(move |snapshot| write_single(&fs, &path, snapshot)))
+    }
+
+    fn archive(&mut self) -> Result<Box<dyn ArchiveFile>> {
+        self.check()?;
+        crate::archive::open_file(self.fs.clone(), &self.dir)
+            .map_err(|e| io_err(&self.dir.join("orders"), "open", e))
     }
 
     fn finish_snapshot(&mut self) -> Result<()> {

@@ -58,6 +58,10 @@ pub enum Request {
         commit: Lsn,
         limit: usize,
         wait_ms: u64,
+        /// How far the asker's order archive goes (bytes): a snapshot sent
+        /// back carries only the archive records after it.
+        #[serde(default)]
+        archived: u64,
     },
 }
 

@@ -7,8 +7,15 @@
 //! catalog again with the same request id — the catalog's reservation is
 //! idempotent, so the answer is the one it first gave.
 //!
-//! Like the catalog, the ledger is a pure, deterministic state machine over
-//! ordered maps, so replicas applying the same log hold byte-identical state.
+//! Pending buys are kept in memory; finished ones go to the ledger's
+//! [`Archive`] (an append-only file on a replica, see `archive.rs`), which
+//! keeps only a small index in memory. The ledger's own state — pending
+//! buys, the next order id and the archive's [`ArchiveMark`] — is what a
+//! snapshot holds, so snapshots stay small however many orders there are.
+//!
+//! Like the catalog, the ledger is a deterministic state machine: replicas
+//! applying the same log hold the same pending buys and archives with the
+//! same mark (length, count and digest of the same bytes).
 //!
 //! # Guarantees
 //!
@@ -16,68 +23,205 @@
 //!   changes; a repeated `Begin` or `Finish` returns it unchanged.
 //! - **Dense order ids.** Orders are numbered 1, 2, 3, ... in log order, so
 //!   the id says nothing a backup cannot recompute.
-//! - **Total.** Every command has an outcome; none panics.
+//! - **Total.** Every command has an outcome; none panics. An archive I/O
+//!   error poisons the archive ([`OrderLedger::failure`]); the replica
+//!   checks it before acknowledging anything.
 //! - **Settled mark.** [`OrderLedger::settled_below`] is an lsn below which
 //!   every buy's `Begin` is finished; the catalog forgets reservations
 //!   below it (see `catalog.rs`).
 //!
 //! # Caveats
 //!
-//! - Orders and buy statuses are kept forever, in memory: a client may retry
-//!   a buy under its request id at any time and must get its one order.
-//!   The ledger's memory grows with the number of buys (a disk-backed
-//!   ledger is the way to bound it; not done yet).
+//! - Finished buys are kept forever (a client may retry a buy under its
+//!   request id at any time and must get its one order); on disk, with
+//!   about 16 bytes per buy in memory.
+//! - A clone reads the archive as it was when cloned, but only the newest
+//!   ledger may apply commands (see `archive.rs`).
 //! - `Finish` trusts the reservation for item, quantity and price: it is what
 //!   the catalog actually took, even if a `Begin` said otherwise.
 
+use crate::archive::{Archive, ArchiveFile, ArchiveMark, Finished};
 use crate::command::{BuyStatus, Order, OrderCommand, Rejection, Reservation};
 use crate::types::{ItemId, Lsn, OrderId, RequestId};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// A buy's status as the ledger stores it (see [`OrderLedger::status`]).
+/// A buy that has begun and not finished.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum Stand {
-    Pending {
-        item: ItemId,
-        qty: u64,
-        created: u64,
-    },
-    Ordered(OrderId),
-    Refused(Rejection),
+struct Pending {
+    item: ItemId,
+    qty: u64,
+    created: u64,
+    /// The lsn of its `Begin`.
+    begin: Lsn,
+}
+
+/// Archive records carried along with a ledger: by a `Dump` (all of them)
+/// and by a snapshot sent to a lagging replica (those after its archive).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipped {
+    /// Byte offset in the archive of the first record.
+    pub from: u64,
+    pub records: Vec<Finished>,
 }
 
 /// The order state machine (see the module docs).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "LedgerImage", into = "LedgerImage")]
 pub struct OrderLedger {
-    // Persistent maps: they grow with every buy, and a snapshot clones them
-    // in O(1) under the replica's lock.
-    orders: OrdMap<OrderId, Order>,
-    /// Where each buy stands; a finished one names its order rather than
-    /// holding a second copy of it.
-    buys: OrdMap<RequestId, Stand>,
-    /// The lsn of each pending buy's `Begin`: the catalog is told to
-    /// forget the reservations of buys that began below the lowest one.
-    #[serde(default)]
-    begun: OrdMap<RequestId, Lsn>,
+    /// A persistent map, so a snapshot clones it in O(1).
+    pending: OrdMap<RequestId, Pending>,
     /// The id the next order gets; the first is 1.
     next_id: OrderId,
+    /// How far the archive goes for this ledger.
+    archived: ArchiveMark,
+    archive: Archive,
+    /// Records to send along when serialised (see [`Shipped`]).
+    shipped: Option<Arc<Shipped>>,
 }
+
+/// The serialised form of a ledger.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LedgerImage {
+    pending: OrdMap<RequestId, Pending>,
+    next_id: OrderId,
+    archived: ArchiveMark,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shipped: Option<Arc<Shipped>>,
+}
+
+impl From<OrderLedger> for LedgerImage {
+    fn from(l: OrderLedger) -> Self {
+        LedgerImage {
+            pending: l.pending,
+            next_id: l.next_id,
+            archived: l.archived,
+            shipped: l.shipped,
+        }
+    }
+}
+
+impl TryFrom<LedgerImage> for OrderLedger {
+    type Error = String;
+
+    /// With every record shipped (a dump), the ledger is whole, on an
+    /// archive in memory. Otherwise it waits to be attached to its archive
+    /// ([`OrderLedger::attach`] or [`OrderLedger::adopt`]).
+    fn try_from(image: LedgerImage) -> Result<Self, String> {
+        let archive = Archive::in_memory();
+        if let Some(shipped) = image.shipped.as_ref().filter(|s| s.from == 0) {
+            let mark = archive.extend_from(0, &shipped.records)?;
+            if mark != image.archived {
+                return Err(format!(
+                    "shipped records end at {mark:?}, the ledger at {:?}",
+                    image.archived
+                ));
+            }
+        }
+        Ok(OrderLedger {
+            pending: image.pending,
+            next_id: image.next_id,
+            archived: image.archived,
+            archive,
+            shipped: image.shipped,
+        })
+    }
+}
+
+/// Equal ledgers have the same pending buys, next id and archive mark (so
+/// the same archived bytes, up to the digest).
+impl PartialEq for OrderLedger {
+    fn eq(&self, other: &Self) -> bool {
+        self.pending == other.pending
+            && self.next_id == other.next_id
+            && self.archived == other.archived
+    }
+}
+
+impl Eq for OrderLedger {}
 
 impl Default for OrderLedger {
     fn default() -> Self {
         OrderLedger {
-            orders: OrdMap::new(),
-            buys: OrdMap::new(),
-            begun: OrdMap::new(),
+            pending: OrdMap::new(),
             next_id: 1,
+            archived: ArchiveMark::default(),
+            archive: Archive::in_memory(),
+            shipped: None,
         }
     }
 }
 
 impl OrderLedger {
+    /// An empty ledger on an archive in memory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Puts this ledger (loaded from a snapshot, or new) on the archive in
+    /// `file`, which is cut back to the ledger's mark and checked against it.
+    pub fn attach(&mut self, file: Box<dyn ArchiveFile>) -> Result<(), String> {
+        self.archive = Archive::open(file, self.archived)?;
+        self.shipped = None;
+        Ok(())
+    }
+
+    /// Puts this ledger, received from a primary with the records after
+    /// `current`'s archive (or all of them), on `current`'s archive: the
+    /// records are appended and the result must end at this ledger's mark.
+    pub fn adopt(&mut self, current: &OrderLedger) -> Result<(), String> {
+        let shipped = self
+            .shipped
+            .take()
+            .ok_or("a ledger to adopt needs its archive records")?;
+        let mark = current
+            .archive
+            .extend_from(shipped.from, &shipped.records)?;
+        if mark != self.archived {
+            return Err(format!(
+                "the adopted archive ends at {mark:?}, the primary's at {:?}",
+                self.archived
+            ));
+        }
+        self.archive = current.archive.clone();
+        Ok(())
+    }
+
+    /// Whether [`OrderLedger::adopt`] can put this received ledger on
+    /// `current`'s archive: its records start at that archive's end (or
+    /// at 0). A snapshot answer that does not fit is stale.
+    pub fn fits(&self, current: &OrderLedger) -> bool {
+        self.shipped
+            .as_ref()
+            .is_some_and(|s| s.from == 0 || s.from == current.archive.mark().len)
+    }
+
+    /// A copy that carries its archive records from byte `from` (0: all of
+    /// them; a later offset must be where a record starts, as a replica's
+    /// own archive end is).
+    pub fn shipping(&self, from: u64) -> Result<OrderLedger, String> {
+        let from = if from > self.archived.len { 0 } else { from };
+        let records = self.archive.records_from(self.archived, from)?;
+        let mut copy = self.clone();
+        copy.shipped = Some(Arc::new(Shipped { from, records }));
+        Ok(copy)
+    }
+
+    /// How far this ledger's archive goes.
+    pub fn archived(&self) -> ArchiveMark {
+        self.archived
+    }
+
+    /// The archive's first I/O error, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.archive.failure()
+    }
+
+    /// Makes the archive durable up to at least this ledger's mark; to run
+    /// without holding the ledger.
+    pub fn archive_syncer(&self) -> Result<crate::state::ArchiveSyncer, String> {
+        self.archive.syncer()
     }
 
     /// Applies the committed command at `lsn` and returns the buy's status
@@ -93,13 +237,13 @@ impl OrderLedger {
                 if let Some(status) = self.status(request) {
                     return status;
                 }
-                let stand = Stand::Pending {
+                let pending = Pending {
                     item: *item,
                     qty: *qty,
                     created: *created,
+                    begin: lsn,
                 };
-                self.buys.insert(request.clone(), stand);
-                self.begun.insert(request.clone(), lsn);
+                self.pending.insert(request.clone(), pending);
                 BuyStatus::Pending {
                     item: *item,
                     qty: *qty,
@@ -118,31 +262,31 @@ impl OrderLedger {
             // keeps the ledger total and the catalog's answer known.
             None => 0,
         };
-        let result = match outcome {
-            Ok(reservation) => self.record_order(request, reservation, created),
-            Err(rejection) => Err(rejection.clone()),
+        let record = match outcome {
+            Ok(reservation) => self.new_order(request, reservation, created),
+            Err(rejection) => Finished::Refused {
+                request: request.to_string(),
+                rejection: rejection.clone(),
+            },
         };
-        let stand = match &result {
-            Ok(order) => Stand::Ordered(order.id),
-            Err(rejection) => Stand::Refused(rejection.clone()),
-        };
-        self.buys.insert(request.to_string(), stand);
-        self.begun.remove(request);
-        BuyStatus::Done(result)
+        self.archived = self.archive.append(self.archived, &record);
+        if let Finished::Ordered(order) = &record {
+            self.next_id = order.id + 1;
+        }
+        self.pending.remove(request);
+        BuyStatus::Done(record.into_result())
     }
 
-    fn record_order(
-        &mut self,
-        request: &str,
-        reservation: &Reservation,
-        created: u64,
-    ) -> Result<Order, Rejection> {
+    fn new_order(&self, request: &str, reservation: &Reservation, created: u64) -> Finished {
         let id = self.next_id;
         // 2^64 orders cannot happen; checked only so that no input panics.
-        let next_id = id
-            .checked_add(1)
-            .ok_or_else(|| Rejection::Invalid("order ids exhausted".into()))?;
-        let order = Order {
+        if id.checked_add(1).is_none() {
+            return Finished::Refused {
+                request: request.to_string(),
+                rejection: Rejection::Invalid("order ids exhausted".into()),
+            };
+        }
+        Finished::Ordered(Order {
             id,
             item_id: reservation.item,
             title: reservation.title.clone(),
@@ -152,71 +296,79 @@ impl OrderLedger {
             remaining: reservation.remaining,
             created,
             request: request.to_string(),
-        };
-        self.orders.insert(id, order.clone());
-        self.next_id = next_id;
-        Ok(order)
+        })
     }
 
-    /// Orders plus buy statuses.
+    /// Pending buys: what a snapshot's size grows with.
     pub fn records(&self) -> usize {
-        self.orders.len() + self.buys.len()
+        self.pending.len()
     }
 
     pub fn order(&self, id: OrderId) -> Option<Order> {
-        self.orders.get(&id).cloned()
+        if id >= self.next_id {
+            return None;
+        }
+        self.archive.order(self.archived, id)
     }
 
-    /// Every order, by id.
+    /// Every order, by id (reads the whole archive).
     pub fn orders(&self) -> Vec<Order> {
-        self.orders.values().cloned().collect()
+        self.finished()
+            .into_iter()
+            .filter_map(|r| match r {
+                Finished::Ordered(order) => Some(order),
+                Finished::Refused { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Every finished buy, in the order they finished (empty if the archive
+    /// cannot be read; see [`OrderLedger::failure`]).
+    pub fn finished(&self) -> Vec<Finished> {
+        self.archive
+            .records_from(self.archived, 0)
+            .unwrap_or_default()
     }
 
     pub fn status(&self, request: &str) -> Option<BuyStatus> {
-        Some(match self.buys.get(request)? {
-            Stand::Pending { item, qty, created } => BuyStatus::Pending {
-                item: *item,
-                qty: *qty,
-                created: *created,
-            },
-            // Recorded together with the order, so it is there.
-            Stand::Ordered(id) => BuyStatus::Done(Ok(self.orders.get(id)?.clone())),
-            Stand::Refused(rejection) => BuyStatus::Done(Err(rejection.clone())),
-        })
+        if let Some(p) = self.pending.get(request) {
+            return Some(BuyStatus::Pending {
+                item: p.item,
+                qty: p.qty,
+                created: p.created,
+            });
+        }
+        let done = self.archive.find(self.archived, request)?;
+        Some(BuyStatus::Done(done.into_result()))
     }
 
     /// `(request, item, qty, begin)` of every buy not yet finished, by
     /// request id; `begin` is the lsn of its `Begin`.
     pub fn pending(&self) -> Vec<(RequestId, ItemId, u64, Lsn)> {
-        self.begun
+        self.pending
             .iter()
-            .filter_map(|(request, begin)| match self.buys.get(request) {
-                Some(Stand::Pending { item, qty, .. }) => {
-                    Some((request.clone(), *item, *qty, *begin))
-                }
-                _ => None,
-            })
+            .map(|(request, p)| (request.clone(), p.item, p.qty, p.begin))
             .collect()
     }
 
     /// The lsn of a pending buy's `Begin`.
     pub fn begun(&self, request: &str) -> Option<Lsn> {
-        self.begun.get(request).copied()
+        self.pending.get(request).map(|p| p.begin)
     }
 
     /// Every buy whose `Begin` is below the returned lsn is finished, given
     /// that `next` follows every applied entry: the lowest `Begin` still
     /// pending, or `next` when none is.
     pub fn settled_below(&self, next: Lsn) -> Lsn {
-        self.begun.values().copied().fold(next, Lsn::min)
+        self.pending.values().map(|p| p.begin).fold(next, Lsn::min)
     }
 
     /// Copies of `item` in orders. Saturates rather than overflowing: with a
     /// consistent catalog the sum is bounded by the item's `initial +
     /// restocked`, which the catalog keeps representable.
     pub fn copies_ordered(&self, item: ItemId) -> u64 {
-        self.orders
-            .values()
+        self.orders()
+            .iter()
             .filter(|o| o.item_id == item)
             .fold(0, |sum, o| sum.saturating_add(o.qty))
     }
@@ -337,6 +489,65 @@ mod tests {
         assert_eq!((order.item_id, order.qty, order.created), (4, 2, 0));
         assert_eq!(l.status("x"), Some(BuyStatus::Done(Ok(order))));
         assert_eq!(l.status("y"), None);
+    }
+
+    /// A ledger with `n` buys: all finished but the last, which is pending.
+    fn ledger_with(n: usize) -> OrderLedger {
+        let mut l = OrderLedger::new();
+        for i in 0..n {
+            let request = format!("r{i}");
+            l.apply(2 * i as u64 + 1, &begin(&request, 1, 1, 5));
+            if i + 1 < n {
+                let outcome = if i % 4 == 3 {
+                    Err(Rejection::OutOfStock(1))
+                } else {
+                    Ok(reservation(1, 1))
+                };
+                l.apply(2 * i as u64 + 2, &finish(&request, outcome));
+            }
+        }
+        l
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_pending_buys_and_the_archive_mark_only() {
+        let l = ledger_with(50);
+        let json = serde_json::to_string(&l).unwrap();
+        assert!(!json.contains("book 1"), "orders in the snapshot: {json}");
+        let back: OrderLedger = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, l);
+        assert_eq!(back.pending(), l.pending());
+    }
+
+    #[test]
+    fn a_dump_carries_every_finished_buy() {
+        let l = ledger_with(50);
+        let json = serde_json::to_string(&l.shipping(0).unwrap()).unwrap();
+        let dumped: OrderLedger = serde_json::from_str(&json).unwrap();
+        assert_eq!(dumped, l);
+        assert_eq!(dumped.orders(), l.orders());
+        assert_eq!(dumped.finished().len(), 49);
+        assert_eq!(dumped.status("r7"), l.status("r7"));
+        assert_eq!(dumped.order(30), l.order(30));
+        assert!(dumped.order(30).is_some());
+    }
+
+    #[test]
+    fn a_lagging_ledger_adopts_only_the_records_it_lacks() {
+        let behind = ledger_with(20);
+        let ahead = ledger_with(60);
+        let json = serde_json::to_string(&ahead.shipping(behind.archived().len).unwrap()).unwrap();
+        let mut sent: OrderLedger = serde_json::from_str(&json).unwrap();
+        let Some(shipped) = &sent.shipped else {
+            panic!("no records shipped");
+        };
+        assert_eq!(shipped.records.len(), 59 - 19);
+        sent.adopt(&behind).unwrap();
+        assert_eq!(sent, ahead);
+        assert_eq!(sent.orders(), ahead.orders());
+        // Records that do not lead to the sender's mark are refused.
+        let mut wrong: OrderLedger = serde_json::from_str(&json).unwrap();
+        assert!(wrong.adopt(&ledger_with(10)).is_err());
     }
 
     fn command() -> impl Strategy<Value = OrderCommand> {

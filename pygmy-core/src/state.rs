@@ -7,6 +7,9 @@ use crate::orders::OrderLedger;
 use crate::types::{Group, LogPos, Lsn};
 use serde::{Deserialize, Serialize};
 
+/// See [`State::archive_syncer`].
+pub type ArchiveSyncer = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
     Catalog(Catalog),
@@ -29,6 +32,43 @@ impl State {
             State::Orders(o) => o.records(),
         };
         n as u64
+    }
+
+    /// The first I/O error of the order ledger's archive (a catalog has
+    /// none): once set, the state may be missing finished buys, and the
+    /// replica must not acknowledge anything from it.
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            State::Catalog(_) => None,
+            State::Orders(o) => o.failure(),
+        }
+    }
+
+    /// A copy fit to send: an order ledger carries its archive records from
+    /// byte `from` (0: all of them, for a dump).
+    pub fn shipping(&self, from: u64) -> Result<State, String> {
+        match self {
+            State::Catalog(c) => Ok(State::Catalog(c.clone())),
+            State::Orders(o) => o.shipping(from).map(State::Orders),
+        }
+    }
+
+    /// Something that makes the order ledger's archive durable up to at
+    /// least this state's mark, to run before a snapshot of this state is
+    /// written (nothing for a catalog).
+    pub fn archive_syncer(&self) -> crate::Result<Option<ArchiveSyncer>> {
+        match self {
+            State::Catalog(_) => Ok(None),
+            State::Orders(o) => o.archive_syncer().map(Some).map_err(crate::Error::Storage),
+        }
+    }
+
+    /// How far the order ledger's archive goes, in bytes (0 for a catalog).
+    pub fn archived(&self) -> u64 {
+        match self {
+            State::Catalog(_) => 0,
+            State::Orders(o) => o.archived().len,
+        }
     }
 
     /// Applies the committed command at `lsn`. Deterministic: the same commands in the

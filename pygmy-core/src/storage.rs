@@ -4,6 +4,7 @@
 //! The on-disk format lives in one place, `logstore.rs`, written against the
 //! [`Fs`](crate::fs::Fs) trait.
 
+use crate::archive::ArchiveFile;
 use crate::command::Entry;
 use crate::error::Result;
 use crate::state::Snapshot;
@@ -60,6 +61,9 @@ pub trait Storage: Send + 'static {
     fn begin_snapshot(&mut self, lsn: Lsn) -> Result<SnapshotJob>;
     /// Drops the log entries a job from `begin_snapshot` just covered.
     fn finish_snapshot(&mut self) -> Result<()>;
+    /// The file for the order ledger's archive of finished buys (see
+    /// `archive.rs`), beside the log; created empty if missing.
+    fn archive(&mut self) -> Result<Box<dyn ArchiveFile>>;
 }
 
 /// See [`Storage::begin_snapshot`].

@@ -69,6 +69,14 @@ impl Fs for StdFs {
         Ok(Some(bytes))
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut file = File::open(path)?;
+        file.seek(io::SeekFrom::Start(offset))?;
+        let mut bytes = Vec::new();
+        file.take(len).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
     fn open_append(&self, path: &Path) -> io::Result<StdFile> {
         OpenOptions::new()
             .append(true)

@@ -48,6 +48,9 @@ pub struct ClusterOptions {
     /// Deliberately broken: the order primary has the catalog forget the
     /// reservations of pending buys too.
     pub forget_pending: bool,
+    /// Deliberately broken: order replicas write snapshots without first
+    /// syncing the archive of finished buys the snapshot counts on.
+    pub unsynced_archive: bool,
 }
 
 impl ClusterOptions {
@@ -180,6 +183,7 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
     let port = port_of(&opts.addrs()[&node]);
     let mut cfg = replica_config(node, group);
     cfg.unsafe_forget_pending = opts.forget_pending;
+    cfg.unsafe_unsynced_archive = opts.unsynced_archive;
     let replica = Replica::start(cfg, transport(&opts), storage, initial, sim_clock())?;
     serve_forever(port, App::new(replica as Arc<dyn Handler>, TOKEN)).await
 }

@@ -27,8 +27,13 @@ struct Args {
     /// Run a deliberately broken cluster, to watch the checks catch it:
     /// `lying-disk` (syncs that do nothing) or `promote-stale` (the view
     /// service may promote a replica outside the last confirmed view) or
-    /// `forget-pending` (the catalog forgets reservations of pending buys).
-    #[arg(long = "break", value_parser = ["lying-disk", "promote-stale", "forget-pending"])]
+    /// `forget-pending` (the catalog forgets reservations of pending buys)
+    /// or `unsynced-archive` (snapshots count on an order archive that was
+    /// never synced).
+    #[arg(
+        long = "break",
+        value_parser = ["lying-disk", "promote-stale", "forget-pending", "unsynced-archive"]
+    )]
     broken: Option<String>,
 }
 
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         Some("lying-disk") => opts.cluster.lying_disk = true,
         Some("promote-stale") => opts.cluster.promote_stale = true,
         Some("forget-pending") => opts.cluster.forget_pending = true,
+        Some("unsynced-archive") => opts.cluster.unsynced_archive = true,
         _ => {}
     }
     if let Some(seed) = args.seed {

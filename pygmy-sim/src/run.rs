@@ -53,6 +53,7 @@ impl Default for SimOptions {
                 lying_disk: false,
                 promote_stale: false,
                 forget_pending: false,
+                unsynced_archive: false,
             },
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
@@ -221,6 +222,8 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("promote-stale")
         } else if opts.cluster.forget_pending {
             Some("forget-pending")
+        } else if opts.cluster.unsynced_archive {
+            Some("unsynced-archive")
         } else {
             None
         },

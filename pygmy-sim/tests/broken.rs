@@ -100,6 +100,27 @@ fn a_view_service_that_promotes_a_stale_replica_is_caught() {
 }
 
 #[test]
+fn a_snapshot_written_before_the_order_archive_is_synced_is_caught() {
+    // Both order replicas crash after many snapshots: the archive records
+    // their snapshots count on were never synced, so a restarted replica
+    // cannot load (its archive is shorter than its snapshot says).
+    let mut opts = SimOptions::default();
+    opts.cluster.unsynced_archive = true;
+    for seed in SEEDS {
+        let report = run_with(seed, &opts, both_order_replicas_crash());
+        let described = describe(&report);
+        assert!(
+            !report.passed(),
+            "seed {seed}: an unsynced archive went unnoticed"
+        );
+        assert!(
+            described.contains("order archive"),
+            "seed {seed}: caught, but not for the archive: {described}"
+        );
+    }
+}
+
+#[test]
 fn a_catalog_told_to_forget_pending_buys_is_caught() {
     // The seeds' own random schedules: the breakage shows only when a
     // pending buy's reservation was taken but its answer lost, and the

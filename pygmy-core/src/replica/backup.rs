@@ -69,9 +69,9 @@ impl<T: Transport> Replica<T> {
     async fn pull_once(&self, peer: &NodeId, epoch: Epoch, wait: bool) -> Result<Pulled> {
         // My end must be durable: the primary counts it as my acknowledgement.
         self.flush().await?;
-        let (after, commit) = {
+        let (after, commit, archived) = {
             let inner = self.inner.lock();
-            (inner.log.last(), inner.commit)
+            (inner.log.last(), inner.commit, inner.state.archived())
         };
         let request = Request::Fetch {
             epoch,
@@ -84,6 +84,7 @@ impl<T: Transport> Replica<T> {
             } else {
                 0
             },
+            archived,
         };
         let reply = self
             .transport

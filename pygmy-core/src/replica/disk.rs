@@ -5,7 +5,7 @@
 
 use super::{fail_waiters, Inner, Replica};
 use crate::error::{Error, Result};
-use crate::state::Snapshot;
+use crate::state::{Snapshot, State};
 use crate::transport::Transport;
 use crate::types::{Epoch, LogPos, Lsn};
 use std::sync::Arc;
@@ -76,7 +76,7 @@ impl<T: Transport> Replica<T> {
     /// `truncate`).
     pub(super) async fn install_snapshot(
         &self,
-        snapshot: Snapshot,
+        mut snapshot: Snapshot,
         epoch: Epoch,
         asked_after: LogPos,
     ) -> Result<()> {
@@ -91,6 +91,21 @@ impl<T: Transport> Replica<T> {
             return Ok(());
         }
         tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
+        // An order ledger comes with the archive records mine lacks: append
+        // them and make them durable before a snapshot counts on them.
+        if let (State::Orders(new), State::Orders(mine)) = (&mut snapshot.state, &inner.state) {
+            if !new.fits(mine) {
+                return Ok(());
+            }
+            let adopted = new.adopt(mine).map_err(Error::Storage).and_then(|_| {
+                let syncer = new.archive_syncer().map_err(Error::Storage)?;
+                syncer()
+                    .map_err(|e| Error::Storage(format!("syncing the order archive failed: {e}")))
+            });
+            if let Err(e) = adopted {
+                return Err(self.fail(&mut inner, e));
+            }
+        }
         // The snapshot replaces my whole log. Storage keeps the entries after
         // a snapshot (compaction does), so first cut those: they may be a
         // divergent suffix, and the file must hold exactly the in-memory log.
@@ -182,7 +197,13 @@ impl<T: Transport> Replica<T> {
             }
         };
         let pos = snapshot.pos;
-        let written = run_blocking(|| job(&snapshot));
+        // The snapshot counts on the order archive up to its mark.
+        let archive_synced = snapshot.state.archive_syncer().and_then(|syncer| {
+            let syncer = syncer.filter(|_| !self.cfg.unsafe_unsynced_archive);
+            let sync = syncer.map_or(Ok(()), run_blocking);
+            sync.map_err(|e| Error::Storage(format!("syncing the order archive failed: {e}")))
+        });
+        let written = archive_synced.and_then(|_| run_blocking(|| job(&snapshot)));
         drop(snapshot);
         let finished = written.and_then(|_| run_blocking(|| self.storage.lock().finish_snapshot()));
         let mut inner = self.inner.lock();

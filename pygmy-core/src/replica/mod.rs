@@ -47,10 +47,13 @@
 //!   "outcome unknown" error: it may still be committed by the next primary
 //!   (adoption keeps uncommitted entries). Buys are safe to retry under
 //!   their request id; a retried restock may apply twice.
-//! - The order ledger keeps every order and buy status in memory (it is the
-//!   ledger; nothing is forgotten), so an order replica's memory grows with
-//!   the number of buys. The catalog forgets reservations of finished buys
-//!   (see `catalog.rs`), so its memory stays bounded.
+//! - The order ledger forgets nothing (it is the ledger): finished buys go
+//!   to an archive file beside the log, with a 16-byte index entry per buy
+//!   in memory (see `archive.rs`), so an order replica's memory still grows
+//!   with the number of buys, slowly. A snapshot sent to a lagging order
+//!   replica carries the archive records it lacks, all in one message. The
+//!   catalog forgets reservations of finished buys (see `catalog.rs`), so
+//!   its memory stays bounded.
 
 mod backup;
 mod buy;
@@ -71,6 +74,7 @@ use crate::view::View;
 use async_trait::async_trait;
 use log::MemLog;
 use parking_lot::Mutex;
+use primary::Asked;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -112,6 +116,10 @@ pub struct ReplicaConfig {
     /// primary tells the catalog to forget every buy, pending ones too, so
     /// a pending buy's retried reservation is refused. Never set otherwise.
     pub unsafe_forget_pending: bool,
+    /// Deliberately broken, for the simulation's own tests: snapshots are
+    /// written without syncing the order archive first, so one can count
+    /// on records a crash loses. Never set otherwise.
+    pub unsafe_unsynced_archive: bool,
 }
 
 impl ReplicaConfig {
@@ -129,6 +137,7 @@ impl ReplicaConfig {
             snapshot_every: 10_000,
             snapshot_scales: true,
             unsafe_forget_pending: false,
+            unsafe_unsynced_archive: false,
             fetch_limit: 1024,
         }
     }
@@ -208,13 +217,17 @@ impl<T: Transport> Replica<T> {
             )));
         }
         let recovered = storage.load()?;
-        let (state, base, digest) = match &recovered.snapshot {
+        let (mut state, base, digest) = match &recovered.snapshot {
             Some(s) => (s.state.clone(), s.pos, s.digest),
             None => {
                 let digest = initial.digest();
                 (initial, crate::types::LogPos::ZERO, digest)
             }
         };
+        if let State::Orders(ledger) = &mut state {
+            // Cut back to what the snapshot covers: the log replays the rest.
+            ledger.attach(storage.archive()?).map_err(Error::Storage)?;
+        }
         let log = MemLog::new(base, recovered.entries);
         let synced = log.last().lsn;
         tracing::info!(
@@ -394,6 +407,17 @@ impl<T: Transport> Replica<T> {
         if let Some(f) = &inner.failed {
             return Err(Error::Unavailable(format!("replica disk failed: {f}")));
         }
+        if query == Query::Dump {
+            // A dump of an order ledger reads its whole archive: not while
+            // holding the replica (the clone reads it as of its mark).
+            let (state, lsn) = (inner.state.clone(), inner.commit);
+            drop(inner);
+            let state = state.shipping(0).map_err(Error::Storage)?;
+            return Ok(Response::Read {
+                result: QueryResult::State(Box::new(state)),
+                lsn,
+            });
+        }
         let result = match (&inner.state, query) {
             (State::Catalog(c), Query::Search { topic }) => QueryResult::Books(c.search(&topic)),
             (State::Catalog(c), Query::Lookup { id }) => QueryResult::Book(c.lookup(id)),
@@ -403,7 +427,6 @@ impl<T: Transport> Replica<T> {
             (State::Orders(o), Query::BuyStatus { request }) => {
                 QueryResult::BuyStatus(o.status(&request))
             }
-            (state, Query::Dump) => QueryResult::State(Box::new(state.clone())),
             (_, q) => {
                 return Err(Error::InvalidInput(format!(
                     "{q:?} is not served by the {} group",
@@ -411,6 +434,9 @@ impl<T: Transport> Replica<T> {
                 )))
             }
         };
+        if let Some(f) = inner.state.failure() {
+            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
+        }
         Ok(Response::Read {
             result,
             lsn: inner.commit,
@@ -448,10 +474,16 @@ impl<T: Transport> Replica<T> {
                 commit,
                 limit,
                 wait_ms,
+                archived,
             } => {
                 let wait = Duration::from_millis(wait_ms).min(self.cfg.poll_wait);
-                self.serve_fetch(epoch, from, after, commit, limit, wait)
-                    .await
+                let asked = Asked {
+                    after,
+                    known_commit: commit,
+                    limit,
+                    archived,
+                };
+                self.serve_fetch(epoch, from, asked, wait).await
             }
             Request::Read(query) => self.read(query),
             Request::Catalog(command) => {

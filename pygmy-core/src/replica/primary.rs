@@ -16,6 +16,18 @@ use tokio::sync::oneshot;
 
 use super::log::FetchAnswer;
 
+/// What a backup's `Fetch` asks for.
+pub(super) struct Asked {
+    /// The end of its log.
+    pub after: LogPos,
+    /// The commit point it knows.
+    pub known_commit: Lsn,
+    /// Most entries to send.
+    pub limit: usize,
+    /// How far its order archive goes (see `Request::Fetch`).
+    pub archived: u64,
+}
+
 impl<T: Transport> Replica<T> {
     /// Appends a command and waits until it is committed and applied.
     /// Returns its outcome and lsn.
@@ -84,12 +96,21 @@ impl<T: Transport> Replica<T> {
     /// Applies committed entries up to `target` and answers their waiters.
     pub(super) fn apply_to(&self, inner: &mut Inner, target: Lsn) {
         let target = target.min(inner.log.last().lsn);
+        if inner.state.failure().is_some() {
+            return;
+        }
         while inner.commit < target {
             let lsn = inner.commit + 1;
             let Some(entry) = inner.log.get(lsn).cloned() else {
                 break;
             };
             let outcome = inner.state.apply(lsn, &entry.command);
+            if let Some(e) = inner.state.failure() {
+                // The outcome may be wrong (a finished buy not found): answer
+                // nobody, and acknowledge nothing from now on.
+                self.fail(inner, Error::Storage(e));
+                return;
+            }
             inner.digest = crate::state::chain_digest(inner.digest, &entry.command);
             inner.commit = lsn;
             if let Command::Catalog(cmd) = &entry.command {
@@ -223,11 +244,15 @@ impl<T: Transport> Replica<T> {
         &self,
         epoch: Epoch,
         from: NodeId,
-        after: LogPos,
-        known_commit: Lsn,
-        limit: usize,
+        asked: Asked,
         wait: Duration,
     ) -> Result<Response> {
+        let Asked {
+            after,
+            known_commit,
+            limit,
+            archived,
+        } = asked;
         let mut rx = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -280,11 +305,12 @@ impl<T: Transport> Replica<T> {
                                 "my commit point is not in my log".into(),
                             ));
                         };
-                        let snapshot = Snapshot {
-                            pos,
-                            state: inner.state.clone(),
-                            digest: inner.digest,
-                        };
+                        let (state, digest) = (inner.state.clone(), inner.digest);
+                        drop(inner);
+                        // The clone reads the archive as of its mark, so the
+                        // records are read without holding the replica.
+                        let state = state.shipping(archived).map_err(Error::Storage)?;
+                        let snapshot = Snapshot { pos, state, digest };
                         return Ok(Response::Fetched(Fetched::Snapshot(Box::new(snapshot))));
                     }
                 }

@@ -1,0 +1,741 @@
+//! The archive of finished buys: an append-only file holding one record per
+//! finished buy (its order, or why it was refused), so that an order
+//! replica's memory holds a small index per buy instead of the buys.
+//!
+//! The order ledger appends a record when it applies a buy's `Finish`. Only
+//! committed entries are applied, in log order, so every replica's archive
+//! is a prefix of the same sequence of records. An [`ArchiveMark`] (length,
+//! record count and a running digest of the bytes) names such a prefix; the
+//! ledger carries its mark in snapshots instead of the records.
+//!
+//! # Durability
+//!
+//! Appends are not synced: the log is what makes a finished buy durable,
+//! and replaying it appends the record again. The archive only has to be
+//! durable up to the mark of the snapshot that covers it, so the replica
+//! syncs the archive ([`Archive::syncer`]) before writing a snapshot, and
+//! on load ([`Archive::open`]) cuts the file back to the snapshot's mark and
+//! checks the mark's count and digest against the bytes.
+//!
+//! # Memory
+//!
+//! In memory: a sorted vector of `(hash of request id, offset)` — 16 bytes
+//! per buy — with a small tree of recent entries merged into it now and
+//! then, plus the offset of every 64th order. A hash may be shared by two
+//! request ids; a lookup reads each candidate record and compares the
+//! request id, so the answer is exact. Recent appends wait in a buffer of at
+//! most [`FLUSH_AT`] bytes before they are written to the file.
+//!
+//! # Caveats
+//!
+//! - Clones of an [`Archive`] share one file: a ledger clone reads only up
+//!   to its own mark, so older copies stay consistent views, but only the
+//!   newest ledger may append (an append from an older copy poisons the
+//!   archive instead of forking it).
+//! - An I/O error poisons the archive ([`Archive::failure`]); the replica
+//!   checks for it after each apply and stops acknowledging.
+
+use crate::command::{Order, Rejection};
+use crate::fs::{Fs, FsFile};
+use crate::logstore::{decode_record, encode_value};
+use crate::types::{OrderId, RequestId};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::hash_map::RandomState;
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Appends wait in memory until this many bytes are buffered.
+pub const FLUSH_AT: usize = 64 * 1024;
+/// One order in this many has its offset kept (finding an order by id
+/// reads at most the records between two of them).
+const ID_STRIDE: u64 = 64;
+/// Recent index entries are merged into the sorted vector at this count.
+const MERGE_AT: usize = 4096;
+/// FNV-1a's offset basis: the digest of no bytes.
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// A finished buy, as the archive records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Finished {
+    Ordered(Order),
+    Refused {
+        request: RequestId,
+        rejection: Rejection,
+    },
+}
+
+impl Finished {
+    pub fn request(&self) -> &str {
+        match self {
+            Finished::Ordered(order) => &order.request,
+            Finished::Refused { request, .. } => request,
+        }
+    }
+
+    pub fn into_result(self) -> Result<Order, Rejection> {
+        match self {
+            Finished::Ordered(order) => Ok(order),
+            Finished::Refused { rejection, .. } => Err(rejection),
+        }
+    }
+}
+
+/// A prefix of the archive: its length in bytes, its records, and the
+/// FNV-1a digest of its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveMark {
+    pub len: u64,
+    pub count: u64,
+    pub digest: u64,
+}
+
+impl Default for ArchiveMark {
+    fn default() -> Self {
+        ArchiveMark {
+            len: 0,
+            count: 0,
+            digest: FNV_BASIS,
+        }
+    }
+}
+
+impl ArchiveMark {
+    fn extend(self, bytes: &[u8]) -> Self {
+        let mut digest = self.digest;
+        for b in bytes {
+            digest ^= u64::from(*b);
+            digest = digest.wrapping_mul(0x0100_0000_01b3);
+        }
+        ArchiveMark {
+            len: self.len + bytes.len() as u64,
+            count: self.count + 1,
+            digest,
+        }
+    }
+}
+
+/// The file under an archive. Object-safe, so storage can hand one out
+/// without its file-system type showing.
+pub trait ArchiveFile: Send {
+    /// Appends `bytes` at the end (not durable until synced).
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// `len` bytes from `offset` (fewer at the end of the file).
+    fn read_at(&self, offset: u64, len: u64) -> io::Result<Vec<u8>>;
+    /// Cuts the file to `len` bytes.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Something that makes every append so far durable, to run without
+    /// holding this file (an fsync takes a while; appends go on meanwhile).
+    fn syncer(&self) -> io::Result<Box<dyn FnOnce() -> io::Result<()> + Send>>;
+}
+
+/// An archive file on an [`Fs`].
+pub struct FsArchiveFile<F: Fs> {
+    fs: F,
+    path: PathBuf,
+    file: F::File,
+}
+
+impl<F: Fs + Clone> FsArchiveFile<F> {
+    /// Opens (creating) `path` and makes its name durable.
+    pub fn open(fs: F, path: &Path) -> io::Result<Self> {
+        let file = fs.open_append(path)?;
+        fs.sync_dir(path.parent().unwrap_or(Path::new("")))?;
+        Ok(FsArchiveFile {
+            fs,
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+}
+
+impl<F: Fs + Clone> ArchiveFile for FsArchiveFile<F> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.append(bytes)
+    }
+    fn read_at(&self, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        self.fs.read_at(&self.path, offset, len)
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn syncer(&self) -> io::Result<Box<dyn FnOnce() -> io::Result<()> + Send>> {
+        // Every file system here syncs a file's data through any handle
+        // to it (POSIX fsync, turmoil by path, MemFs by inode).
+        let mut handle = self.fs.open_append(&self.path)?;
+        Ok(Box::new(move || handle.sync()))
+    }
+}
+
+/// An archive file in memory (a ledger with no disk under it).
+#[derive(Default)]
+pub struct MemArchiveFile(Vec<u8>);
+
+impl ArchiveFile for MemArchiveFile {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn read_at(&self, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let start = usize::try_from(offset).map_or(self.0.len(), |o| o.min(self.0.len()));
+        let end = usize::try_from(offset.saturating_add(len))
+            .map_or(self.0.len(), |e| e.min(self.0.len()));
+        Ok(self.0[start..end].to_vec())
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.0.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(())
+    }
+    fn syncer(&self) -> io::Result<Box<dyn FnOnce() -> io::Result<()> + Send>> {
+        Ok(Box::new(|| Ok(())))
+    }
+}
+
+/// A shared handle on an archive (see the module docs).
+#[derive(Clone)]
+pub struct Archive {
+    shared: Arc<Mutex<Shared>>,
+}
+
+struct Shared {
+    file: Box<dyn ArchiveFile>,
+    /// Bytes written to the file; `buf` follows them.
+    written: u64,
+    buf: Vec<u8>,
+    /// Everything appended (file and buffer).
+    mark: ArchiveMark,
+    index: RequestIndex,
+    /// `id_offsets[k]`: offset of the order with id `k * ID_STRIDE + 1`.
+    id_offsets: Vec<u64>,
+    failed: Option<String>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shared = self.shared.lock();
+        f.debug_struct("Archive")
+            .field("mark", &shared.mark)
+            .field("failed", &shared.failed)
+            .finish()
+    }
+}
+
+impl Archive {
+    /// An empty archive in memory.
+    pub fn in_memory() -> Self {
+        Self::new(Box::new(MemArchiveFile::default()))
+    }
+
+    fn new(file: Box<dyn ArchiveFile>) -> Self {
+        Archive {
+            shared: Arc::new(Mutex::new(Shared {
+                file,
+                written: 0,
+                buf: Vec::new(),
+                mark: ArchiveMark::default(),
+                index: RequestIndex::default(),
+                id_offsets: Vec::new(),
+                failed: None,
+            })),
+        }
+    }
+
+    /// Opens the archive in `file` as far as `mark` (a snapshot's): cuts
+    /// whatever follows it, checks the mark against the bytes and indexes
+    /// the records. An error means the file lost or changed data that a
+    /// durable snapshot counts on.
+    pub fn open(mut file: Box<dyn ArchiveFile>, mark: ArchiveMark) -> Result<Self, String> {
+        let bytes = file
+            .read_at(0, mark.len)
+            .map_err(|e| format!("reading the order archive failed: {e}"))?;
+        if (bytes.len() as u64) < mark.len {
+            return Err(format!(
+                "the order archive holds {} bytes, the snapshot counts on {}",
+                bytes.len(),
+                mark.len
+            ));
+        }
+        file.set_len(mark.len)
+            .map_err(|e| format!("cutting the order archive failed: {e}"))?;
+        let archive = Archive::new(file);
+        {
+            let mut shared = archive.shared.lock();
+            let mut at = 0;
+            while at < bytes.len() {
+                let Some((payload, next)) = decode_record(&bytes, at) else {
+                    return Err(format!("the order archive is corrupt at byte {at}"));
+                };
+                let record: Finished = serde_json::from_slice(payload)
+                    .map_err(|e| format!("order archive record at byte {at}: {e}"))?;
+                shared.index_record(&record, at as u64);
+                shared.mark = shared.mark.extend(&bytes[at..next]);
+                at = next;
+            }
+            shared.written = mark.len;
+            if shared.mark != mark {
+                return Err(format!(
+                    "the order archive does not match the snapshot ({:?} vs {mark:?})",
+                    shared.mark
+                ));
+            }
+        }
+        Ok(archive)
+    }
+
+    /// The mark of everything appended.
+    pub fn mark(&self) -> ArchiveMark {
+        self.shared.lock().mark
+    }
+
+    /// The first I/O error or misuse, if any: the archive is poisoned.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.lock().failed.clone()
+    }
+
+    /// Appends `record` after `at` (the appender's mark, which must be the
+    /// archive's end) and returns the new mark. On failure the archive is
+    /// poisoned and `at` comes back unchanged.
+    pub fn append(&self, at: ArchiveMark, record: &Finished) -> ArchiveMark {
+        let mut shared = self.shared.lock();
+        if shared.failed.is_some() {
+            return at;
+        }
+        if shared.mark != at {
+            shared.failed = Some(format!(
+                "append after {at:?} but the archive ends at {:?} (a stale copy appended)",
+                shared.mark
+            ));
+            return at;
+        }
+        let mut bytes = Vec::new();
+        if let Err(e) = encode_value(&mut bytes, record, Path::new("order archive")) {
+            shared.failed = Some(e.to_string());
+            return at;
+        }
+        shared.index_record(record, at.len);
+        shared.mark = at.extend(&bytes);
+        shared.buf.extend_from_slice(&bytes);
+        if shared.buf.len() >= FLUSH_AT {
+            shared.flush();
+        }
+        shared.mark
+    }
+
+    /// The record of `request` within `at`, if it finished there.
+    pub fn find(&self, at: ArchiveMark, request: &str) -> Option<Finished> {
+        let mut shared = self.shared.lock();
+        let hash = shared.index.hash(request);
+        for offset in shared.index.candidates(hash) {
+            if offset >= at.len {
+                continue;
+            }
+            match shared.records(offset, at.len, Some(1)) {
+                Ok(mut found) => match found.pop() {
+                    Some((_, record)) if record.request() == request => return Some(record),
+                    _ => {}
+                },
+                Err(e) => {
+                    shared.failed.get_or_insert(e);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// The order with `id` within `at`.
+    pub fn order(&self, at: ArchiveMark, id: OrderId) -> Option<Order> {
+        let mut shared = self.shared.lock();
+        let k = usize::try_from(id.checked_sub(1)? / ID_STRIDE).ok()?;
+        let start = *shared.id_offsets.get(k)?;
+        if start >= at.len {
+            return None;
+        }
+        let end = shared
+            .id_offsets
+            .get(k + 1)
+            .map_or(at.len, |next| (*next).min(at.len));
+        match shared.records(start, end, None) {
+            Ok(records) => records.into_iter().find_map(|(_, r)| match r {
+                Finished::Ordered(order) if order.id == id => Some(order),
+                _ => None,
+            }),
+            Err(e) => {
+                shared.failed.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// Every record from byte `from` (a record's start) to `at`.
+    pub fn records_from(&self, at: ArchiveMark, from: u64) -> Result<Vec<Finished>, String> {
+        let mut shared = self.shared.lock();
+        let got = shared.records(from, at.len, None);
+        match got {
+            Ok(records) => Ok(records.into_iter().map(|(_, r)| r).collect()),
+            Err(e) => {
+                shared.failed.get_or_insert(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the archive hold the records up to `from` it holds now (`from`
+    /// must be its end, or 0 to start over), then `records`. Returns the
+    /// new mark. Used when a replica installs a snapshot from its primary.
+    pub fn extend_from(&self, from: u64, records: &[Finished]) -> Result<ArchiveMark, String> {
+        let mut at = {
+            let mut shared = self.shared.lock();
+            if from == 0 && shared.mark.len > 0 {
+                shared.buf.clear();
+                if let Err(e) = shared.file.set_len(0) {
+                    let e = format!("cutting the order archive failed: {e}");
+                    shared.failed.get_or_insert(e.clone());
+                    return Err(e);
+                }
+                shared.written = 0;
+                shared.mark = ArchiveMark::default();
+                shared.index = RequestIndex::default();
+                shared.id_offsets.clear();
+            }
+            if shared.mark.len != from {
+                return Err(format!(
+                    "records from byte {from} do not follow my archive's end at {}",
+                    shared.mark.len
+                ));
+            }
+            shared.mark
+        };
+        for record in records {
+            at = self.append(at, record);
+        }
+        self.failure().map_or(Ok(at), Err)
+    }
+
+    /// See [`ArchiveFile::syncer`]: flushes the buffer, then hands out the
+    /// fsync to run without the archive's lock.
+    pub fn syncer(&self) -> Result<Box<dyn FnOnce() -> io::Result<()> + Send>, String> {
+        let mut shared = self.shared.lock();
+        shared.flush();
+        if let Some(e) = &shared.failed {
+            return Err(e.clone());
+        }
+        shared
+            .file
+            .syncer()
+            .map_err(|e| format!("syncing the order archive failed: {e}"))
+    }
+}
+
+impl Shared {
+    fn index_record(&mut self, record: &Finished, offset: u64) {
+        let hash = self.index.hash(record.request());
+        self.index.insert(hash, offset);
+        if let Finished::Ordered(order) = record {
+            let first_of_stride = order.id.checked_sub(1).is_some_and(|n| {
+                n % ID_STRIDE == 0 && n / ID_STRIDE == self.id_offsets.len() as u64
+            });
+            if first_of_stride {
+                self.id_offsets.push(offset);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.buf.is_empty() || self.failed.is_some() {
+            return;
+        }
+        match self.file.append(&self.buf) {
+            Ok(()) => {
+                self.written += self.buf.len() as u64;
+                self.buf.clear();
+            }
+            Err(e) => self.failed = Some(format!("writing the order archive failed: {e}")),
+        }
+    }
+
+    /// The bytes in `[from, to)`, from the file and the buffer.
+    fn read(&self, from: u64, to: u64) -> Result<Vec<u8>, String> {
+        let mut bytes = Vec::new();
+        if from < self.written {
+            let upto = to.min(self.written);
+            bytes = self
+                .file
+                .read_at(from, upto - from)
+                .map_err(|e| format!("reading the order archive failed: {e}"))?;
+            if (bytes.len() as u64) < upto - from {
+                return Err("the order archive is shorter than written".into());
+            }
+        }
+        if to > self.written {
+            let start = usize::try_from(from.max(self.written) - self.written).unwrap_or(0);
+            let end = usize::try_from(to - self.written).unwrap_or(0);
+            bytes.extend_from_slice(self.buf.get(start..end).unwrap_or_default());
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes records from `from` up to `to` (at most `limit` of them),
+    /// with their offsets. When looking for one record the read is short:
+    /// a header first, then the rest.
+    fn records(
+        &self,
+        from: u64,
+        to: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, Finished)>, String> {
+        let bytes = if limit == Some(1) {
+            let header = self.read(from, (from + 8).min(to))?;
+            let len = header
+                .get(..4)
+                .map_or(0, |h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]));
+            self.read(from, (from + 8 + u64::from(len)).min(to))?
+        } else {
+            self.read(from, to)?
+        };
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() && limit.is_none_or(|l| out.len() < l) {
+            let Some((payload, next)) = decode_record(&bytes, at) else {
+                return Err(format!(
+                    "the order archive is corrupt at byte {}",
+                    from + at as u64
+                ));
+            };
+            let record: Finished = serde_json::from_slice(payload)
+                .map_err(|e| format!("order archive record at byte {}: {e}", from + at as u64))?;
+            out.push((from + at as u64, record));
+            at = next;
+        }
+        Ok(out)
+    }
+}
+
+/// Request-id hash → record offset, for many entries in little memory.
+struct RequestIndex {
+    hasher: RandomState,
+    /// Sorted by hash, then offset.
+    sorted: Vec<(u64, u64)>,
+    recent: BTreeSet<(u64, u64)>,
+}
+
+impl Default for RequestIndex {
+    fn default() -> Self {
+        RequestIndex {
+            hasher: RandomState::new(),
+            sorted: Vec::new(),
+            recent: BTreeSet::new(),
+        }
+    }
+}
+
+impl RequestIndex {
+    fn hash(&self, request: &str) -> u64 {
+        self.hasher.hash_one(request)
+    }
+
+    fn insert(&mut self, hash: u64, offset: u64) {
+        self.recent.insert((hash, offset));
+        if self.recent.len() >= MERGE_AT {
+            self.merge();
+        }
+    }
+
+    /// Merges the recent entries into the sorted vector, in one pass.
+    fn merge(&mut self) {
+        let mut merged = Vec::with_capacity(self.sorted.len() + self.recent.len());
+        let mut old = self.sorted.iter().copied().peekable();
+        for new in std::mem::take(&mut self.recent) {
+            while let Some(o) = old.next_if(|o| *o < new) {
+                merged.push(o);
+            }
+            merged.push(new);
+        }
+        merged.extend(old);
+        self.sorted = merged;
+    }
+
+    fn candidates(&self, hash: u64) -> Vec<u64> {
+        let start = self.sorted.partition_point(|(h, _)| *h < hash);
+        let old = self.sorted[start..]
+            .iter()
+            .take_while(|(h, _)| *h == hash)
+            .map(|(_, o)| *o);
+        let new = self
+            .recent
+            .range((hash, 0)..=(hash, u64::MAX))
+            .map(|(_, o)| *o);
+        old.chain(new).collect()
+    }
+}
+
+/// Opens the archive file `orders` in `dir` on `fs`.
+pub fn open_file<F: Fs + Clone>(fs: F, dir: &Path) -> io::Result<Box<dyn ArchiveFile>> {
+    Ok(Box::new(FsArchiveFile::open(fs, &dir.join("orders"))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memfs::MemFs;
+
+    fn order(id: OrderId, request: &str) -> Finished {
+        Finished::Ordered(Order {
+            id,
+            item_id: id % 7,
+            title: format!("book {}", id % 7),
+            topic: "topic".into(),
+            qty: 1,
+            cost: 5,
+            remaining: 3,
+            created: 1000 + id,
+            request: request.into(),
+        })
+    }
+
+    fn refusal(request: &str) -> Finished {
+        Finished::Refused {
+            request: request.into(),
+            rejection: Rejection::OutOfStock(3),
+        }
+    }
+
+    /// `n` finished buys: every fifth refused, the rest numbered orders.
+    fn buys(n: usize) -> Vec<Finished> {
+        let mut next_id = 1;
+        (0..n)
+            .map(|i| {
+                let request = format!("req-{i}");
+                if i % 5 == 4 {
+                    refusal(&request)
+                } else {
+                    next_id += 1;
+                    order(next_id - 1, &request)
+                }
+            })
+            .collect()
+    }
+
+    fn append_all(archive: &Archive, records: &[Finished]) -> ArchiveMark {
+        records
+            .iter()
+            .fold(archive.mark(), |at, r| archive.append(at, r))
+    }
+
+    fn on_disk(fs: &MemFs) -> Box<dyn ArchiveFile> {
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        open_file(fs.clone(), Path::new("/d")).unwrap()
+    }
+
+    #[test]
+    fn every_record_is_found_by_request_and_every_order_by_id() {
+        // Enough records to merge the index and to flush the buffer.
+        let records = buys(MERGE_AT + 900);
+        let archive = Archive::open(on_disk(&MemFs::new()), ArchiveMark::default()).unwrap();
+        let mark = append_all(&archive, &records);
+        assert_eq!(mark.count, records.len() as u64);
+        assert!(archive.shared.lock().written > 0, "nothing was flushed");
+        for r in &records {
+            assert_eq!(archive.find(mark, r.request()).as_ref(), Some(r));
+            if let Finished::Ordered(o) = r {
+                assert_eq!(archive.order(mark, o.id).as_ref(), Some(o));
+            }
+        }
+        assert_eq!(archive.find(mark, "req-unknown"), None);
+        let orders = records.iter().filter(|r| matches!(r, Finished::Ordered(_)));
+        assert_eq!(archive.order(mark, orders.count() as u64 + 1), None);
+        assert_eq!(archive.records_from(mark, 0).unwrap(), records);
+        assert_eq!(archive.failure(), None);
+    }
+
+    #[test]
+    fn an_older_mark_sees_the_archive_as_it_was() {
+        let records = buys(40);
+        let archive = Archive::in_memory();
+        let early = append_all(&archive, &records[..20]);
+        append_all(&archive, &records[20..]);
+        assert_eq!(archive.find(early, "req-3"), Some(records[3].clone()));
+        assert_eq!(archive.find(early, "req-30"), None);
+        assert_eq!(archive.records_from(early, 0).unwrap(), records[..20]);
+    }
+
+    #[test]
+    fn reopening_cuts_the_archive_to_the_mark_and_indexes_it() {
+        let fs = MemFs::new();
+        let records = buys(300);
+        let archive = Archive::open(on_disk(&fs), ArchiveMark::default()).unwrap();
+        let mark = append_all(&archive, &records[..200]);
+        append_all(&archive, &records[200..]);
+        (archive.syncer().unwrap())().unwrap();
+        drop(archive);
+        fs.crash();
+        let reopened = Archive::open(on_disk(&fs), mark).unwrap();
+        assert_eq!(reopened.mark(), mark);
+        assert_eq!(reopened.find(mark, "req-150"), Some(records[150].clone()));
+        assert_eq!(reopened.find(mark, "req-250"), None);
+        let len = fs.read_live("/d/orders").unwrap().len() as u64;
+        assert_eq!(len, mark.len, "the part after the mark was not cut");
+        // Appends follow on from the mark.
+        let next = reopened.append(mark, &records[200]);
+        assert_eq!(reopened.find(next, "req-200"), Some(records[200].clone()));
+    }
+
+    #[test]
+    fn an_archive_that_lost_or_changed_bytes_is_refused() {
+        let fs = MemFs::new();
+        let archive = Archive::open(on_disk(&fs), ArchiveMark::default()).unwrap();
+        let mark = append_all(&archive, &buys(50));
+        (archive.syncer().unwrap())().unwrap();
+        let mut other = mark;
+        other.digest ^= 1;
+        assert!(Archive::open(on_disk(&fs), other).is_err());
+        // Appended but never synced: a crash loses it.
+        let unsynced = append_all(&archive, &buys(60)[50..]);
+        archive.shared.lock().flush();
+        fs.crash();
+        let err = Archive::open(on_disk(&fs), unsynced).unwrap_err();
+        assert!(err.contains("counts on"), "{err}");
+    }
+
+    #[test]
+    fn an_append_from_a_stale_mark_poisons_the_archive() {
+        let records = buys(3);
+        let archive = Archive::in_memory();
+        let first = archive.append(ArchiveMark::default(), &records[0]);
+        archive.append(first, &records[1]);
+        assert_eq!(archive.append(first, &records[2]), first);
+        assert!(archive.failure().is_some());
+    }
+
+    #[test]
+    fn extending_continues_at_the_end_or_starts_over() {
+        let records = buys(100);
+        let full = Archive::in_memory();
+        let whole = append_all(&full, &records);
+        let behind = Archive::in_memory();
+        let part = append_all(&behind, &records[..30]);
+        let tail = full.records_from(whole, part.len).unwrap();
+        assert_eq!(behind.extend_from(part.len, &tail), Ok(whole));
+        assert_eq!(behind.find(whole, "req-99"), Some(records[99].clone()));
+        assert!(behind.extend_from(part.len, &tail).is_err(), "not its end");
+        assert_eq!(behind.extend_from(0, &records), Ok(whole));
+        assert_eq!(behind.records_from(whole, 0).unwrap(), records);
+    }
+
+    #[test]
+    fn the_index_keeps_every_offset_of_a_shared_hash() {
+        let mut index = RequestIndex::default();
+        for offset in 0..(MERGE_AT as u64 + 10) {
+            index.insert(offset % 3, offset);
+        }
+        index.insert(1, 1_000_000);
+        let ones = index.candidates(1);
+        assert_eq!(ones.len(), (MERGE_AT + 10).div_ceil(3) + 1);
+        assert!(ones.iter().all(|o| *o % 3 == 1));
+        assert!(index.candidates(7).is_empty());
+    }
+}
