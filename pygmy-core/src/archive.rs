@@ -21,7 +21,7 @@
 //!
 //! In memory: a sorted vector of `(hash of request id, offset)` — 16 bytes
 //! per buy — with a small tree of recent entries merged into it now and
-//! then, plus the offset of every 64th order. A hash may be shared by two
+//! then, and each order's offset by id (8 bytes per order id). A hash may be shared by two
 //! request ids; a lookup reads each candidate record and compares the
 //! request id, so the answer is exact. Recent appends wait in a buffer of at
 //! most [`FLUSH_AT`] bytes before they are written to the file.
@@ -50,9 +50,8 @@ use std::sync::Arc;
 
 /// Appends wait in memory until this many bytes are buffered.
 pub const FLUSH_AT: usize = 64 * 1024;
-/// One order in this many has its offset kept (finding an order by id
-/// reads at most the records between two of them).
-const ID_STRIDE: u64 = 64;
+/// `by_id` holds this for an id with no order (yet).
+const NO_ORDER: u64 = u64::MAX;
 /// Recent index entries are merged into the sorted vector at this count.
 const MERGE_AT: usize = 4096;
 /// FNV-1a's offset basis: the digest of no bytes.
@@ -208,8 +207,9 @@ struct Shared {
     /// Everything appended (file and buffer).
     mark: ArchiveMark,
     index: RequestIndex,
-    /// `id_offsets[k]`: offset of the order with id `k * ID_STRIDE + 1`.
-    id_offsets: Vec<u64>,
+    /// `by_id[id - 1]`: offset of the order with `id`, or `NO_ORDER`.
+    /// Orders finish in any order, and a refused buy leaves its id unused.
+    by_id: Vec<u64>,
     failed: Option<String>,
 }
 
@@ -237,7 +237,7 @@ impl Archive {
                 buf: Vec::new(),
                 mark: ArchiveMark::default(),
                 index: RequestIndex::default(),
-                id_offsets: Vec::new(),
+                by_id: Vec::new(),
                 failed: None,
             })),
         }
@@ -349,20 +349,16 @@ impl Archive {
     /// The order with `id` within `at`.
     pub fn order(&self, at: ArchiveMark, id: OrderId) -> Option<Order> {
         let mut shared = self.shared.lock();
-        let k = usize::try_from(id.checked_sub(1)? / ID_STRIDE).ok()?;
-        let start = *shared.id_offsets.get(k)?;
-        if start >= at.len {
+        let k = usize::try_from(id.checked_sub(1)?).ok()?;
+        let offset = *shared.by_id.get(k)?;
+        if offset == NO_ORDER || offset >= at.len {
             return None;
         }
-        let end = shared
-            .id_offsets
-            .get(k + 1)
-            .map_or(at.len, |next| (*next).min(at.len));
-        match shared.records(start, end, None) {
-            Ok(records) => records.into_iter().find_map(|(_, r)| match r {
-                Finished::Ordered(order) if order.id == id => Some(order),
+        match shared.records(offset, at.len, Some(1)) {
+            Ok(mut found) => match found.pop() {
+                Some((_, Finished::Ordered(order))) if order.id == id => Some(order),
                 _ => None,
-            }),
+            },
             Err(e) => {
                 shared.failed.get_or_insert(e);
                 None
@@ -399,7 +395,7 @@ impl Archive {
                 shared.written = 0;
                 shared.mark = ArchiveMark::default();
                 shared.index = RequestIndex::default();
-                shared.id_offsets.clear();
+                shared.by_id.clear();
             }
             if shared.mark.len != from {
                 return Err(format!(
@@ -435,11 +431,15 @@ impl Shared {
         let hash = self.index.hash(record.request());
         self.index.insert(hash, offset);
         if let Finished::Ordered(order) = record {
-            let first_of_stride = order.id.checked_sub(1).is_some_and(|n| {
-                n % ID_STRIDE == 0 && n / ID_STRIDE == self.id_offsets.len() as u64
-            });
-            if first_of_stride {
-                self.id_offsets.push(offset);
+            if let Some(k) = order
+                .id
+                .checked_sub(1)
+                .and_then(|k| usize::try_from(k).ok())
+            {
+                if self.by_id.len() <= k {
+                    self.by_id.resize(k + 1, NO_ORDER);
+                }
+                self.by_id[k] = offset;
             }
         }
     }

@@ -21,8 +21,12 @@
 //!
 //! - **One order per request id.** Once a buy is done its status never
 //!   changes; a repeated `Begin` or `Finish` returns it unchanged.
-//! - **Dense order ids.** Orders are numbered 1, 2, 3, ... in log order, so
-//!   the id says nothing a backup cannot recompute.
+//! - **Order ids known at `Begin`.** Each new buy takes the next id (1, 2,
+//!   3, ...) when its `Begin` is applied, so the order primary can answer
+//!   a buy as soon as the catalog reserved its copies: the id, the
+//!   reservation and `created` are all durable by then, and the `Finish`
+//!   that records the order can only record that order. A refused buy
+//!   leaves its id unused; ids are unique, not dense.
 //! - **Total.** Every command has an outcome; none panics. An archive I/O
 //!   error poisons the archive ([`OrderLedger::failure`]); the replica
 //!   checks it before acknowledging anything.
@@ -55,6 +59,38 @@ struct Pending {
     created: u64,
     /// The lsn of its `Begin`.
     begin: Lsn,
+    /// The id its order gets if the catalog reserves its copies.
+    id: OrderId,
+}
+
+/// The record a buy's `Finish` makes: an order with the id taken at its
+/// `Begin` and what the catalog reserved, or the refusal.
+fn finished(
+    request: &str,
+    pending: &Pending,
+    outcome: &Result<Reservation, Rejection>,
+) -> Finished {
+    let refused = |rejection: Rejection| Finished::Refused {
+        request: request.to_string(),
+        rejection,
+    };
+    match outcome {
+        Ok(_) if pending.id == OrderId::MAX => {
+            refused(Rejection::Invalid("order ids exhausted".into()))
+        }
+        Ok(reservation) => Finished::Ordered(Order {
+            id: pending.id,
+            item_id: reservation.item,
+            title: reservation.title.clone(),
+            topic: reservation.topic.clone(),
+            qty: reservation.qty,
+            cost: reservation.cost,
+            remaining: reservation.remaining,
+            created: pending.created,
+            request: request.to_string(),
+        }),
+        Err(rejection) => refused(rejection.clone()),
+    }
 }
 
 /// Archive records carried along with a ledger: by a `Dump` (all of them)
@@ -242,6 +278,7 @@ impl OrderLedger {
                     qty: *qty,
                     created: *created,
                     begin: lsn,
+                    id: self.take_id(),
                 };
                 self.pending.insert(request.clone(), pending);
                 BuyStatus::Pending {
@@ -255,48 +292,55 @@ impl OrderLedger {
     }
 
     fn finish(&mut self, request: &str, outcome: &Result<Reservation, Rejection>) -> BuyStatus {
-        let created = match self.status(request) {
-            Some(done @ BuyStatus::Done(_)) => return done,
-            Some(BuyStatus::Pending { created, .. }) => created,
+        if let Some(done) = self.archive.find(self.archived, request) {
+            return BuyStatus::Done(done.into_result());
+        }
+        let record = match self.pending.remove(request) {
+            Some(pending) => finished(request, &pending, outcome),
             // A Finish with no Begin should not be in a log, but recording it
             // keeps the ledger total and the catalog's answer known.
-            None => 0,
-        };
-        let record = match outcome {
-            Ok(reservation) => self.new_order(request, reservation, created),
-            Err(rejection) => Finished::Refused {
-                request: request.to_string(),
-                rejection: rejection.clone(),
-            },
+            None => {
+                let orphan = Pending {
+                    item: 0,
+                    qty: 0,
+                    created: 0,
+                    begin: 0,
+                    id: if outcome.is_ok() { self.take_id() } else { 0 },
+                };
+                finished(request, &orphan, outcome)
+            }
         };
         self.archived = self.archive.append(self.archived, &record);
-        if let Finished::Ordered(order) = &record {
-            self.next_id = order.id + 1;
-        }
-        self.pending.remove(request);
         BuyStatus::Done(record.into_result())
     }
 
-    fn new_order(&self, request: &str, reservation: &Reservation, created: u64) -> Finished {
+    /// The next order id. Past 2^64 - 1 ids (which cannot happen) every buy
+    /// gets the last one, and `finished` refuses it, so no input panics.
+    fn take_id(&mut self) -> OrderId {
         let id = self.next_id;
-        // 2^64 orders cannot happen; checked only so that no input panics.
-        if id.checked_add(1).is_none() {
-            return Finished::Refused {
-                request: request.to_string(),
-                rejection: Rejection::Invalid("order ids exhausted".into()),
-            };
-        }
-        Finished::Ordered(Order {
-            id,
-            item_id: reservation.item,
-            title: reservation.title.clone(),
-            topic: reservation.topic.clone(),
-            qty: reservation.qty,
-            cost: reservation.cost,
-            remaining: reservation.remaining,
-            created,
-            request: request.to_string(),
-        })
+        self.next_id = id.saturating_add(1);
+        id
+    }
+
+    /// What `Finish(request, outcome)` would record for a pending buy, or
+    /// the final status of a finished one: the order primary answers with
+    /// it before the `Finish` commits (see the module docs).
+    pub fn outcome_of(
+        &self,
+        request: &str,
+        outcome: &Result<Reservation, Rejection>,
+    ) -> Option<BuyStatus> {
+        let record = match self.pending.get(request) {
+            Some(pending) => finished(request, pending, outcome),
+            None => self.archive.find(self.archived, request)?,
+        };
+        Some(BuyStatus::Done(record.into_result()))
+    }
+
+    /// Whether `id` belongs to a buy not finished yet (its order may exist
+    /// as soon as it is).
+    pub fn is_pending_id(&self, id: OrderId) -> bool {
+        self.pending.values().any(|p| p.id == id)
     }
 
     /// Pending buys: what a snapshot's size grows with.
@@ -450,11 +494,12 @@ mod tests {
         let status = l.apply(1, &finish("a", Err(Rejection::OutOfStock(2))));
         assert_eq!(status, BuyStatus::Done(Err(Rejection::OutOfStock(2))));
         assert!(l.orders().is_empty());
-        // The next successful buy still gets id 1.
+        // The refused buy's id stays unused.
         let BuyStatus::Done(Ok(order)) = l.apply(1, &finish("b", Ok(reservation(2, 1)))) else {
             panic!("expected an order");
         };
-        assert_eq!(order.id, 1);
+        assert_eq!(order.id, 2);
+        assert_eq!(l.order(1), None);
     }
 
     #[test]
@@ -582,8 +627,29 @@ mod tests {
             let mut first_finish: BTreeMap<&str, &Result<Reservation, Rejection>> = BTreeMap::new();
             // The lsn of each request's first Begin, if it came before any Finish.
             let mut begun_at: BTreeMap<&str, u64> = BTreeMap::new();
+            // Ids go to requests in the order they take one: at their first
+            // Begin, or at a successful Finish that had no Begin.
+            let mut ids: BTreeMap<&str, OrderId> = BTreeMap::new();
             for (lsn, cmd) in (1..).zip(&cmds) {
+                let request = request_of(cmd);
+                let new = !first_begin.contains_key(request);
+                let takes_id = match cmd {
+                    OrderCommand::Begin { .. } => new,
+                    OrderCommand::Finish { outcome, .. } => new && outcome.is_ok(),
+                };
+                if takes_id {
+                    ids.insert(request, ids.len() as u64 + 1);
+                }
+                // What the primary answers before a Finish commits is what
+                // the Finish then records.
+                let foreseen = match cmd {
+                    OrderCommand::Finish { request, outcome } => l.outcome_of(request, outcome),
+                    OrderCommand::Begin { .. } => None,
+                };
                 let status = l.apply(lsn, cmd);
+                if let Some(foreseen) = foreseen {
+                    prop_assert_eq!(&foreseen, &status, "the early answer differs");
+                }
                 prop_assert_eq!(&twin.apply(lsn, cmd), &status, "determinism");
                 prop_assert_eq!(l.status(request_of(cmd)), Some(status.clone()));
                 let before = l.clone();
@@ -604,10 +670,10 @@ mod tests {
             }
             prop_assert_eq!(&l, &twin);
             let orders = l.orders();
-            let ids: Vec<OrderId> = orders.iter().map(|o| o.id).collect();
-            prop_assert_eq!(ids, (1..=orders.len() as u64).collect::<Vec<_>>());
             let mut per_request: BTreeMap<&str, usize> = BTreeMap::new();
             for o in &orders {
+                prop_assert_eq!(ids.get(o.request.as_str()), Some(&o.id));
+                prop_assert_eq!(l.order(o.id), Some(o.clone()));
                 *per_request.entry(&o.request).or_default() += 1;
                 prop_assert_eq!(l.status(&o.request), Some(BuyStatus::Done(Ok(o.clone()))));
                 let created = first_begin.get(o.request.as_str()).copied().flatten();

@@ -13,18 +13,24 @@ fn start() -> Embedded {
     Embedded::start(EmbeddedOptions::default()).expect("cluster starts")
 }
 
-/// Waits until every running replica of `group` reports the same commit and digest.
+/// Waits until every running replica of `group` reports the same commit and
+/// digest, with no buy left pending (a buy is answered before its `Finish`
+/// commits, so an acknowledged order may still be on its way).
 async fn converged(cluster: &Embedded, group: Group) -> (u64, u64) {
     for _ in 0..500 {
-        let statuses: Vec<_> = cluster
+        let replicas: Vec<_> = cluster
             .replicas()
             .iter()
             .filter_map(|n| cluster.replica(n))
-            .map(|r| r.status())
-            .filter(|s| s.group == group)
+            .filter(|r| r.status().group == group)
             .collect();
+        let statuses: Vec<_> = replicas.iter().map(|r| r.status()).collect();
         let first = (statuses[0].commit, statuses[0].digest);
-        if statuses.iter().all(|s| (s.commit, s.digest) == first) {
+        let settled = replicas.iter().all(|r| match r.state() {
+            State::Orders(ledger) => ledger.pending().is_empty(),
+            State::Catalog(_) => true,
+        });
+        if settled && statuses.iter().all(|s| (s.commit, s.digest) == first) {
             return first;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -3,7 +3,9 @@
 //!
 //! The order primary commits `Begin(request)`, asks the catalog primary to
 //! `Reserve(request)` (idempotent: a repeated request id gets the first
-//! outcome), then commits `Finish(request, outcome)`. Any step may be cut off
+//! outcome), answers the client, and commits `Finish(request, outcome)`
+//! (the answer is decided and durable once the reservation is; see
+//! [`Answer::Early`]). Any step may be cut off
 //! by a crash; because every step is idempotent, redoing the rest is always
 //! safe, and the finisher redoes it for every buy left pending — including
 //! those a new order primary inherits. A client retrying with the same
@@ -25,6 +27,21 @@ use crate::state::State;
 use crate::transport::Transport;
 use crate::types::{Group, ItemId, Lsn, NodeId, RequestId};
 use std::sync::Arc;
+
+/// When [`Replica::drive`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// As soon as the catalog has answered the reservation. The buy's
+    /// `Begin` (with its order id and timestamp) and the reservation are
+    /// both committed then, and the catalog gives a repeated reservation
+    /// the same answer while the buy is pending, so whoever records the
+    /// `Finish` records the order this answer names: one commit fewer on
+    /// the client's path. Reads of an order still being finished wait for
+    /// it (`Replica::read_order`).
+    Early,
+    /// Once the `Finish` is committed (the finisher: nobody is waiting).
+    Recorded,
+}
 
 impl<T: Transport> Replica<T> {
     /// Serves `Buy` on the order primary.
@@ -80,14 +97,16 @@ impl<T: Transport> Replica<T> {
             }
         };
         let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
-        let (status, lsn) = self.drive(request, item, qty, begin, deadline).await?;
+        let (status, lsn) = self
+            .drive(request, item, qty, begin, deadline, Answer::Early)
+            .await?;
         Ok(Response::Buy {
             status,
             catalog_lsn: Some(lsn),
         })
     }
 
-    /// Reserves at the catalog and records the outcome.
+    /// Reserves at the catalog and records the outcome (see [`Answer`]).
     async fn drive(
         &self,
         request: RequestId,
@@ -95,6 +114,7 @@ impl<T: Transport> Replica<T> {
         qty: u64,
         begin: Lsn,
         deadline: tokio::time::Instant,
+        answer: Answer,
     ) -> Result<(BuyStatus, Lsn)> {
         let command = CatalogCommand::Reserve {
             request: request.clone(),
@@ -110,8 +130,29 @@ impl<T: Transport> Replica<T> {
                 )))
             }
         };
-        let finish = OrderCommand::Finish { request, outcome };
-        let (outcome, _) = self.submit(Command::Order(finish)).await?;
+        let early = match answer {
+            Answer::Early => {
+                let inner = self.inner.lock();
+                match &inner.state {
+                    State::Orders(ledger) => ledger.outcome_of(&request, &outcome),
+                    State::Catalog(_) => None,
+                }
+            }
+            Answer::Recorded => None,
+        };
+        let finish = Command::Order(OrderCommand::Finish { request, outcome });
+        if let (Some(status), Some(me)) = (early, self.weak.upgrade()) {
+            // The answer is decided and durable (see `Answer::Early`):
+            // record it without making the client wait. If this Finish is
+            // lost with the primary, the finisher redoes it.
+            tokio::spawn(async move {
+                if let Err(e) = me.submit(finish).await {
+                    tracing::debug!(node = %me.cfg.me, error = %e, "finish left to the finisher");
+                }
+            });
+            return Ok((status, lsn));
+        }
+        let (outcome, _) = self.submit(finish).await?;
         Ok((buy_status(outcome)?, lsn))
     }
 
@@ -201,7 +242,16 @@ impl<T: Transport> Replica<T> {
                 let me = self.clone();
                 tokio::spawn(async move {
                     let deadline = tokio::time::Instant::now() + me.cfg.buy_deadline;
-                    let result = me.drive(request.clone(), item, qty, begin, deadline).await;
+                    let result = me
+                        .drive(
+                            request.clone(),
+                            item,
+                            qty,
+                            begin,
+                            deadline,
+                            Answer::Recorded,
+                        )
+                        .await;
                     if let Err(e) = result {
                         tracing::debug!(node = %me.cfg.me, %request, error = %e, "pending buy not finished yet");
                     }

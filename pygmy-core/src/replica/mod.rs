@@ -443,6 +443,32 @@ impl<T: Transport> Replica<T> {
         })
     }
 
+    /// Reads an order. A buy is answered before its `Finish` commits (see
+    /// `buy.rs`), so its client may ask for the order while it is still
+    /// pending here: the read waits for it (up to `buy_deadline`) rather
+    /// than say "no such order" about an order already acknowledged.
+    async fn read_order(&self, id: crate::types::OrderId) -> Result<Response> {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
+        loop {
+            let pending = match &self.inner.lock().state {
+                State::Orders(ledger) => ledger.is_pending_id(id),
+                State::Catalog(_) => false,
+            };
+            if !pending {
+                return self.read(Query::Order { id });
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(Error::Unavailable(format!(
+                    "order {id} is still being recorded; retry"
+                )));
+            }
+        }
+    }
+
     async fn dispatch(&self, request: Request) -> Result<Response> {
         match request {
             Request::Heartbeat { views } => {
@@ -485,6 +511,7 @@ impl<T: Transport> Replica<T> {
                 };
                 self.serve_fetch(epoch, from, asked, wait).await
             }
+            Request::Read(Query::Order { id }) => self.read_order(id).await,
             Request::Read(query) => self.read(query),
             Request::Catalog(command) => {
                 if self.cfg.group != Group::Catalog {
