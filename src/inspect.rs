@@ -80,13 +80,19 @@ pub struct ItemBalance {
 /// Conservation, item by item: every copy that left the shelf is in exactly
 /// one committed order. Holds once no buy is pending.
 pub fn balances(catalog: &Catalog, orders: &OrderLedger) -> Vec<ItemBalance> {
+    // One pass over the ledger's archive, not one per book.
+    let mut copies: std::collections::BTreeMap<u64, u64> = Default::default();
+    for order in orders.orders() {
+        let sum = copies.entry(order.item_id).or_default();
+        *sum = sum.saturating_add(order.qty);
+    }
     catalog
         .all()
         .iter()
         .filter_map(|book| {
             let ledger = catalog.stock_ledger(book.id)?;
             let taken = ledger.reserved();
-            let ordered = orders.copies_ordered(book.id);
+            let ordered = copies.get(&book.id).copied().unwrap_or(0);
             Some(ItemBalance {
                 id: book.id,
                 initial: ledger.initial,

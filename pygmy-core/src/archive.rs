@@ -21,7 +21,8 @@
 //!
 //! In memory: a sorted vector of `(hash of request id, offset)` — 16 bytes
 //! per buy — with a small tree of recent entries merged into it now and
-//! then, and each order's offset by id (8 bytes per order id). A hash may be shared by two
+//! then, and for each stride of 64 order ids the range of offsets its
+//! orders lie in. A hash may be shared by two
 //! request ids; a lookup reads each candidate record and compares the
 //! request id, so the answer is exact. Recent appends wait in a buffer of at
 //! most [`FLUSH_AT`] bytes before they are written to the file.
@@ -50,8 +51,8 @@ use std::sync::Arc;
 
 /// Appends wait in memory until this many bytes are buffered.
 pub const FLUSH_AT: usize = 64 * 1024;
-/// `by_id` holds this for an id with no order (yet).
-const NO_ORDER: u64 = u64::MAX;
+/// Orders are grouped by id in strides of this many for finding them by id.
+const ID_STRIDE: u64 = 64;
 /// Recent index entries are merged into the sorted vector at this count.
 const MERGE_AT: usize = 4096;
 /// FNV-1a's offset basis: the digest of no bytes.
@@ -207,9 +208,10 @@ struct Shared {
     /// Everything appended (file and buffer).
     mark: ArchiveMark,
     index: RequestIndex,
-    /// `by_id[id - 1]`: offset of the order with `id`, or `NO_ORDER`.
-    /// Orders finish in any order, and a refused buy leaves its id unused.
-    by_id: Vec<u64>,
+    /// `strides[k]`: the first and last offsets of the orders with ids in
+    /// `k * ID_STRIDE + 1 ..= (k + 1) * ID_STRIDE` (orders finish in any
+    /// order, but mostly near their id's turn, so the range is short).
+    strides: Vec<Option<(u64, u64)>>,
     failed: Option<String>,
 }
 
@@ -237,7 +239,7 @@ impl Archive {
                 buf: Vec::new(),
                 mark: ArchiveMark::default(),
                 index: RequestIndex::default(),
-                by_id: Vec::new(),
+                strides: Vec::new(),
                 failed: None,
             })),
         }
@@ -334,7 +336,7 @@ impl Archive {
             }
             match shared.records(offset, at.len, Some(1)) {
                 Ok(mut found) => match found.pop() {
-                    Some((_, record)) if record.request() == request => return Some(record),
+                    Some((_, _, record)) if record.request() == request => return Some(record),
                     _ => {}
                 },
                 Err(e) => {
@@ -346,19 +348,31 @@ impl Archive {
         None
     }
 
-    /// The order with `id` within `at`.
+    /// The order with `id` within `at`: read among its stride's orders.
     pub fn order(&self, at: ArchiveMark, id: OrderId) -> Option<Order> {
         let mut shared = self.shared.lock();
-        let k = usize::try_from(id.checked_sub(1)?).ok()?;
-        let offset = *shared.by_id.get(k)?;
-        if offset == NO_ORDER || offset >= at.len {
+        let k = usize::try_from(id.checked_sub(1)? / ID_STRIDE).ok()?;
+        let (first, last) = (*shared.strides.get(k)?)?;
+        if first >= at.len {
             return None;
         }
-        match shared.records(offset, at.len, Some(1)) {
-            Ok(mut found) => match found.pop() {
-                Some((_, Finished::Ordered(order))) if order.id == id => Some(order),
+        // Through the record at `last` (records past `at` are not read).
+        let end = if last >= at.len {
+            at.len
+        } else {
+            match shared.records(last, at.len, Some(1)) {
+                Ok(found) => found.first().map_or(at.len, |(_, len, _)| last + len),
+                Err(e) => {
+                    shared.failed.get_or_insert(e);
+                    return None;
+                }
+            }
+        };
+        match shared.records(first, end, None) {
+            Ok(records) => records.into_iter().find_map(|(_, _, r)| match r {
+                Finished::Ordered(order) if order.id == id => Some(order),
                 _ => None,
-            },
+            }),
             Err(e) => {
                 shared.failed.get_or_insert(e);
                 None
@@ -371,7 +385,7 @@ impl Archive {
         let mut shared = self.shared.lock();
         let got = shared.records(from, at.len, None);
         match got {
-            Ok(records) => Ok(records.into_iter().map(|(_, r)| r).collect()),
+            Ok(records) => Ok(records.into_iter().map(|(_, _, r)| r).collect()),
             Err(e) => {
                 shared.failed.get_or_insert(e.clone());
                 Err(e)
@@ -395,7 +409,7 @@ impl Archive {
                 shared.written = 0;
                 shared.mark = ArchiveMark::default();
                 shared.index = RequestIndex::default();
-                shared.by_id.clear();
+                shared.strides.clear();
             }
             if shared.mark.len != from {
                 return Err(format!(
@@ -431,15 +445,14 @@ impl Shared {
         let hash = self.index.hash(record.request());
         self.index.insert(hash, offset);
         if let Finished::Ordered(order) = record {
-            if let Some(k) = order
-                .id
-                .checked_sub(1)
-                .and_then(|k| usize::try_from(k).ok())
-            {
-                if self.by_id.len() <= k {
-                    self.by_id.resize(k + 1, NO_ORDER);
+            let stride = order.id.checked_sub(1).map(|n| n / ID_STRIDE);
+            if let Some(k) = stride.and_then(|k| usize::try_from(k).ok()) {
+                if self.strides.len() <= k {
+                    self.strides.resize(k + 1, None);
                 }
-                self.by_id[k] = offset;
+                let range = self.strides[k].get_or_insert((offset, offset));
+                range.0 = range.0.min(offset);
+                range.1 = range.1.max(offset);
             }
         }
     }
@@ -479,14 +492,14 @@ impl Shared {
     }
 
     /// Decodes records from `from` up to `to` (at most `limit` of them),
-    /// with their offsets. When looking for one record the read is short:
+    /// with their offsets and lengths. When looking for one record the read is short:
     /// a header first, then the rest.
     fn records(
         &self,
         from: u64,
         to: u64,
         limit: Option<usize>,
-    ) -> Result<Vec<(u64, Finished)>, String> {
+    ) -> Result<Vec<(u64, u64, Finished)>, String> {
         let bytes = if limit == Some(1) {
             let header = self.read(from, (from + 8).min(to))?;
             let len = header
@@ -507,7 +520,7 @@ impl Shared {
             };
             let record: Finished = serde_json::from_slice(payload)
                 .map_err(|e| format!("order archive record at byte {}: {e}", from + at as u64))?;
-            out.push((from + at as u64, record));
+            out.push((from + at as u64, (next - at) as u64, record));
             at = next;
         }
         Ok(out)
@@ -517,8 +530,8 @@ impl Shared {
 /// Request-id hash → record offset, for many entries in little memory.
 struct RequestIndex {
     hasher: RandomState,
-    /// Sorted by hash, then offset.
-    sorted: Vec<(u64, u64)>,
+    /// Sorted runs (by hash, then offset), largest first.
+    runs: Vec<Vec<(u64, u64)>>,
     recent: BTreeSet<(u64, u64)>,
 }
 
@@ -526,7 +539,7 @@ impl Default for RequestIndex {
     fn default() -> Self {
         RequestIndex {
             hasher: RandomState::new(),
-            sorted: Vec::new(),
+            runs: Vec::new(),
             recent: BTreeSet::new(),
         }
     }
@@ -544,32 +557,55 @@ impl RequestIndex {
         }
     }
 
-    /// Merges the recent entries into the sorted vector, in one pass.
+    /// Turns the recent entries into a sorted run, then merges runs of
+    /// equal size (a binary counter: each entry is copied about log2(n /
+    /// MERGE_AT) times in all, and a merge as large as the index happens
+    /// once per doubling; one big run merged every time would stall the
+    /// replica for milliseconds every few thousand buys).
     fn merge(&mut self) {
-        let mut merged = Vec::with_capacity(self.sorted.len() + self.recent.len());
-        let mut old = self.sorted.iter().copied().peekable();
-        for new in std::mem::take(&mut self.recent) {
-            while let Some(o) = old.next_if(|o| *o < new) {
-                merged.push(o);
+        self.runs
+            .push(std::mem::take(&mut self.recent).into_iter().collect());
+        while let [.., older, newer] = &self.runs[..] {
+            if newer.len() < older.len() {
+                break;
             }
-            merged.push(new);
+            let merged = merge_sorted(older, newer);
+            self.runs.truncate(self.runs.len() - 2);
+            self.runs.push(merged);
         }
-        merged.extend(old);
-        self.sorted = merged;
     }
 
     fn candidates(&self, hash: u64) -> Vec<u64> {
-        let start = self.sorted.partition_point(|(h, _)| *h < hash);
-        let old = self.sorted[start..]
-            .iter()
-            .take_while(|(h, _)| *h == hash)
-            .map(|(_, o)| *o);
-        let new = self
+        let mut out: Vec<u64> = self
             .recent
             .range((hash, 0)..=(hash, u64::MAX))
-            .map(|(_, o)| *o);
-        old.chain(new).collect()
+            .map(|(_, o)| *o)
+            .collect();
+        for run in &self.runs {
+            let start = run.partition_point(|(h, _)| *h < hash);
+            out.extend(
+                run[start..]
+                    .iter()
+                    .take_while(|(h, _)| *h == hash)
+                    .map(|(_, o)| *o),
+            );
+        }
+        out
     }
+}
+
+/// The union of two sorted runs, in a vector of exactly their size.
+fn merge_sorted(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.iter().copied().peekable();
+    for x in a.iter().copied() {
+        while let Some(y) = b.next_if(|y| *y < x) {
+            merged.push(y);
+        }
+        merged.push(x);
+    }
+    merged.extend(b);
+    merged
 }
 
 /// Opens the archive file `orders` in `dir` on `fs`.
@@ -653,6 +689,28 @@ mod tests {
     }
 
     #[test]
+    fn orders_finished_out_of_id_order_are_found_by_id() {
+        // Ids 1..=300 finish shuffled within neighbourhoods, and id 5
+        // finishes last of all (a buy pending across a failover).
+        let mut ids: Vec<OrderId> = (1..=300).filter(|id| *id != 5).collect();
+        for chunk in ids.chunks_mut(7) {
+            chunk.reverse();
+        }
+        ids.push(5);
+        let archive = Archive::in_memory();
+        let records: Vec<Finished> = ids.iter().map(|id| order(*id, &format!("q{id}"))).collect();
+        let mark = append_all(&archive, &records);
+        for r in &records {
+            let Finished::Ordered(o) = r else {
+                unreachable!()
+            };
+            assert_eq!(archive.order(mark, o.id).as_ref(), Some(o));
+        }
+        assert_eq!(archive.order(mark, 301), None);
+        assert_eq!(archive.order(mark, 0), None);
+    }
+
+    #[test]
     fn an_older_mark_sees_the_archive_as_it_was() {
         let records = buys(40);
         let archive = Archive::in_memory();
@@ -729,13 +787,18 @@ mod tests {
     #[test]
     fn the_index_keeps_every_offset_of_a_shared_hash() {
         let mut index = RequestIndex::default();
-        for offset in 0..(MERGE_AT as u64 + 10) {
+        // Enough for several runs, merged and not.
+        let n = 5 * MERGE_AT as u64 + 10;
+        for offset in 0..n {
             index.insert(offset % 3, offset);
         }
         index.insert(1, 1_000_000);
-        let ones = index.candidates(1);
-        assert_eq!(ones.len(), (MERGE_AT + 10).div_ceil(3) + 1);
-        assert!(ones.iter().all(|o| *o % 3 == 1));
+        assert!(index.runs.len() > 1, "{} runs", index.runs.len());
+        assert!(index.runs.iter().all(|r| r.is_sorted()));
+        let mut ones = index.candidates(1);
+        ones.sort();
+        let expected: Vec<u64> = (0..n).filter(|o| o % 3 == 1).chain([1_000_000]).collect();
+        assert_eq!(ones, expected);
         assert!(index.candidates(7).is_empty());
     }
 }
