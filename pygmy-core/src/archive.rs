@@ -35,6 +35,9 @@
 //!   archive instead of forking it).
 //! - An I/O error poisons the archive ([`Archive::failure`]); the replica
 //!   checks for it after each apply and stops acknowledging.
+//! - Opening reads the whole archive once, to check it and rebuild the
+//!   index: a restart's time (and a transient buffer) grows with the
+//!   number of finished buys (about 25 MB per 100,000).
 
 use crate::command::{Order, Rejection};
 use crate::fs::{Fs, FsFile};
