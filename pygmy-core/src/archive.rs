@@ -37,7 +37,7 @@
 //!   checks for it after each apply and stops acknowledging.
 //! - Opening reads the whole archive once, to check it and rebuild the
 //!   index: a restart's time (and a transient buffer) grows with the
-//!   number of finished buys (about 25 MB per 100,000).
+//!   number of finished buys (about 20 MB per 100,000).
 
 use crate::command::{Order, Rejection};
 use crate::fs::{Fs, FsFile};
