@@ -80,12 +80,7 @@ pub struct ItemBalance {
 /// Conservation, item by item: every copy that left the shelf is in exactly
 /// one committed order. Holds once no buy is pending.
 pub fn balances(catalog: &Catalog, orders: &OrderLedger) -> Vec<ItemBalance> {
-    // One pass over the ledger's archive, not one per book.
-    let mut copies: std::collections::BTreeMap<u64, u64> = Default::default();
-    for order in orders.orders() {
-        let sum = copies.entry(order.item_id).or_default();
-        *sum = sum.saturating_add(order.qty);
-    }
+    let copies = orders.copies_by_item();
     catalog
         .all()
         .iter()

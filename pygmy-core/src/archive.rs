@@ -41,7 +41,7 @@
 
 use crate::command::{Order, Rejection};
 use crate::fs::{Fs, FsFile};
-use crate::logstore::{decode_record, encode_value};
+use crate::logstore::{decode_record, encode_value, HEADER_LEN};
 use crate::types::{OrderId, RequestId};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -268,16 +268,10 @@ impl Archive {
         let archive = Archive::new(file);
         {
             let mut shared = archive.shared.lock();
-            let mut at = 0;
-            while at < bytes.len() {
-                let Some((payload, next)) = decode_record(&bytes, at) else {
-                    return Err(format!("the order archive is corrupt at byte {at}"));
-                };
-                let record: Finished = serde_json::from_slice(payload)
-                    .map_err(|e| format!("order archive record at byte {at}: {e}"))?;
-                shared.index_record(&record, at as u64);
-                shared.mark = shared.mark.extend(&bytes[at..next]);
-                at = next;
+            for (offset, len, record) in decode(&bytes, 0, None)? {
+                shared.index_record(&record, offset);
+                let (start, end) = (offset as usize, (offset + len) as usize);
+                shared.mark = shared.mark.extend(&bytes[start..end]);
             }
             shared.written = mark.len;
             if shared.mark != mark {
@@ -315,14 +309,14 @@ impl Archive {
             ));
             return at;
         }
-        let mut bytes = Vec::new();
-        if let Err(e) = encode_value(&mut bytes, record, Path::new("order archive")) {
+        let start = shared.buf.len();
+        if let Err(e) = encode_value(&mut shared.buf, record, Path::new("order archive")) {
+            shared.buf.truncate(start);
             shared.failed = Some(e.to_string());
             return at;
         }
         shared.index_record(record, at.len);
-        shared.mark = at.extend(&bytes);
-        shared.buf.extend_from_slice(&bytes);
+        shared.mark = at.extend(&shared.buf[start..]);
         if shared.buf.len() >= FLUSH_AT {
             shared.flush();
         }
@@ -337,14 +331,10 @@ impl Archive {
             if offset >= at.len {
                 continue;
             }
-            match shared.records(offset, at.len, Some(1)) {
-                Ok(mut found) => match found.pop() {
-                    Some((_, _, record)) if record.request() == request => return Some(record),
-                    _ => {}
-                },
-                Err(e) => {
-                    shared.failed.get_or_insert(e);
-                    return None;
+            let found = shared.records(offset, at.len, Some(1)).ok()?;
+            if let Some((_, _, record)) = found.into_iter().next() {
+                if record.request() == request {
+                    return Some(record);
                 }
             }
         }
@@ -363,37 +353,20 @@ impl Archive {
         let end = if last >= at.len {
             at.len
         } else {
-            match shared.records(last, at.len, Some(1)) {
-                Ok(found) => found.first().map_or(at.len, |(_, len, _)| last + len),
-                Err(e) => {
-                    shared.failed.get_or_insert(e);
-                    return None;
-                }
-            }
+            let found = shared.records(last, at.len, Some(1)).ok()?;
+            found.first().map_or(at.len, |(_, len, _)| last + len)
         };
-        match shared.records(first, end, None) {
-            Ok(records) => records.into_iter().find_map(|(_, _, r)| match r {
-                Finished::Ordered(order) if order.id == id => Some(order),
-                _ => None,
-            }),
-            Err(e) => {
-                shared.failed.get_or_insert(e);
-                None
-            }
-        }
+        let records = shared.records(first, end, None).ok()?;
+        records.into_iter().find_map(|(_, _, r)| match r {
+            Finished::Ordered(order) if order.id == id => Some(order),
+            _ => None,
+        })
     }
 
     /// Every record from byte `from` (a record's start) to `at`.
     pub fn records_from(&self, at: ArchiveMark, from: u64) -> Result<Vec<Finished>, String> {
-        let mut shared = self.shared.lock();
-        let got = shared.records(from, at.len, None);
-        match got {
-            Ok(records) => Ok(records.into_iter().map(|(_, _, r)| r).collect()),
-            Err(e) => {
-                shared.failed.get_or_insert(e.clone());
-                Err(e)
-            }
-        }
+        let records = self.shared.lock().records(from, at.len, None)?;
+        Ok(records.into_iter().map(|(_, _, r)| r).collect())
     }
 
     /// Makes the archive hold the records up to `from` it holds now (`from`
@@ -495,39 +468,54 @@ impl Shared {
     }
 
     /// Decodes records from `from` up to `to` (at most `limit` of them),
-    /// with their offsets and lengths. When looking for one record the read is short:
-    /// a header first, then the rest.
+    /// with their offsets and lengths. When looking for one record the read
+    /// is short: a header first, then the rest. An error poisons the
+    /// archive (a record it indexed cannot be read back).
     fn records(
-        &self,
+        &mut self,
         from: u64,
         to: u64,
         limit: Option<usize>,
     ) -> Result<Vec<(u64, u64, Finished)>, String> {
-        let bytes = if limit == Some(1) {
-            let header = self.read(from, (from + 8).min(to))?;
-            let len = header
-                .get(..4)
-                .map_or(0, |h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]));
-            self.read(from, (from + 8 + u64::from(len)).min(to))?
+        let read = if limit == Some(1) {
+            self.read(from, (from + HEADER_LEN as u64).min(to))
+                .and_then(|header| {
+                    let len = header
+                        .get(..4)
+                        .map_or(0, |h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]));
+                    self.read(from, (from + HEADER_LEN as u64 + u64::from(len)).min(to))
+                })
         } else {
-            self.read(from, to)?
+            self.read(from, to)
         };
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < bytes.len() && limit.is_none_or(|l| out.len() < l) {
-            let Some((payload, next)) = decode_record(&bytes, at) else {
-                return Err(format!(
-                    "the order archive is corrupt at byte {}",
-                    from + at as u64
-                ));
-            };
-            let record: Finished = serde_json::from_slice(payload)
-                .map_err(|e| format!("order archive record at byte {}: {e}", from + at as u64))?;
-            out.push((from + at as u64, (next - at) as u64, record));
-            at = next;
+        let decoded = read.and_then(|bytes| decode(&bytes, from, limit));
+        if let Err(e) = &decoded {
+            self.failed.get_or_insert_with(|| e.clone());
         }
-        Ok(out)
+        decoded
     }
+}
+
+/// The records in `bytes` (which start at byte `from` of the archive), at
+/// most `limit` of them, with their offsets and lengths.
+fn decode(
+    bytes: &[u8],
+    from: u64,
+    limit: Option<usize>,
+) -> Result<Vec<(u64, u64, Finished)>, String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() && limit.is_none_or(|l| out.len() < l) {
+        let offset = from + at as u64;
+        let Some((payload, next)) = decode_record(bytes, at) else {
+            return Err(format!("the order archive is corrupt at byte {offset}"));
+        };
+        let record: Finished = serde_json::from_slice(payload)
+            .map_err(|e| format!("order archive record at byte {offset}: {e}"))?;
+        out.push((offset, (next - at) as u64, record));
+        at = next;
+    }
+    Ok(out)
 }
 
 /// Request-id hash → record offset, for many entries in little memory.

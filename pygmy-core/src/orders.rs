@@ -256,7 +256,9 @@ impl OrderLedger {
 
     /// Makes the archive durable up to at least this ledger's mark; to run
     /// without holding the ledger.
-    pub fn archive_syncer(&self) -> Result<crate::state::ArchiveSyncer, String> {
+    pub fn archive_syncer(
+        &self,
+    ) -> Result<Box<dyn FnOnce() -> std::io::Result<()> + Send>, String> {
         self.archive.syncer()
     }
 
@@ -292,14 +294,17 @@ impl OrderLedger {
     }
 
     fn finish(&mut self, request: &str, outcome: &Result<Reservation, Rejection>) -> BuyStatus {
-        if let Some(done) = self.archive.find(self.archived, request) {
-            return BuyStatus::Done(done.into_result());
-        }
+        // A pending buy is not in the archive; only a buy that is not
+        // pending needs the index (a repeated Finish, or one with no Begin).
         let record = match self.pending.remove(request) {
             Some(pending) => finished(request, &pending, outcome),
-            // A Finish with no Begin should not be in a log, but recording it
-            // keeps the ledger total and the catalog's answer known.
             None => {
+                if let Some(done) = self.archive.find(self.archived, request) {
+                    return BuyStatus::Done(done.into_result());
+                }
+                // A Finish with no Begin should not be in a log, but
+                // recording it keeps the ledger total and the catalog's
+                // answer known.
                 let orphan = Pending {
                     item: 0,
                     qty: 0,
@@ -411,10 +416,18 @@ impl OrderLedger {
     /// consistent catalog the sum is bounded by the item's `initial +
     /// restocked`, which the catalog keeps representable.
     pub fn copies_ordered(&self, item: ItemId) -> u64 {
-        self.orders()
-            .iter()
-            .filter(|o| o.item_id == item)
-            .fold(0, |sum, o| sum.saturating_add(o.qty))
+        self.copies_by_item().get(&item).copied().unwrap_or(0)
+    }
+
+    /// [`OrderLedger::copies_ordered`] of every item, in one pass over the
+    /// archive.
+    pub fn copies_by_item(&self) -> std::collections::BTreeMap<ItemId, u64> {
+        let mut copies = std::collections::BTreeMap::new();
+        for order in self.orders() {
+            let sum: &mut u64 = copies.entry(order.item_id).or_default();
+            *sum = sum.saturating_add(order.qty);
+        }
+        copies
     }
 }
 

@@ -8,7 +8,7 @@ use crate::types::{Group, LogPos, Lsn};
 use serde::{Deserialize, Serialize};
 
 /// See [`State::archive_syncer`].
-pub type ArchiveSyncer = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+pub type ArchiveSyncer = Box<dyn FnOnce() -> crate::Result<()> + Send>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
@@ -59,7 +59,14 @@ impl State {
     pub fn archive_syncer(&self) -> crate::Result<Option<ArchiveSyncer>> {
         match self {
             State::Catalog(_) => Ok(None),
-            State::Orders(o) => o.archive_syncer().map(Some).map_err(crate::Error::Storage),
+            State::Orders(o) => {
+                let sync = o.archive_syncer().map_err(crate::Error::Storage)?;
+                Ok(Some(Box::new(move || {
+                    sync().map_err(|e| {
+                        crate::Error::Storage(format!("syncing the order archive failed: {e}"))
+                    })
+                })))
+            }
         }
     }
 

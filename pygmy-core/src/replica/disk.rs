@@ -97,14 +97,13 @@ impl<T: Transport> Replica<T> {
             if !new.fits(mine) {
                 return Ok(());
             }
-            let adopted = new.adopt(mine).map_err(Error::Storage).and_then(|_| {
-                let syncer = new.archive_syncer().map_err(Error::Storage)?;
-                syncer()
-                    .map_err(|e| Error::Storage(format!("syncing the order archive failed: {e}")))
-            });
-            if let Err(e) = adopted {
-                return Err(self.fail(&mut inner, e));
+            if let Err(e) = new.adopt(mine) {
+                return Err(self.fail(&mut inner, Error::Storage(e)));
             }
+        }
+        let synced = snapshot.state.archive_syncer();
+        if let Err(e) = synced.and_then(|sync| sync.map_or(Ok(()), |sync| sync())) {
+            return Err(self.fail(&mut inner, e));
         }
         // The snapshot replaces my whole log. Storage keeps the entries after
         // a snapshot (compaction does), so first cut those: they may be a
@@ -198,10 +197,9 @@ impl<T: Transport> Replica<T> {
         };
         let pos = snapshot.pos;
         // The snapshot counts on the order archive up to its mark.
-        let archive_synced = snapshot.state.archive_syncer().and_then(|syncer| {
-            let syncer = syncer.filter(|_| !self.cfg.unsafe_unsynced_archive);
-            let sync = syncer.map_or(Ok(()), run_blocking);
-            sync.map_err(|e| Error::Storage(format!("syncing the order archive failed: {e}")))
+        let archive_synced = snapshot.state.archive_syncer().and_then(|sync| {
+            let sync = sync.filter(|_| !self.cfg.unsafe_unsynced_archive);
+            sync.map_or(Ok(()), run_blocking)
         });
         let written = archive_synced.and_then(|_| run_blocking(|| job(&snapshot)));
         drop(snapshot);
