@@ -12,7 +12,8 @@
 //! 2 bad flags. See docs/CLI.md for a walk-through.
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use pygmy::config::ClusterConfig;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -75,12 +76,12 @@ enum Cmd {
     },
 }
 
-async fn node(config: PathBuf, name: String) -> Result<(), String> {
-    let text = std::fs::read_to_string(&config)
+/// Reads the configuration `pygmy node` runs from, checking it names `name`.
+fn node_config(config: &Path, name: &str) -> Result<ClusterConfig, String> {
+    let text = std::fs::read_to_string(config)
         .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
-    let cfg = pygmy::config::ClusterConfig::from_toml(&text)
-        .map_err(|e| format!("{}: {e}", config.display()))?;
-    if cfg.node(&name).is_none() {
+    let cfg = ClusterConfig::from_toml(&text).map_err(|e| format!("{}: {e}", config.display()))?;
+    if cfg.node(name).is_none() {
         let names: Vec<&str> = cfg.nodes().map(|n| n.name.as_str()).collect();
         return Err(format!(
             "{} has no node named {name:?} (it has {})",
@@ -88,6 +89,10 @@ async fn node(config: PathBuf, name: String) -> Result<(), String> {
             names.join(", ")
         ));
     }
+    Ok(cfg)
+}
+
+async fn node(cfg: ClusterConfig, name: String) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", cfg.data_dir.display()))?;
     let heartbeat_log = (cfg.group_of(&name).is_none()).then(|| cfg.data_dir.join("heartbeat.log"));
@@ -137,14 +142,14 @@ async fn chaos(args: &pygmy::chaos::ChaosArgs) -> Result<(), String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Up(args) => pygmy::up::run(&args).await,
-        Cmd::Node { config, name } => node(config, name).await,
-        Cmd::Load(args) => load(&args).await,
-        Cmd::Chaos(args) => chaos(&args).await,
+        Cmd::Up(args) => runtime(0).and_then(|rt| rt.block_on(pygmy::up::run(&args))),
+        Cmd::Node { config, name } => node_config(&config, &name)
+            .and_then(|cfg| runtime(cfg.threads_of(&name))?.block_on(node(cfg, name))),
+        Cmd::Load(args) => runtime(0).and_then(|rt| rt.block_on(load(&args))),
+        Cmd::Chaos(args) => runtime(0).and_then(|rt| rt.block_on(chaos(&args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,4 +158,16 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A multi-threaded tokio runtime with `threads` workers (0: one per core).
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }

@@ -26,7 +26,7 @@ impl<T: Transport> Replica<T> {
         };
         let written = {
             let mut storage = self.storage.lock();
-            storage.append(&entries).and_then(|_| storage.sync())
+            run_blocking_if_alone(|| storage.append(&entries).and_then(|_| storage.sync()))
         };
         let mut inner = self.inner.lock();
         if let Err(e) = written {
@@ -238,6 +238,21 @@ impl<T: Transport> Replica<T> {
 fn run_blocking<R>(work: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
+/// Runs a log append and its fsync. With one worker (a catalog replica's
+/// default, see `threads` in the cluster's configuration) off the worker,
+/// so reads and replication do not wait for the disk; with more, on it, as
+/// the other workers serve meanwhile and a hand-off would only add a thread
+/// wake-up to every commit's latency.
+fn run_blocking_if_alone<R>(work: impl FnOnce() -> R) -> R {
+    let handle = tokio::runtime::Handle::current();
+    match handle.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread if handle.metrics().num_workers() == 1 => {
+            tokio::task::block_in_place(work)
+        }
         _ => work(),
     }
 }
