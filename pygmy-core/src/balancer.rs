@@ -86,11 +86,15 @@ impl Balancer {
 
     /// A member of `candidates` not in `exclude`, chosen by the policy, or
     /// `None` if every candidate is excluded. Counts as that node's turn.
-    pub fn pick(&mut self, candidates: &[NodeId], exclude: &[NodeId]) -> Option<NodeId> {
+    pub fn pick<'a>(
+        &mut self,
+        candidates: impl IntoIterator<Item = &'a NodeId>,
+        exclude: &[NodeId],
+    ) -> Option<NodeId> {
         let load = |n: &NodeId| self.nodes.get(n).copied().unwrap_or_default();
         // `min_by_key` keeps the first of equal keys: candidate order breaks ties.
         let chosen = candidates
-            .iter()
+            .into_iter()
             .filter(|c| !exclude.contains(c))
             .min_by_key(|c| {
                 let l = load(c);
@@ -101,13 +105,27 @@ impl Balancer {
             })?
             .clone();
         self.tick += 1;
-        self.nodes.entry(chosen.clone()).or_default().picked = self.tick;
+        let tick = self.tick;
+        self.update(&chosen, |l| l.picked = tick);
         Some(chosen)
     }
 
     /// A read was sent to `node`.
     pub fn start(&mut self, node: &NodeId) {
-        self.nodes.entry(node.clone()).or_default().outstanding += 1;
+        self.update(node, |l| l.outstanding += 1);
+    }
+
+    /// Changes `node`'s record, made on first use. Looked up before
+    /// inserting: the name is cloned once per node, not on every read.
+    fn update(&mut self, node: &NodeId, change: impl FnOnce(&mut Load)) {
+        match self.nodes.get_mut(node) {
+            Some(load) => change(load),
+            None => {
+                let mut load = Load::default();
+                change(&mut load);
+                self.nodes.insert(node.clone(), load);
+            }
+        }
     }
 
     /// A read sent to `node` is over (answered or failed).

@@ -442,17 +442,16 @@ impl<T: Transport> FrontEnd<T> {
         let mut tried: Vec<NodeId> = Vec::new();
         loop {
             let pick = {
-                let mut inner = self.inner.lock();
-                let candidates: Vec<NodeId> = match inner.records.get(&group) {
-                    Some(r) => r
-                        .current
-                        .members()
-                        .filter(|m| inner.detector.is_up(m))
-                        .cloned()
-                        .collect(),
-                    None => Vec::new(),
-                };
-                let pick = inner.balancer.pick(&candidates, &tried);
+                let mut guard = self.inner.lock();
+                let inner = &mut *guard;
+                let (detector, balancer) = (&inner.detector, &mut inner.balancer);
+                let candidates = inner
+                    .records
+                    .get(&group)
+                    .into_iter()
+                    .flat_map(|r| r.current.members())
+                    .filter(|m| detector.is_up(m));
+                let pick = balancer.pick(candidates, &tried);
                 if let Some(node) = &pick {
                     inner.balancer.start(node);
                 }

@@ -15,8 +15,8 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, StatusCode};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Method, StatusCode, Uri};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -32,6 +32,9 @@ use crate::auth::TOKEN_HEADER;
 use crate::rpc::RPC_PATH;
 use crate::wire::ErrorBody;
 
+/// The content type of every request body.
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 /// How long an unused pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,7 +43,11 @@ pub struct HttpTransport<C> {
     client: Client<C, Full<Bytes>>,
     /// Each node's authority (`host:port`).
     addrs: BTreeMap<NodeId, String>,
-    token: String,
+    /// Each node's RPC URI, parsed once (`Err`: the address does not make
+    /// one, reported on every call to that node).
+    uris: BTreeMap<NodeId, std::result::Result<Uri, String>>,
+    /// The token header's value, checked once.
+    token: std::result::Result<HeaderValue, String>,
 }
 
 impl<C> HttpTransport<C>
@@ -54,10 +61,22 @@ where
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
+        let uris = addrs
+            .iter()
+            .map(|(node, authority)| {
+                let uri = format!("http://{authority}{RPC_PATH}")
+                    .parse::<Uri>()
+                    .map_err(|e| format!("bad address {authority:?} for {node}: {e}"));
+                (node.clone(), uri)
+            })
+            .collect();
+        let token = HeaderValue::from_str(&token.into())
+            .map_err(|_| "the token is not a valid header value".to_string());
         HttpTransport {
             client,
             addrs,
-            token: token.into(),
+            uris,
+            token,
         }
     }
 
@@ -67,21 +86,21 @@ where
     }
 
     fn http_request(&self, to: &NodeId, request: &Request) -> Result<hyper::Request<Full<Bytes>>> {
-        let authority = self
-            .addrs
-            .get(to)
-            .ok_or_else(|| Error::Transport(format!("unknown node {to}")))?;
+        let uri = match self.uris.get(to) {
+            Some(Ok(uri)) => uri.clone(),
+            Some(Err(e)) => return Err(Error::Transport(e.clone())),
+            None => return Err(Error::Transport(format!("unknown node {to}"))),
+        };
+        let token = self.token.clone().map_err(Error::Transport)?;
         let body = serde_json::to_vec(request)
             .map_err(|e| Error::Transport(format!("cannot encode request to {to}: {e}")))?;
-        let token = HeaderValue::from_str(&self.token)
-            .map_err(|_| Error::Transport("the token is not a valid header value".into()))?;
         hyper::Request::builder()
             .method(Method::POST)
-            .uri(format!("http://{authority}{RPC_PATH}"))
-            .header(CONTENT_TYPE, "application/json")
-            .header(TOKEN_HEADER, token)
+            .uri(uri)
+            .header(CONTENT_TYPE, JSON)
+            .header(HeaderName::from_static(TOKEN_HEADER), token)
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| Error::Transport(format!("bad address {authority:?} for {to}: {e}")))
+            .map_err(|e| Error::Transport(format!("cannot build a request to {to}: {e}")))
     }
 
     /// Sends and reads the whole reply (no deadline: the caller adds it).

@@ -29,7 +29,7 @@ pub async fn respond(api: &dyn PublicApi, route: Route, query: Option<&str>) -> 
     result.unwrap_or_else(Failure::original)
 }
 
-async fn search(api: &dyn PublicApi, params: &Params) -> Result<HttpResponse, Failure> {
+async fn search(api: &dyn PublicApi, params: &Params<'_>) -> Result<HttpResponse, Failure> {
     let topic = required(params, "topic")?;
     let books = api.search(topic).await?;
     if books.is_empty() {
@@ -41,20 +41,20 @@ async fn search(api: &dyn PublicApi, params: &Params) -> Result<HttpResponse, Fa
     Ok(listing(books))
 }
 
-async fn lookup(api: &dyn PublicApi, params: &Params) -> Result<HttpResponse, Failure> {
+async fn lookup(api: &dyn PublicApi, params: &Params<'_>) -> Result<HttpResponse, Failure> {
     let id = parse_id(required(params, "id")?)?;
     let book = api.lookup(id).await?;
     Ok(listing(vec![book]))
 }
 
-async fn buy(api: &dyn PublicApi, params: &Params) -> Result<HttpResponse, Failure> {
+async fn buy(api: &dyn PublicApi, params: &Params<'_>) -> Result<HttpResponse, Failure> {
     let id = parse_id(required(params, "id")?)?;
     let order = api.buy(id, 1, None).await?;
     Ok(bought(&order))
 }
 
 /// A parameter that must be present and non-empty.
-fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, Failure> {
+fn required<'a>(params: &'a Params<'_>, name: &str) -> Result<&'a str, Failure> {
     match params.get(name) {
         Some(value) if !value.is_empty() => Ok(value),
         _ => Err(Failure::bad_request(format!("missing parameter '{name}'"))),

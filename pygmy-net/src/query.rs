@@ -6,22 +6,26 @@
 //! U+FFFD, so no query string makes parsing fail; the endpoint then judges
 //! the decoded value.
 
-/// The decoded `name=value` pairs of a query string, in order.
+use std::borrow::Cow;
+
+/// The decoded `name=value` pairs of a query string, in order. They borrow
+/// from the query string unless decoding changed them (every uncached read
+/// parses one: the common case allocates nothing but the list).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Params {
-    pairs: Vec<(String, String)>,
+pub struct Params<'q> {
+    pairs: Vec<(Cow<'q, str>, Cow<'q, str>)>,
 }
 
-impl Params {
+impl<'q> Params<'q> {
     /// Parses the part of a URI after `?` (`None`: no query string at all).
-    pub fn parse(query: Option<&str>) -> Self {
+    pub fn parse(query: Option<&'q str>) -> Self {
         let pairs = query
             .unwrap_or("")
             .split('&')
             .filter(|pair| !pair.is_empty())
             .map(|pair| match pair.split_once('=') {
                 Some((name, value)) => (decode(name), decode(value)),
-                None => (decode(pair), String::new()),
+                None => (decode(pair), Cow::Borrowed("")),
             })
             .collect();
         Params { pairs }
@@ -32,12 +36,15 @@ impl Params {
         self.pairs
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 }
 
 /// Percent-decodes one name or value, with `+` meaning a space.
-pub fn decode(raw: &str) -> String {
+pub fn decode(raw: &str) -> Cow<'_, str> {
+    if !raw.bytes().any(|b| b == b'+' || b == b'%') {
+        return Cow::Borrowed(raw);
+    }
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -55,7 +62,10 @@ pub fn decode(raw: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match String::from_utf8(out) {
+        Ok(text) => Cow::Owned(text),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
 }
 
 fn hex(digit: u8) -> u8 {
@@ -89,7 +99,8 @@ mod tests {
     #[test]
     fn space_arrives_as_plus_or_percent_20() {
         for raw in ["distributed%20systems", "distributed+systems"] {
-            let params = Params::parse(Some(&format!("topic={raw}")));
+            let query = format!("topic={raw}");
+            let params = Params::parse(Some(&query));
             assert_eq!(params.get("topic"), Some("distributed systems"));
         }
     }
@@ -104,6 +115,15 @@ mod tests {
     }
 
     #[test]
+    fn plain_text_is_borrowed_and_invalid_utf8_is_replaced() {
+        assert!(matches!(
+            decode("distributed"),
+            Cow::Borrowed("distributed")
+        ));
+        assert_eq!(decode("a%ffb"), "a\u{fffd}b");
+    }
+
+    #[test]
     fn lowercase_hex_and_multibyte_utf8_decode() {
         assert_eq!(decode("caf%c3%a9"), "café");
         assert_eq!(decode("100%"), "100%");
@@ -112,8 +132,10 @@ mod tests {
     proptest! {
         #[test]
         fn decode_inverts_encode(s in "\\PC{0,40}", plus in any::<bool>()) {
-            prop_assert_eq!(decode(&encode(&s, plus)), s.clone());
-            let params = Params::parse(Some(&format!("topic={}&x=1", encode(&s, plus))));
+            let encoded = encode(&s, plus);
+            prop_assert_eq!(decode(&encoded), s.as_str());
+            let query = format!("topic={encoded}&x=1");
+            let params = Params::parse(Some(&query));
             prop_assert_eq!(params.get("topic"), Some(s.as_str()));
         }
 
