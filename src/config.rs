@@ -49,6 +49,10 @@ pub struct ClusterConfig {
     pub threads: Threads,
 }
 
+/// The most worker threads a node may be given (a typo like `catalog =
+/// 10000` would otherwise start that many threads).
+const MAX_THREADS: usize = 256;
+
 /// Tokio worker threads of each kind of node; 0 is one per core.
 ///
 /// A catalog replica's work per request is a map lookup or a reservation,
@@ -152,6 +156,18 @@ impl ClusterConfig {
         }
         if self.heartbeat_ms == 0 {
             return Err("heartbeat_ms must be at least 1".into());
+        }
+        let t = &self.threads;
+        for (role, n) in [
+            ("frontend", t.frontend),
+            ("catalog", t.catalog),
+            ("order", t.order),
+        ] {
+            if n > MAX_THREADS {
+                return Err(format!(
+                    "threads.{role} = {n}: at most {MAX_THREADS} (0 is one per core)"
+                ));
+            }
         }
         Ok(())
     }
@@ -273,5 +289,15 @@ mod tests {
         );
         let err = ClusterConfig::from_toml(&text).unwrap_err();
         assert!(err.contains("replica"), "{err}");
+    }
+
+    #[test]
+    fn too_many_threads_is_refused_with_the_setting_named() {
+        let mut cfg = local();
+        cfg.threads.catalog = MAX_THREADS;
+        assert!(cfg.validate().is_ok());
+        cfg.threads.catalog = MAX_THREADS + 1;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.starts_with("threads.catalog = 257"), "{err}");
     }
 }
