@@ -41,8 +41,6 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sends [`Request`]s to nodes over HTTP.
 pub struct HttpTransport<C> {
     client: Client<C, Full<Bytes>>,
-    /// Each node's authority (`host:port`).
-    addrs: BTreeMap<NodeId, String>,
     /// Each node's RPC URI, parsed once (`Err`: the address does not make
     /// one, reported on every call to that node).
     uris: BTreeMap<NodeId, std::result::Result<Uri, String>>,
@@ -62,27 +60,21 @@ where
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         let uris = addrs
-            .iter()
+            .into_iter()
             .map(|(node, authority)| {
                 let uri = format!("http://{authority}{RPC_PATH}")
                     .parse::<Uri>()
                     .map_err(|e| format!("bad address {authority:?} for {node}: {e}"));
-                (node.clone(), uri)
+                (node, uri)
             })
             .collect();
         let token = HeaderValue::from_str(&token.into())
             .map_err(|_| "the token is not a valid header value".to_string());
         HttpTransport {
             client,
-            addrs,
             uris,
             token,
         }
-    }
-
-    /// The nodes this transport knows, with their authorities.
-    pub fn addrs(&self) -> &BTreeMap<NodeId, String> {
-        &self.addrs
     }
 
     fn http_request(&self, to: &NodeId, request: &Request) -> Result<hyper::Request<Full<Bytes>>> {

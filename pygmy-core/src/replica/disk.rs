@@ -246,14 +246,13 @@ fn run_blocking<R>(work: impl FnOnce() -> R) -> R {
 /// default, see `threads` in the cluster's configuration) off the worker,
 /// so reads and replication do not wait for the disk; with more, on it, as
 /// the other workers serve meanwhile and a hand-off would only add a thread
-/// wake-up to every commit's latency.
+/// wake-up to every commit's latency. (A current-thread runtime counts one
+/// worker; `run_blocking` runs the work inline there.)
 fn run_blocking_if_alone<R>(work: impl FnOnce() -> R) -> R {
-    let handle = tokio::runtime::Handle::current();
-    match handle.runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread if handle.metrics().num_workers() == 1 => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
+    if tokio::runtime::Handle::current().metrics().num_workers() == 1 {
+        run_blocking(work)
+    } else {
+        work()
     }
 }
 
