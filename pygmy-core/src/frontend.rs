@@ -12,7 +12,10 @@
 //! - **Reads** (`search`, `lookup`, orders) go to a live member of the
 //!   group's current view, chosen by the balancer (round robin as in the
 //!   original, or least outstanding requests); a failed read is retried on
-//!   another member until the request's deadline.
+//!   another member until the request's deadline. Lookups and searches that
+//!   miss the cache go through the `batcher`: at most `read_slots` RPCs in
+//!   flight per replica, and the reads that queue behind them share the
+//!   next one.
 //! - **Cache.** `search` and `lookup` answers are cached per key. The catalog
 //!   primary pushes `(keys, lsn)` after each commit; a fill read at an older
 //!   lsn than the key's last invalidation is dropped. A buy answered here
@@ -25,6 +28,7 @@
 //!   service makes the retries safe.
 
 use crate::balancer::{Balancer, Policy};
+use crate::batcher::{self, Batcher};
 use crate::cache::{Cache, CacheKey, CachedValue};
 use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Order};
 use crate::detector::{Detector, Transition};
@@ -85,11 +89,17 @@ pub struct FrontEndConfig {
     /// Number of cached read results; 0 turns the cache off.
     pub cache_capacity: usize,
     pub balance: Policy,
+    /// Batched-read RPCs in flight per replica (see `batcher`); reads
+    /// beyond them queue and share the next RPC.
+    pub read_slots: usize,
     pub seed: u64,
     /// Deliberately broken, for tests only: promote any live replica,
     /// skipping the check that it belongs to the last confirmed view. The
     /// simulation uses it to prove its checks catch a stale primary.
     pub unsafe_promote_stale: bool,
+    /// Deliberately broken, for tests only: hand a read batch's answers out
+    /// shifted by one, so the simulation proves its read checks see batches.
+    pub unsafe_misroute_batches: bool,
 }
 
 impl FrontEndConfig {
@@ -108,8 +118,10 @@ impl FrontEndConfig {
             retry_delay: Duration::from_millis(20),
             cache_capacity: 10_000,
             balance: Policy::RoundRobin,
+            read_slots: batcher::READ_SLOTS,
             seed: 0,
             unsafe_promote_stale: false,
+            unsafe_misroute_batches: false,
         }
     }
 
@@ -171,6 +183,8 @@ pub struct FrontEnd<T: Transport> {
     store: Box<dyn RecordStore>,
     clock: Clock,
     inner: Mutex<Inner>,
+    /// Shares RPCs among cache misses bound for the same replica.
+    batcher: Batcher,
     /// Bumped whenever views or liveness change.
     changed: watch::Sender<u64>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -200,12 +214,15 @@ impl<T: Transport> FrontEnd<T> {
             confirmed_at: BTreeMap::new(),
         };
         let (changed, _) = watch::channel(0);
+        let batcher = Batcher::new(cfg.read_slots, batcher::MAX_BATCH)
+            .misrouting(cfg.unsafe_misroute_batches);
         Ok(Arc::new(FrontEnd {
             cfg,
             transport,
             store,
             clock,
             inner: Mutex::new(inner),
+            batcher,
             changed,
             task: Mutex::new(None),
         }))
@@ -469,13 +486,26 @@ impl<T: Transport> FrontEnd<T> {
                     fe: self,
                     node: &node,
                 };
-                self.transport
-                    .call(&node, Request::Read(query.clone()), self.cfg.hop_timeout)
-                    .await
+                let timeout = self.cfg.hop_timeout;
+                if Batcher::batchable(&query) {
+                    let transport = self.transport.as_ref();
+                    self.batcher
+                        .read(transport, &node, query.clone(), timeout)
+                        .await
+                } else {
+                    match self
+                        .transport
+                        .call(&node, Request::Read(query.clone()), timeout)
+                        .await
+                    {
+                        Ok(Response::Read { result, lsn }) => Ok((result, lsn)),
+                        Ok(other) => Err(crate::transport::unexpected("read", &other)),
+                        Err(e) => Err(e),
+                    }
+                }
             };
             match reply {
-                Ok(Response::Read { result, lsn }) => return Ok((result, lsn)),
-                Ok(other) => return Err(crate::transport::unexpected("read", &other)),
+                Ok(answer) => return Ok(answer),
                 Err(e) if e.is_retryable() => tried.push(node),
                 Err(e) => return Err(e),
             }

@@ -17,10 +17,11 @@
 //! - `message`, `transport`, `inproc`: what nodes send each other and how.
 //! - `fs`, `memfs`, `storage`, `logstore`, `record`: the durable formats.
 //! - `replica`: a replica of either group (replication, view change, resync).
-//! - `cache`, `balancer`, `frontend`: the front end.
+//! - `cache`, `balancer`, `batcher`, `frontend`: the front end.
 
 pub mod archive;
 pub mod balancer;
+pub mod batcher;
 pub mod cache;
 pub mod catalog;
 pub mod command;

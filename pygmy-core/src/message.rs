@@ -6,7 +6,7 @@
 //! | `Heartbeat` | front end → every replica (carries all current views) |
 //! | `ViewReady` | new primary → front end (asks to confirm its view) |
 //! | `Invalidate` | catalog primary → front end (after each commit) |
-//! | `Read` | front end → any member of a view |
+//! | `Read`, `ReadBatch` | front end → any member of a view |
 //! | `Catalog` | front end (admin) or order primary → catalog primary |
 //! | `Buy` | front end → order primary |
 //! | `StartView`, `Fetch` | replica ↔ replica (replication, resync, adoption) |
@@ -35,6 +35,9 @@ pub enum Request {
     Invalidate { keys: Vec<CacheKey>, lsn: Lsn },
     /// A read of committed state, served by any member of the view.
     Read(Query),
+    /// Several reads answered at once, from one state (see `batcher`): only
+    /// queries [`Batcher::batchable`](crate::batcher::Batcher::batchable).
+    ReadBatch(Vec<Query>),
     /// A catalog write, served by the catalog primary once committed.
     Catalog(CatalogCommand),
     /// A buy, served by the order primary, exactly once per request id.
@@ -134,6 +137,11 @@ pub enum Response {
     Status(ReplicaStatus),
     Read {
         result: QueryResult,
+        lsn: Lsn,
+    },
+    /// `ReadBatch`: one result per query, in order, all at commit `lsn`.
+    ReadBatch {
+        results: Vec<QueryResult>,
         lsn: Lsn,
     },
     /// A committed catalog command's outcome and its commit lsn.

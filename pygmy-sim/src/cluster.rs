@@ -51,6 +51,9 @@ pub struct ClusterOptions {
     /// Deliberately broken: order replicas write snapshots without first
     /// syncing the archive of finished buys the snapshot counts on.
     pub unsynced_archive: bool,
+    /// Deliberately broken: the front end hands each read of a batch the
+    /// next one's answer.
+    pub misroute_batches: bool,
 }
 
 impl ClusterOptions {
@@ -125,7 +128,11 @@ pub fn frontend_config(opts: &ClusterOptions, seed: u64) -> FrontEndConfig {
     cfg.request_deadline = Duration::from_millis(3000);
     cfg.cache_capacity = 64;
     cfg.seed = seed;
+    // One batched-read RPC per replica, not two: with a handful of
+    // clients, reads then share RPCs often enough to test batching.
+    cfg.read_slots = 1;
     cfg.unsafe_promote_stale = opts.promote_stale;
+    cfg.unsafe_misroute_batches = opts.misroute_batches;
     cfg
 }
 

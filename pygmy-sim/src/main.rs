@@ -29,10 +29,17 @@ struct Args {
     /// service may promote a replica outside the last confirmed view) or
     /// `forget-pending` (the catalog forgets reservations of pending buys)
     /// or `unsynced-archive` (snapshots count on an order archive that was
-    /// never synced).
+    /// never synced) or `misroute-batches` (the front end hands each read
+    /// of a batch the next one's answer).
     #[arg(
         long = "break",
-        value_parser = ["lying-disk", "promote-stale", "forget-pending", "unsynced-archive"]
+        value_parser = [
+            "lying-disk",
+            "promote-stale",
+            "forget-pending",
+            "unsynced-archive",
+            "misroute-batches",
+        ]
     )]
     broken: Option<String>,
 }
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
         Some("promote-stale") => opts.cluster.promote_stale = true,
         Some("forget-pending") => opts.cluster.forget_pending = true,
         Some("unsynced-archive") => opts.cluster.unsynced_archive = true,
+        Some("misroute-batches") => opts.cluster.misroute_batches = true,
         _ => {}
     }
     if let Some(seed) = args.seed {

@@ -54,6 +54,7 @@ impl Default for SimOptions {
                 promote_stale: false,
                 forget_pending: false,
                 unsynced_archive: false,
+                misroute_batches: false,
             },
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
@@ -224,6 +225,8 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("forget-pending")
         } else if opts.cluster.unsynced_archive {
             Some("unsynced-archive")
+        } else if opts.cluster.misroute_batches {
+            Some("misroute-batches")
         } else {
             None
         },

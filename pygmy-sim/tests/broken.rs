@@ -3,7 +3,9 @@
 //! the real cluster, so what is caught is the breakage, not the schedule.
 //! (The last test uses the seeds' own random schedules instead.)
 
-use pygmy_sim::check::{CONSERVATION, LINEARIZABLE, ORDERS_DURABLE, UNIQUE_ORDER_IDS};
+use pygmy_sim::check::{
+    CONSERVATION, LINEARIZABLE, ORDERS_DURABLE, READS_NOT_LOST, UNIQUE_ORDER_IDS,
+};
 use pygmy_sim::faults::{Fault, Schedule};
 use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
 use std::time::Duration;
@@ -144,5 +146,33 @@ fn a_catalog_told_to_forget_pending_buys_is_caught() {
     assert!(
         caught >= 4,
         "forgetting pending buys was caught on only {caught} of 20 seeds"
+    );
+}
+
+#[test]
+fn a_front_end_that_misroutes_batched_reads_is_caught() {
+    // Cache misses that meet at a replica share one RPC; handing each
+    // read the next one's answer shows as a lookup answered with another
+    // book. Eight clients on the seeds' own schedules, so batches of
+    // different books form often; the same seeds pass when honest.
+    let honest = SimOptions {
+        clients: 8,
+        ..SimOptions::default()
+    };
+    let mut broken = honest.clone();
+    broken.cluster.misroute_batches = true;
+    let mut caught = 0;
+    for seed in 0..10 {
+        let report = run_seed(seed, &honest);
+        assert!(report.passed(), "{}", describe(&report));
+        let found = invariants(&run_seed(seed, &broken));
+        eprintln!("misrouted batches, seed {seed}: caught {found:?}");
+        if found.contains(&READS_NOT_LOST) {
+            caught += 1;
+        }
+    }
+    assert!(
+        caught >= 3,
+        "misrouted batches were caught on only {caught} of 10 seeds"
     );
 }

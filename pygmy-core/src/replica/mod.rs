@@ -61,6 +61,7 @@ mod disk;
 pub mod log;
 mod primary;
 
+use crate::batcher::Batcher;
 use crate::cache::CacheKey;
 use crate::command::{BuyStatus, Outcome};
 use crate::error::{Error, Result};
@@ -418,7 +419,42 @@ impl<T: Transport> Replica<T> {
                 lsn,
             });
         }
-        let result = match (&inner.state, query) {
+        let result = self.answer(&inner.state, query)?;
+        if let Some(f) = inner.state.failure() {
+            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
+        }
+        Ok(Response::Read {
+            result,
+            lsn: inner.commit,
+        })
+    }
+
+    /// Answers a batch of reads from one state, under one lock (see
+    /// `batcher`): the answers any of them would get alone at this moment.
+    fn read_batch(&self, queries: Vec<Query>) -> Result<Response> {
+        if let Some(q) = queries.iter().find(|q| !Batcher::batchable(q)) {
+            return Err(Error::InvalidInput(format!("{q:?} cannot be batched")));
+        }
+        let inner = self.inner.lock();
+        if let Some(f) = &inner.failed {
+            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
+        }
+        let results = queries
+            .into_iter()
+            .map(|query| self.answer(&inner.state, query))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(f) = inner.state.failure() {
+            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
+        }
+        Ok(Response::ReadBatch {
+            results,
+            lsn: inner.commit,
+        })
+    }
+
+    /// One query's answer from `state`.
+    fn answer(&self, state: &State, query: Query) -> Result<QueryResult> {
+        Ok(match (state, query) {
             (State::Catalog(c), Query::Search { topic }) => QueryResult::Books(c.search(&topic)),
             (State::Catalog(c), Query::Lookup { id }) => QueryResult::Book(c.lookup(id)),
             (State::Catalog(c), Query::AllBooks) => QueryResult::Books(c.all()),
@@ -433,13 +469,6 @@ impl<T: Transport> Replica<T> {
                     self.cfg.group
                 )))
             }
-        };
-        if let Some(f) = inner.state.failure() {
-            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
-        }
-        Ok(Response::Read {
-            result,
-            lsn: inner.commit,
         })
     }
 
@@ -513,6 +542,7 @@ impl<T: Transport> Replica<T> {
             }
             Request::Read(Query::Order { id }) => self.read_order(id).await,
             Request::Read(query) => self.read(query),
+            Request::ReadBatch(queries) => self.read_batch(queries),
             Request::Catalog(command) => {
                 if self.cfg.group != Group::Catalog {
                     return Err(Error::InvalidInput(
