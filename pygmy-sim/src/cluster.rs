@@ -128,8 +128,9 @@ pub fn frontend_config(opts: &ClusterOptions, seed: u64) -> FrontEndConfig {
     cfg.request_deadline = Duration::from_millis(3000);
     cfg.cache_capacity = 64;
     cfg.seed = seed;
-    // One batched-read RPC per replica, not two: with a handful of
-    // clients, reads then share RPCs often enough to test batching.
+    // One batched-read RPC in flight per replica (the default, set here so
+    // a change of default does not quietly stop the runs from batching):
+    // with a handful of clients, reads then share RPCs often.
     cfg.read_slots = 1;
     cfg.unsafe_promote_stale = opts.promote_stale;
     cfg.unsafe_misroute_batches = opts.misroute_batches;
