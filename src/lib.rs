@@ -18,12 +18,14 @@
 //!   that nothing was lost.
 //! - `inspect`: reads replicas' status and state over the internal RPC.
 //! - `http`: a small JSON client for the tool's own checks.
+//! - `malloc`: one malloc arena per node process (less memory held).
 
 pub mod chaos;
 pub mod config;
 pub mod http;
 pub mod inspect;
 pub mod load;
+pub mod malloc;
 pub mod node;
 pub mod proc;
 pub mod up;

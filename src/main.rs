@@ -146,8 +146,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Up(args) => runtime(0).and_then(|rt| rt.block_on(pygmy::up::run(&args))),
-        Cmd::Node { config, name } => node_config(&config, &name)
-            .and_then(|cfg| runtime(cfg.threads_of(&name))?.block_on(node(cfg, name))),
+        Cmd::Node { config, name } => {
+            pygmy::malloc::one_arena();
+            node_config(&config, &name)
+                .and_then(|cfg| runtime(cfg.threads_of(&name))?.block_on(node(cfg, name)))
+        }
         Cmd::Load(args) => runtime(0).and_then(|rt| rt.block_on(load(&args))),
         Cmd::Chaos(args) => runtime(0).and_then(|rt| rt.block_on(chaos(&args))),
     };
