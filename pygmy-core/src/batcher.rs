@@ -25,8 +25,11 @@
 //! - **Failures stay per read.** A failed RPC (lost, timed out, refused)
 //!   fails every read in it with the same retryable transport error, and
 //!   each read's caller retries on another member, as a single read would.
-//!   A lead that is dropped mid-call (its client went away) fails its
-//!   batch's reads the same way.
+//!   The reads queued behind it for the same replica fail with it: they
+//!   would go next to a replica that just failed, and a hung replica would
+//!   otherwise hold each 64 of them for a timeout in turn. A lead that is
+//!   dropped mid-call (its client went away) fails its batch's reads the
+//!   same way.
 //! - **No lost slot.** A slot is released on drop, whoever holds it: the
 //!   leader, or a queued read handed the lead that goes away before using
 //!   it. So a lane never stays full with nothing in flight.
@@ -233,6 +236,19 @@ impl Batcher {
             Ok(other) => Err(unexpected("read batch", &other)),
             Err(e) => Err(e),
         };
+        // On a failure, the reads queued behind this one fail with it (see
+        // the module docs); taken before the slot is freed, so it is not
+        // handed to one of them.
+        let behind: Vec<oneshot::Sender<Turn>> = match &answers {
+            Ok(_) => Vec::new(),
+            Err(_) => {
+                let mut lanes = self.lanes.lock();
+                lanes
+                    .get_mut(&slot.node)
+                    .map(|lane| lane.queue.drain(..).map(|w| w.turn).collect())
+                    .unwrap_or_default()
+            }
+        };
         // Free the slot (or hand it on) before waking anyone, so the next
         // batch is on its way while these answers are delivered.
         drop(slot);
@@ -250,7 +266,7 @@ impl Batcher {
                 own.ok_or_else(|| Error::Transport("an empty read batch".into()))
             }
             Err(e) => {
-                for turn in others {
+                for turn in others.into_iter().chain(behind) {
                     let _ = turn.send(Turn::Done(Err(e.clone())));
                 }
                 Err(e)
@@ -277,6 +293,8 @@ mod tests {
     enum Reply {
         Books,
         Lost,
+        /// The first RPC is answered, every later one lost.
+        LostAfterFirst,
         OneShort,
     }
 
@@ -296,7 +314,11 @@ mod tests {
             let Request::ReadBatch(queries) = request else {
                 panic!("not a batch: {request:?}");
             };
-            self.batches.lock().push(queries.clone());
+            let call = {
+                let mut batches = self.batches.lock();
+                batches.push(queries.clone());
+                batches.len()
+            };
             self.gate.acquire().await.expect("open").forget();
             let mut results: Vec<QueryResult> = queries
                 .iter()
@@ -308,6 +330,8 @@ mod tests {
             match self.reply {
                 Reply::Books => {}
                 Reply::Lost => return Err(Error::Transport("lost".into())),
+                Reply::LostAfterFirst if call > 1 => return Err(Error::Transport("lost".into())),
+                Reply::LostAfterFirst => {}
                 Reply::OneShort => {
                     results.pop();
                 }
@@ -422,15 +446,46 @@ mod tests {
 
     #[tokio::test]
     async fn a_lost_batch_fails_each_of_its_reads_retryably_and_frees_its_slot() {
-        let s = setup(1, 64, Reply::Lost);
-        let tasks = vec![s.lookup(1).await, s.lookup(2).await, s.lookup(3).await];
+        let s = setup(1, 64, Reply::LostAfterFirst);
+        let first = s.lookup(1).await;
+        let tasks = vec![s.lookup(2).await, s.lookup(3).await];
         s.release(2).await;
+        assert_eq!(id_of(first.await.unwrap()), 1);
+        assert_eq!(s.batches(), [vec![1], vec![2, 3]]);
         for task in tasks {
             let e = task.await.unwrap().expect_err("lost");
             assert!(e.is_retryable(), "{e:?}");
         }
         let after = s.lookup(4).await;
         assert_eq!(s.batches().last(), Some(&vec![4]), "the slot is free");
+        s.release(1).await;
+        assert!(after.await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn reads_queued_behind_a_failed_rpc_fail_with_it_without_an_rpc_of_their_own() {
+        let s = setup(1, 2, Reply::Lost);
+        let first = s.lookup(1).await;
+        let mut queued = Vec::new();
+        for id in 2..=6 {
+            queued.push(s.lookup(id).await);
+        }
+        s.release(1).await;
+        assert_eq!(
+            s.batches(),
+            [vec![1]],
+            "no RPC to the failed replica for them"
+        );
+        assert!(first.await.unwrap().is_err());
+        for task in queued {
+            let answer = tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("failed at once, not left waiting");
+            let e = answer.unwrap().expect_err("failed with the RPC ahead");
+            assert!(e.is_retryable(), "{e:?}");
+        }
+        let after = s.lookup(7).await;
+        assert_eq!(s.batches().last(), Some(&vec![7]), "the slot is free");
         s.release(1).await;
         assert!(after.await.unwrap().is_err());
     }
