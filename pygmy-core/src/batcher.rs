@@ -1,7 +1,7 @@
 //! Read batching: under load, the front end's cache misses bound for the
 //! same replica share one RPC.
 //!
-//! Each replica has a lane with at most `max_in_flight` RPCs in flight. A
+//! Each replica has a lane with at most `slots` RPCs in flight. A
 //! read that finds a free slot takes it and goes at once, so an unloaded
 //! front end adds no wait. A read that finds the lane full queues. When an
 //! RPC's answers are back, its slot is handed to the oldest queued read,
@@ -67,12 +67,15 @@ pub const MAX_BATCH: usize = 64;
 
 /// Batches reads per replica (see the module docs).
 pub struct Batcher {
-    lanes: Arc<Mutex<BTreeMap<NodeId, Lane>>>,
-    max_in_flight: usize,
+    lanes: Lanes,
+    slots: usize,
     max_batch: usize,
     /// Deliberately broken (tests only): answers shifted by one.
     misroute: bool,
 }
+
+/// Every replica's lane, shared with the slots taken from them.
+type Lanes = Arc<Mutex<BTreeMap<NodeId, Lane>>>;
 
 /// One replica's lane.
 #[derive(Default)]
@@ -99,10 +102,25 @@ enum Turn {
 /// A taken slot of a lane; dropping it hands the slot to the oldest queued
 /// read or frees it.
 struct Slot {
-    lanes: Arc<Mutex<BTreeMap<NodeId, Lane>>>,
+    lanes: Lanes,
     node: NodeId,
     /// False once the slot has been accounted for elsewhere.
     armed: bool,
+}
+
+impl Slot {
+    fn new(lanes: &Lanes, node: &NodeId) -> Self {
+        Slot {
+            lanes: lanes.clone(),
+            node: node.clone(),
+            armed: true,
+        }
+    }
+
+    /// Runs `f` on this slot's lane, under the lanes' lock.
+    fn with_lane<R>(&self, f: impl FnOnce(&mut Lane) -> R) -> Option<R> {
+        self.lanes.lock().get_mut(&self.node).map(f)
+    }
 }
 
 impl Drop for Slot {
@@ -115,11 +133,7 @@ impl Drop for Slot {
             return;
         };
         while let Some(next) = lane.queue.pop_front() {
-            let slot = Slot {
-                lanes: self.lanes.clone(),
-                node: self.node.clone(),
-                armed: true,
-            };
+            let slot = Slot::new(&self.lanes, &self.node);
             match next.turn.send(Turn::Lead(next.query, slot)) {
                 Ok(()) => return,
                 // That read went away: the slot comes back with its `Turn`
@@ -134,12 +148,12 @@ impl Drop for Slot {
 }
 
 impl Batcher {
-    /// At most `max_in_flight` RPCs per replica, `max_batch` reads each
+    /// At most `slots` RPCs in flight per replica, `max_batch` reads each
     /// (both at least 1).
-    pub fn new(max_in_flight: usize, max_batch: usize) -> Self {
+    pub fn new(slots: usize, max_batch: usize) -> Self {
         Batcher {
             lanes: Arc::new(Mutex::new(BTreeMap::new())),
-            max_in_flight: max_in_flight.max(1),
+            slots: slots.max(1),
             max_batch: max_batch.max(1),
             misroute: false,
         }
@@ -166,37 +180,34 @@ impl Batcher {
         query: Query,
         timeout: Duration,
     ) -> Answer {
-        let queued = {
+        // A free slot is taken at once; otherwise the read waits for its
+        // turn, which is its answer or a slot handed over.
+        let now_or_later = {
             let mut lanes = self.lanes.lock();
             let lane = match lanes.get_mut(node) {
                 Some(lane) => lane,
                 None => lanes.entry(node.clone()).or_default(),
             };
-            if lane.in_flight < self.max_in_flight {
+            if lane.in_flight < self.slots {
                 lane.in_flight += 1;
-                Err(query)
+                Ok(Turn::Lead(query, Slot::new(&self.lanes, node)))
             } else {
                 let (turn, rx) = oneshot::channel();
                 lane.queue.push_back(Waiter { query, turn });
-                Ok(rx)
+                Err(rx)
             }
         };
-        match queued {
-            Err(query) => {
-                let slot = Slot {
-                    lanes: self.lanes.clone(),
-                    node: node.clone(),
-                    armed: true,
-                };
-                self.lead(transport, slot, query, timeout).await
-            }
-            Ok(rx) => match rx.await {
-                Ok(Turn::Done(answer)) => answer,
-                Ok(Turn::Lead(query, slot)) => self.lead(transport, slot, query, timeout).await,
-                Err(_) => Err(Error::Transport(format!(
+        let turn = match now_or_later {
+            Ok(turn) => turn,
+            Err(rx) => rx.await.map_err(|_| {
+                Error::Transport(format!(
                     "{node}: the read batch carrying this read was abandoned"
-                ))),
-            },
+                ))
+            })?,
+        };
+        match turn {
+            Turn::Done(answer) => answer,
+            Turn::Lead(query, slot) => self.lead(transport, slot, query, timeout).await,
         }
     }
 
@@ -212,16 +223,13 @@ impl Batcher {
     ) -> Answer {
         let mut queries = vec![own];
         let mut others = Vec::new();
-        {
-            let mut lanes = self.lanes.lock();
-            if let Some(lane) = lanes.get_mut(&slot.node) {
-                let take = lane.queue.len().min(self.max_batch - 1);
-                for waiter in lane.queue.drain(..take) {
-                    queries.push(waiter.query);
-                    others.push(waiter.turn);
-                }
+        slot.with_lane(|lane| {
+            let take = lane.queue.len().min(self.max_batch - 1);
+            for waiter in lane.queue.drain(..take) {
+                queries.push(waiter.query);
+                others.push(waiter.turn);
             }
-        }
+        });
         let sent = queries.len();
         let reply = transport
             .call(&slot.node, Request::ReadBatch(queries), timeout)
@@ -241,13 +249,9 @@ impl Batcher {
         // handed to one of them.
         let behind: Vec<oneshot::Sender<Turn>> = match &answers {
             Ok(_) => Vec::new(),
-            Err(_) => {
-                let mut lanes = self.lanes.lock();
-                lanes
-                    .get_mut(&slot.node)
-                    .map(|lane| lane.queue.drain(..).map(|w| w.turn).collect())
-                    .unwrap_or_default()
-            }
+            Err(_) => slot
+                .with_lane(|lane| lane.queue.drain(..).map(|w| w.turn).collect())
+                .unwrap_or_default(),
         };
         // Free the slot (or hand it on) before waking anyone, so the next
         // batch is on its way while these answers are delivered.

@@ -74,7 +74,7 @@ use crate::types::{Epoch, Group, Lsn, NodeId, RequestId};
 use crate::view::View;
 use async_trait::async_trait;
 use log::MemLog;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use primary::Asked;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
@@ -404,10 +404,7 @@ impl<T: Transport> Replica<T> {
     }
 
     fn read(&self, query: Query) -> Result<Response> {
-        let inner = self.inner.lock();
-        if let Some(f) = &inner.failed {
-            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
-        }
+        let inner = self.readable()?;
         if query == Query::Dump {
             // A dump of an order ledger reads its whole archive: not while
             // holding the replica (the clone reads it as of its mark).
@@ -419,14 +416,8 @@ impl<T: Transport> Replica<T> {
                 lsn,
             });
         }
-        let result = self.answer(&inner.state, query)?;
-        if let Some(f) = inner.state.failure() {
-            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
-        }
-        Ok(Response::Read {
-            result,
-            lsn: inner.commit,
-        })
+        let (result, lsn) = Self::answered(&inner, self.answer(&inner.state, query))?;
+        Ok(Response::Read { result, lsn })
     }
 
     /// Answers a batch of reads from one state, under one lock (see
@@ -435,21 +426,33 @@ impl<T: Transport> Replica<T> {
         if let Some(q) = queries.iter().find(|q| !Batcher::batchable(q)) {
             return Err(Error::InvalidInput(format!("{q:?} cannot be batched")));
         }
-        let inner = self.inner.lock();
-        if let Some(f) = &inner.failed {
-            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
-        }
+        let inner = self.readable()?;
         let results = queries
             .into_iter()
             .map(|query| self.answer(&inner.state, query))
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(f) = inner.state.failure() {
-            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
+            .collect();
+        let (results, lsn) = Self::answered(&inner, results)?;
+        Ok(Response::ReadBatch { results, lsn })
+    }
+
+    /// The replica, locked for a read, unless its disk failed.
+    fn readable(&self) -> Result<MutexGuard<'_, Inner>> {
+        let inner = self.inner.lock();
+        match &inner.failed {
+            Some(f) => Err(Error::Unavailable(format!("replica disk failed: {f}"))),
+            None => Ok(inner),
         }
-        Ok(Response::ReadBatch {
-            results,
-            lsn: inner.commit,
-        })
+    }
+
+    /// What was read from `inner`, with the commit lsn it was read at;
+    /// refused if the state's own files (the order archive) failed on the
+    /// way, as the answer may then be wrong.
+    fn answered<R>(inner: &Inner, read: Result<R>) -> Result<(R, Lsn)> {
+        let read = read?;
+        match inner.state.failure() {
+            Some(f) => Err(Error::Unavailable(format!("replica disk failed: {f}"))),
+            None => Ok((read, inner.commit)),
+        }
     }
 
     /// One query's answer from `state`.
