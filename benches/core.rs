@@ -90,6 +90,7 @@ fn catalog(c: &mut Criterion) {
                         item: 1 + i % 7,
                         qty: 1,
                         begin: i + 1,
+                        epoch: 1,
                     })
                     .collect();
                 let start = Instant::now();
@@ -117,6 +118,7 @@ fn log(c: &mut Criterion) {
                 item: 1 + lsn % 7,
                 qty: 1,
                 begin: lsn,
+                epoch: 3,
             }),
         })
         .collect();

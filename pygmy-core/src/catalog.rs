@@ -32,6 +32,14 @@
 //!   refused as `Settled` rather than taking copies a second time. The
 //!   copies forgotten reservations took stay counted per item, so
 //!   conservation is still checkable here.
+//! - **No reservation outlives a lost `Begin` unrecorded.** The order
+//!   primary asks for a reservation while its buy's `Begin` may still be
+//!   uncommitted, so a crash can leave a reservation whose buy the order
+//!   log never learnt of. Each reservation is tagged with the order
+//!   primary's epoch; a new order primary first sends `Fence`, which
+//!   refuses every older epoch's `Reserve` and `Forget` from then on and
+//!   lists the older epochs' successful reservations still held, so it can
+//!   record each as a buy before it forgets any (see `replica/buy.rs`).
 //!
 //! # Caveats
 //!
@@ -40,8 +48,8 @@
 //! - A request id is the whole identity of a reservation: a retry with the
 //!   same id but another item or quantity still gets the first outcome.
 
-use crate::command::{CatalogCommand, CatalogOutcome, Rejection, Reservation};
-use crate::types::{Book, ItemId, Lsn, RequestId};
+use crate::command::{CatalogCommand, CatalogOutcome, Inherited, Rejection, Reservation};
+use crate::types::{Book, Epoch, ItemId, Lsn, RequestId};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -102,10 +110,17 @@ struct CatalogItem {
 }
 
 /// A stored `Reserve` outcome, with the order-log lsn of its buy's `Begin`
-/// (what `Forget` goes by).
+/// (what `Forget` goes by), the newest order epoch that asked for it and
+/// what it asked for (what `Fence` lists).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Held {
     begin: Lsn,
+    #[serde(default)]
+    epoch: Epoch,
+    #[serde(default)]
+    item: ItemId,
+    #[serde(default)]
+    qty: u64,
     outcome: Result<Reservation, Rejection>,
 }
 
@@ -143,6 +158,9 @@ pub struct Catalog {
     /// finished and forgotten: a `Reserve` for one is a late duplicate.
     #[serde(default)]
     settled_below: Lsn,
+    /// The newest order epoch that sent `Fence`: older ones are refused.
+    #[serde(default)]
+    order_fence: Epoch,
     policy: CatalogPolicy,
 }
 
@@ -184,6 +202,7 @@ impl Catalog {
             books,
             reservations: OrdMap::new(),
             settled_below: 0,
+            order_fence: 0,
             policy: CatalogPolicy::default(),
         }
     }
@@ -194,6 +213,7 @@ impl Catalog {
             books: BTreeMap::new(),
             reservations: OrdMap::new(),
             settled_below: 0,
+            order_fence: 0,
             policy,
         };
         for book in books {
@@ -259,13 +279,24 @@ impl Catalog {
     /// Applies one committed command. Deterministic; never panics.
     pub fn apply(&mut self, cmd: &CatalogCommand) -> CatalogOutcome {
         match cmd {
+            CatalogCommand::Reserve { epoch, .. }
+            | CatalogCommand::Forget { epoch, .. }
+            | CatalogCommand::Fence { epoch }
+                if *epoch < self.order_fence =>
+            {
+                CatalogOutcome::Stale {
+                    fence: self.order_fence,
+                }
+            }
             CatalogCommand::Reserve {
                 request,
                 item,
                 qty,
                 begin,
-            } => CatalogOutcome::Reserved(self.reserve(request, *item, *qty, *begin)),
-            CatalogCommand::Forget { below } => CatalogOutcome::Forgot(self.forget(*below)),
+                epoch,
+            } => CatalogOutcome::Reserved(self.reserve(request, *item, *qty, *begin, *epoch)),
+            CatalogCommand::Forget { below, .. } => CatalogOutcome::Forgot(self.forget(*below)),
+            CatalogCommand::Fence { epoch } => CatalogOutcome::Fenced(self.fence(*epoch)),
             CatalogCommand::Restock { item, qty } => {
                 CatalogOutcome::Changed(self.restock(*item, *qty))
             }
@@ -284,13 +315,19 @@ impl Catalog {
         item: ItemId,
         qty: u64,
         begin: Lsn,
+        epoch: Epoch,
     ) -> Result<Reservation, Rejection> {
         // Its buy is finished and its reservation (if any) forgotten: taking
         // copies again would take them twice.
         if begin < self.settled_below {
             return Err(Rejection::Settled);
         }
-        if let Some(first) = self.reservations.get(request) {
+        if let Some(first) = self.reservations.get_mut(request) {
+            // A new order primary that recorded the buy again (its first
+            // `Begin` lost) asks with the new `Begin`: keep the reservation
+            // until that one is settled.
+            first.begin = first.begin.max(begin);
+            first.epoch = first.epoch.max(epoch);
             return first.outcome.clone();
         }
         // Every outcome is stored, refusals included, so that a retry can
@@ -298,6 +335,9 @@ impl Catalog {
         let outcome = self.take(item, qty);
         let held = Held {
             begin,
+            epoch,
+            item,
+            qty,
             outcome: outcome.clone(),
         };
         self.reservations.insert(request.to_string(), held);
@@ -324,6 +364,22 @@ impl Catalog {
             }
         }
         settled.len() as u64
+    }
+
+    /// Refuses order epochs below `epoch` from now on and lists the
+    /// reservations they asked for, refusals included: a refusal may have
+    /// restocked the item, and a retry must get it back, not a new decision.
+    fn fence(&mut self, epoch: Epoch) -> Vec<Inherited> {
+        self.order_fence = epoch;
+        self.reservations
+            .iter()
+            .filter(|(_, held)| held.epoch < epoch)
+            .map(|(request, held)| Inherited {
+                request: request.clone(),
+                item: held.item,
+                qty: held.qty,
+            })
+            .collect()
     }
 
     /// Decides a new reservation and takes the copies.
@@ -391,7 +447,7 @@ mod tests {
     use super::*;
     use crate::state::State;
     use proptest::prelude::*;
-    use CatalogCommand::{AddBook, Forget, Restock, SetPrice};
+    use CatalogCommand::{AddBook, Fence, Forget, Restock, SetPrice};
 
     fn book(id: ItemId, count: u64) -> Book {
         let (title, topic) = (format!("book {id}"), "t".to_string());
@@ -418,6 +474,11 @@ mod tests {
         reserve_at(c, request, item, qty, 1)
     }
 
+    /// `Forget { below }` from the first order epoch.
+    fn forget(below: Lsn) -> CatalogCommand {
+        Forget { below, epoch: 0 }
+    }
+
     /// A `Reserve` of a buy that began at `begin` in the order log.
     fn reserve_at(
         c: &mut Catalog,
@@ -432,6 +493,7 @@ mod tests {
             item,
             qty,
             begin,
+            epoch: 0,
         }) {
             CatalogOutcome::Reserved(r) => r,
             other => panic!("Reserve answered {other:?}"),
@@ -593,7 +655,7 @@ mod tests {
         let mut c = catalog(&[10], None);
         assert!(reserve_at(&mut c, "a", 1, 2, 5).is_ok());
         assert!(reserve_at(&mut c, "b", 1, 3, 8).is_ok());
-        assert_eq!(c.apply(&Forget { below: 6 }), CatalogOutcome::Forgot(1));
+        assert_eq!(c.apply(&forget(6)), CatalogOutcome::Forgot(1));
         assert_eq!((c.reservation("a"), c.remembered()), (None, 1));
         // A late duplicate of the finished buy takes nothing.
         assert_eq!(reserve_at(&mut c, "a", 1, 2, 5), Err(Rejection::Settled));
@@ -606,22 +668,90 @@ mod tests {
         );
         assert!(reserve_at(&mut c, "c", 1, 1, 6).is_ok());
         // The mark never moves back.
-        assert_eq!(c.apply(&Forget { below: 2 }), CatalogOutcome::Forgot(0));
-        assert_eq!(c.apply(&Forget { below: 9 }), CatalogOutcome::Forgot(2));
+        assert_eq!(c.apply(&forget(2)), CatalogOutcome::Forgot(0));
+        assert_eq!(c.apply(&forget(9)), CatalogOutcome::Forgot(2));
         assert_eq!(c.remembered(), 0);
         // The copies they took are still accounted for.
         let ledger = c.stock_ledger(1).expect("book 1");
         assert_eq!((ledger.reserved(), c.books[&1].forgotten), (Some(6), 6));
     }
 
+    #[test]
+    fn fence_refuses_older_epochs_and_lists_what_they_reserved() {
+        let mut c = catalog(&[10, 1], None);
+        let ask = |c: &mut Catalog, request: &str, item, begin, epoch| {
+            c.apply(&CatalogCommand::Reserve {
+                request: request.to_string(),
+                item,
+                qty: 1,
+                begin,
+                epoch,
+            })
+        };
+        let a = ask(&mut c, "a", 1, 5, 1);
+        assert!(matches!(
+            ask(&mut c, "b", 2, 6, 1),
+            CatalogOutcome::Reserved(Ok(_))
+        ));
+        // Refusals are listed too (this one restocked nothing, but could have).
+        assert!(matches!(
+            ask(&mut c, "c", 2, 7, 1),
+            CatalogOutcome::Reserved(Err(_))
+        ));
+        let CatalogOutcome::Fenced(mut listed) = c.apply(&Fence { epoch: 3 }) else {
+            panic!("fence not answered with a list");
+        };
+        listed.sort_by(|x, y| x.request.cmp(&y.request));
+        let names: Vec<_> = listed
+            .iter()
+            .map(|i| (i.request.as_str(), i.item, i.qty))
+            .collect();
+        assert_eq!(names, [("a", 1, 1), ("b", 2, 1), ("c", 2, 1)]);
+        // Epoch 1 is refused from now on, with no change; epoch 3 is served.
+        let before = c.clone();
+        let stale = CatalogOutcome::Stale { fence: 3 };
+        assert_eq!(ask(&mut c, "d", 1, 9, 1), stale);
+        assert_eq!(ask(&mut c, "a", 1, 9, 2), stale);
+        assert_eq!(
+            c.apply(&Forget {
+                below: 99,
+                epoch: 2
+            }),
+            stale
+        );
+        assert_eq!(c.apply(&Fence { epoch: 2 }), stale);
+        assert_eq!(c, before);
+        // The new primary records "a" anew at lsn 20: its reservation stays
+        // past a Forget that covers the lost Begin's lsn but not the new one
+        // (which drops "b" and "c").
+        assert_eq!(ask(&mut c, "a", 1, 20, 3), a);
+        assert!(matches!(
+            c.apply(&Forget {
+                below: 10,
+                epoch: 3
+            }),
+            CatalogOutcome::Forgot(2)
+        ));
+        assert_eq!(
+            c.reservation("a").cloned().map(CatalogOutcome::Reserved),
+            Some(a)
+        );
+        // Fencing again lists only what older epochs asked for last.
+        assert_eq!(
+            c.apply(&Fence { epoch: 3 }),
+            CatalogOutcome::Fenced(Vec::new())
+        );
+    }
+
     fn command() -> impl Strategy<Value = CatalogCommand> {
         prop_oneof![
-            5 => (0..8u8, 0..6u64, 0..6u64).prop_map(|(r, item, qty)| {
+            5 => (0..8u8, 0..6u64, 0..6u64, 0..3u64).prop_map(|(r, item, qty, epoch)| {
                 // A request's buy began at the lsn of its number, as if the
                 // order log held them in that order.
-                CatalogCommand::Reserve { request: format!("r{r}"), item, qty, begin: u64::from(r) + 1 }
+                CatalogCommand::Reserve { request: format!("r{r}"), item, qty, begin: u64::from(r) + 1, epoch }
             }),
-            1 => (0..10u64).prop_map(|below| Forget { below }),
+            1 => (0..10u64, 0..3u64).prop_map(|(below, epoch)| Forget { below, epoch }),
+            1 => (0..3u64).prop_map(|epoch| Fence { epoch }),
             1 => (0..6u64, 0..12u64).prop_map(|(item, qty)| Restock { item, qty }),
             1 => (0..6u64, 0..60u64).prop_map(|(item, cost)| SetPrice { item, cost }),
             1 => (0..6u64, 0..5u64).prop_map(|(id, count)| AddBook { book: book(id, count) }),
@@ -657,6 +787,13 @@ mod tests {
             let mut c = catalog(&counts, restock);
             let mut twin = c.clone();
             for cmd in &cmds {
+                let stale = match cmd {
+                    CatalogCommand::Reserve { epoch, .. }
+                    | Forget { epoch, .. }
+                    | Fence { epoch } => *epoch < c.order_fence,
+                    _ => false,
+                };
+                let before = c.clone();
                 let fresh = match cmd {
                     CatalogCommand::Reserve { request, begin, .. } => {
                         c.reservation(request).is_none() && *begin >= c.settled_below
@@ -666,7 +803,23 @@ mod tests {
                 let out = c.apply(cmd);
                 prop_assert_eq!(&twin.apply(cmd), &out, "determinism");
                 check_conservation(&c)?;
-                let (CatalogCommand::Reserve { request, item, qty, begin }, CatalogOutcome::Reserved(first)) =
+                if stale {
+                    prop_assert_eq!(&out, &CatalogOutcome::Stale { fence: before.order_fence });
+                    prop_assert_eq!(&c, &before, "a stale command changed the state");
+                    continue;
+                }
+                if let (Fence { epoch }, CatalogOutcome::Fenced(listed)) = (cmd, &out) {
+                    let older: Vec<_> = before
+                        .reservations
+                        .iter()
+                        .filter(|(_, h)| h.epoch < *epoch)
+                        .map(|(r, _)| r.clone())
+                        .collect();
+                    let named: Vec<_> = listed.iter().map(|i| i.request.clone()).collect();
+                    prop_assert_eq!(named, older);
+                    continue;
+                }
+                let (CatalogCommand::Reserve { request, item, qty, begin, epoch }, CatalogOutcome::Reserved(first)) =
                     (cmd, &out)
                 else {
                     continue;
@@ -682,7 +835,8 @@ mod tests {
                 prop_assert_eq!(c.reservation(request), Some(first));
                 let before = c.clone();
                 for (item, qty) in [(*item, *qty), (item + 1, qty + 1)] {
-                    prop_assert_eq!(&reserve_at(&mut c, request, item, qty, *begin), first);
+                    let retry = CatalogCommand::Reserve { request: request.clone(), item, qty, begin: *begin, epoch: *epoch };
+                    prop_assert_eq!(c.apply(&retry), CatalogOutcome::Reserved(first.clone()));
                 }
                 prop_assert_eq!(&c, &before, "a retry changed the state");
             }

@@ -3,7 +3,7 @@
 //! the log alone (the primary does not decide anything the backups cannot
 //! recompute).
 
-use crate::types::{Book, ItemId, LogPos, Lsn, OrderId, RequestId};
+use crate::types::{Book, Epoch, ItemId, LogPos, Lsn, OrderId, RequestId};
 use serde::{Deserialize, Serialize};
 
 /// A change to the catalog.
@@ -14,18 +14,36 @@ pub enum CatalogCommand {
     ///
     /// `begin` is the lsn of the buy's `Begin` in the order log: a Reserve
     /// below the order group's last `Forget` is a late duplicate of a buy
-    /// the order group has finished, and is refused as `Settled`.
+    /// the order group has finished, and is refused as `Settled`. The order
+    /// primary sends it while that `Begin` may still be uncommitted.
+    ///
+    /// `epoch` is the order primary's epoch when it started driving the buy:
+    /// once a newer order primary has sent `Fence`, the Reserve is refused
+    /// as `Stale` (see `Fence`).
     Reserve {
         request: RequestId,
         item: ItemId,
         qty: u64,
         begin: Lsn,
+        #[serde(default)]
+        epoch: Epoch,
     },
     /// Forget the reservations of buys whose `Begin` is below `below` in the
     /// order log: the order group has finished every one of them, so no
-    /// retry can need their outcome again. Sent by the order primary; keeps
-    /// the catalog's memory bounded by the buys in flight.
-    Forget { below: Lsn },
+    /// retry can need their outcome again. Sent by the order primary of
+    /// `epoch` (refused as `Stale` after a newer one's `Fence`); keeps the
+    /// catalog's memory bounded by the buys in flight.
+    Forget {
+        below: Lsn,
+        #[serde(default)]
+        epoch: Epoch,
+    },
+    /// A new order primary of `epoch` takes over: from now on the catalog
+    /// refuses `Reserve` and `Forget` of older epochs, and it answers with
+    /// every reservation older epochs asked for that it still holds. Their
+    /// `Begin`s may have been lost with an old primary, so the new one
+    /// records each such buy before it forgets anything.
+    Fence { epoch: Epoch },
     /// Add `qty` copies of `item`.
     Restock { item: ItemId, qty: u64 },
     /// Set the unit price of `item`.
@@ -45,6 +63,15 @@ pub struct Reservation {
     pub cost: u64,
     /// Copies left after the reservation.
     pub remaining: u64,
+}
+
+/// A reservation an older order epoch asked for (see `CatalogCommand::Fence`):
+/// what the new order primary needs to record its buy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inherited {
+    pub request: RequestId,
+    pub item: ItemId,
+    pub qty: u64,
 }
 
 /// Why a command changed nothing. Serialisable, because it travels in logs
@@ -81,6 +108,11 @@ pub enum CatalogOutcome {
     Changed(Result<Book, Rejection>),
     /// `Forget`: how many reservations were dropped.
     Forgot(u64),
+    /// `Fence`: the reservations of older order epochs still held.
+    Fenced(Vec<Inherited>),
+    /// `Reserve`, `Forget` or `Fence` from an order primary older than
+    /// `fence`, the newest order epoch that sent `Fence`. Changes nothing.
+    Stale { fence: Epoch },
 }
 
 /// An order in the ledger (the original's `(id, item_id, created)`, plus

@@ -54,6 +54,9 @@ pub struct ClusterOptions {
     /// Deliberately broken: the front end hands each read of a batch the
     /// next one's answer.
     pub misroute_batches: bool,
+    /// Deliberately broken: a new order primary neither fences the catalog
+    /// nor records the buys an old one reserved for but lost.
+    pub skip_reconcile: bool,
 }
 
 impl ClusterOptions {
@@ -192,6 +195,7 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
     let mut cfg = replica_config(node, group);
     cfg.unsafe_forget_pending = opts.forget_pending;
     cfg.unsafe_unsynced_archive = opts.unsynced_archive;
+    cfg.unsafe_skip_reconcile = opts.skip_reconcile;
     let replica = Replica::start(cfg, transport(&opts), storage, initial, sim_clock())?;
     serve_forever(port, App::new(replica as Arc<dyn Handler>, TOKEN)).await
 }

@@ -30,7 +30,8 @@ struct Args {
     /// `forget-pending` (the catalog forgets reservations of pending buys)
     /// or `unsynced-archive` (snapshots count on an order archive that was
     /// never synced) or `misroute-batches` (the front end hands each read
-    /// of a batch the next one's answer).
+    /// of a batch the next one's answer) or `skip-reconcile` (a new order
+    /// primary does not record the buys an old one reserved for but lost).
     #[arg(
         long = "break",
         value_parser = [
@@ -39,6 +40,7 @@ struct Args {
             "forget-pending",
             "unsynced-archive",
             "misroute-batches",
+            "skip-reconcile",
         ]
     )]
     broken: Option<String>,
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Some("forget-pending") => opts.cluster.forget_pending = true,
         Some("unsynced-archive") => opts.cluster.unsynced_archive = true,
         Some("misroute-batches") => opts.cluster.misroute_batches = true,
+        Some("skip-reconcile") => opts.cluster.skip_reconcile = true,
         _ => {}
     }
     if let Some(seed) = args.seed {

@@ -42,6 +42,9 @@ pub struct SimOptions {
     pub bound: Duration,
     /// Clients start no new operation after this time.
     pub stop_at: Duration,
+    /// A client stops retrying an operation after this long (its outcome
+    /// is then unknown, as for a client that went away).
+    pub give_up_after: Duration,
 }
 
 impl Default for SimOptions {
@@ -55,6 +58,7 @@ impl Default for SimOptions {
                 forget_pending: false,
                 unsynced_archive: false,
                 misroute_batches: false,
+                skip_reconcile: false,
             },
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
@@ -63,6 +67,7 @@ impl Default for SimOptions {
             settle: Duration::from_secs(3),
             bound: Duration::from_secs(3),
             stop_at: Duration::from_secs(15),
+            give_up_after: Duration::from_secs(6),
         }
     }
 }
@@ -131,7 +136,7 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
     let workload = WorkloadOptions {
         clients: opts.clients,
         stop_at: opts.stop_at,
-        give_up_after: Duration::from_secs(6),
+        give_up_after: opts.give_up_after,
         items: items.clone(),
         topics: vec!["distributed systems".into(), "graduate school".into()],
     };
@@ -227,6 +232,8 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("unsynced-archive")
         } else if opts.cluster.misroute_batches {
             Some("misroute-batches")
+        } else if opts.cluster.skip_reconcile {
+            Some("skip-reconcile")
         } else {
             None
         },

@@ -1,135 +1,191 @@
 //! Buying exactly once, across the two groups, and keeping the front end's
 //! cache honest.
 //!
-//! The order primary commits `Begin(request)`, asks the catalog primary to
-//! `Reserve(request)` (idempotent: a repeated request id gets the first
-//! outcome), answers the client, and commits `Finish(request, outcome)`
-//! (the answer is decided and durable once the reservation is; see
-//! [`Answer::Early`]). Any step may be cut off
-//! by a crash; because every step is idempotent, redoing the rest is always
-//! safe, and the finisher redoes it for every buy left pending — including
-//! those a new order primary inherits. A client retrying with the same
-//! request id gets the same single order.
+//! The order primary appends `Begin(request)` and, without waiting for it
+//! to commit, asks the catalog primary to `Reserve(request)` (idempotent: a
+//! repeated request id gets the first outcome). Once both the `Begin` is
+//! committed and the reservation answered, it answers the client, and
+//! commits `Finish(request, outcome)` in the background (the answer is
+//! decided and durable by then; see [`Answer::Early`]). The client waits
+//! for one commit in each group, side by side, rather than one after the
+//! other. Any step may be cut off by a crash; because every step is
+//! idempotent, redoing the rest is always safe, and the finisher redoes it
+//! for every buy left pending — including those a new order primary
+//! inherits. A client retrying with the same request id gets the same
+//! single order.
+//!
+//! A crash can also lose a `Begin` whose reservation the catalog made:
+//! copies taken for a buy the order log never learnt of. So a new order
+//! primary, before it tells the catalog to forget anything, sends `Fence`
+//! with its epoch: from then on the catalog refuses reservations asked for
+//! by older epochs, and it lists the ones they made that it still holds.
+//! The new primary records each buy it does not know (a `Begin`, then the
+//! listed outcome as its `Finish`): the lost buy becomes an order, as if
+//! its `Begin` had survived, and its client (never answered) gets that
+//! order on a retry.
 //!
 //! Every `finish_interval` the order primary also sends the catalog
 //! `Forget { below }`, the lowest order-log lsn of a buy still pending: the
 //! catalog drops the reservations of the buys below it and refuses their
-//! late duplicates, so its dedupe table holds only the buys in flight.
+//! late duplicates, so its dedupe table holds only the buys in flight. The
+//! primary's own reservations are never below it: their `Begin` is pending,
+//! or not yet committed and so above the commit point the mark is bounded
+//! by.
 //!
 //! The catalog primary pushes `(keys, lsn)` invalidations for every committed
 //! change to the front end, in order, retrying until delivered.
 
 use super::{buy_status, Replica};
-use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Command, OrderCommand};
+use crate::command::{
+    BuyStatus, CatalogCommand, CatalogOutcome, Command, Inherited, OrderCommand, Rejection,
+    Reservation,
+};
 use crate::error::{Error, Result};
 use crate::message::{Request, Response};
 use crate::state::State;
 use crate::transport::Transport;
-use crate::types::{Group, ItemId, Lsn, NodeId, RequestId};
+use crate::types::{Epoch, Group, ItemId, Lsn, NodeId, RequestId};
 use std::sync::Arc;
 
-/// When [`Replica::drive`] answers.
+/// When [`Replica::record`] answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
-    /// As soon as the catalog has answered the reservation. The buy's
-    /// `Begin` (with its order id and timestamp) and the reservation are
-    /// both committed then, and the catalog gives a repeated reservation
-    /// the same answer while the buy is pending, so whoever records the
-    /// `Finish` records the order this answer names: one commit fewer on
-    /// the client's path. Reads of an order still being finished wait for
-    /// it (`Replica::read_order`).
+    /// As soon as the buy's `Begin` is committed and the catalog has
+    /// answered the reservation: the `Begin` (with its order id and
+    /// timestamp) and the reservation are both durable then, and the
+    /// catalog gives a repeated reservation the same answer while the buy
+    /// is pending, so whoever records the `Finish` records the order this
+    /// answer names: one commit fewer on the client's path. Reads of an
+    /// order still being finished wait for it (`Replica::read_order`).
     Early,
     /// Once the `Finish` is committed (the finisher: nobody is waiting).
     Recorded,
 }
 
+/// A buy to reserve for: its request id, item and quantity, the lsn of its
+/// `Begin` and the order epoch asking.
+struct Buy {
+    request: RequestId,
+    item: ItemId,
+    qty: u64,
+    begin: Lsn,
+    epoch: Epoch,
+}
+
 impl<T: Transport> Replica<T> {
     /// Serves `Buy` on the order primary.
     pub(super) async fn buy(&self, request: RequestId, item: ItemId, qty: u64) -> Result<Response> {
-        let known = {
+        let (known, epoch) = {
             let inner = self.inner.lock();
             if !inner.serving {
                 return Err(self.not_primary(&inner));
             }
-            match &inner.state {
-                State::Orders(ledger) => ledger.status(&request),
-                State::Catalog(_) => None,
-            }
-        };
-        if known.is_none() {
-            let created = (self.clock)();
-            let begin = OrderCommand::Begin {
-                request: request.clone(),
-                item,
-                qty,
-                created,
-            };
-            self.submit(Command::Order(begin)).await?;
-        }
-        // The buy as the ledger holds it: the first Begin's item, quantity
-        // and lsn, or its final status.
-        let pending = {
-            let inner = self.inner.lock();
-            match &inner.state {
-                State::Orders(ledger) => match (ledger.status(&request), ledger.begun(&request)) {
-                    (Some(BuyStatus::Pending { item, qty, .. }), Some(begin)) => {
-                        Ok((item, qty, begin))
+            let known = match &inner.state {
+                State::Orders(ledger) => match ledger.status(&request) {
+                    Some(BuyStatus::Pending { item, qty, .. }) => {
+                        ledger.begun(&request).map(|begin| Ok((item, qty, begin)))
                     }
-                    (Some(status), _) => Err(status),
-                    (None, _) => {
-                        return Err(Error::Unavailable(
-                            "buy not recorded; retry with the same request id".into(),
-                        ))
-                    }
+                    Some(done) => Some(Err(done)),
+                    None => None,
                 },
                 State::Catalog(_) => {
                     return Err(Error::InvalidInput("not an order replica".into()))
                 }
-            }
+            };
+            (known, Self::epoch(&inner))
         };
-        let (item, qty, begin) = match pending {
-            Ok(pending) => pending,
-            Err(status) => {
+        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
+        let (reserved, begun) = match known {
+            Some(Err(status)) => {
                 return Ok(Response::Buy {
                     status,
                     catalog_lsn: None,
                 })
             }
+            // Pending: its Begin is committed; only the reservation is left.
+            Some(Ok((item, qty, begin))) => {
+                let buy = Buy {
+                    request: request.clone(),
+                    item,
+                    qty,
+                    begin,
+                    epoch,
+                };
+                (self.reserve(buy, deadline).await, Ok(()))
+            }
+            // New: reserve while the Begin commits.
+            None => {
+                let created = (self.clock)();
+                let begin = OrderCommand::Begin {
+                    request: request.clone(),
+                    item,
+                    qty,
+                    created,
+                };
+                let (pos, committed) = self.append(Command::Order(begin))?;
+                let buy = Buy {
+                    request: request.clone(),
+                    item,
+                    qty,
+                    begin: pos.lsn,
+                    epoch: pos.epoch,
+                };
+                let (reserved, begun) = tokio::join!(self.reserve(buy, deadline), committed.wait());
+                (reserved, begun.map(|_| ()))
+            }
         };
-        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
-        let (status, lsn) = self
-            .drive(request, item, qty, begin, deadline, Answer::Early)
-            .await?;
+        // A reservation without its committed Begin is not an answer: the
+        // buy may have been lost, and a new primary records it (module docs).
+        begun?;
+        let (outcome, lsn) = reserved?;
+        let (status, lsn) = self.record(request, outcome, lsn, Answer::Early).await?;
         Ok(Response::Buy {
             status,
             catalog_lsn: Some(lsn),
         })
     }
 
-    /// Reserves at the catalog and records the outcome (see [`Answer`]).
-    async fn drive(
+    /// Has the catalog reserve for `buy` (or give its first outcome back).
+    /// Returns the outcome and the catalog's lsn.
+    async fn reserve(
         &self,
-        request: RequestId,
-        item: ItemId,
-        qty: u64,
-        begin: Lsn,
+        buy: Buy,
         deadline: tokio::time::Instant,
-        answer: Answer,
-    ) -> Result<(BuyStatus, Lsn)> {
-        let command = CatalogCommand::Reserve {
-            request: request.clone(),
+    ) -> Result<(Result<Reservation, Rejection>, Lsn)> {
+        let Buy {
+            request,
             item,
             qty,
             begin,
+            epoch,
+        } = buy;
+        let command = CatalogCommand::Reserve {
+            request,
+            item,
+            qty,
+            begin,
+            epoch,
         };
-        let (outcome, lsn) = match self.catalog(command, deadline).await? {
-            (CatalogOutcome::Reserved(outcome), lsn) => (outcome, lsn),
-            (other, _) => {
-                return Err(Error::Transport(format!(
-                    "unexpected answer to reserve: {other:?}"
-                )))
-            }
-        };
+        match self.catalog(command, deadline).await? {
+            (CatalogOutcome::Reserved(outcome), lsn) => Ok((outcome, lsn)),
+            (CatalogOutcome::Stale { fence }, _) => Err(Error::StaleEpoch {
+                got: epoch,
+                current: fence,
+            }),
+            (other, _) => Err(Error::Transport(format!(
+                "unexpected answer to reserve: {other:?}"
+            ))),
+        }
+    }
+
+    /// Records the catalog's `outcome` of a pending buy (see [`Answer`]).
+    async fn record(
+        &self,
+        request: RequestId,
+        outcome: Result<Reservation, Rejection>,
+        lsn: Lsn,
+        answer: Answer,
+    ) -> Result<(BuyStatus, Lsn)> {
         let early = match answer {
             Answer::Early => {
                 let inner = self.inner.lock();
@@ -154,6 +210,15 @@ impl<T: Transport> Replica<T> {
         }
         let (outcome, _) = self.submit(finish).await?;
         Ok((buy_status(outcome)?, lsn))
+    }
+
+    /// Reserves for a pending buy and records the outcome: the finisher's
+    /// way to end a buy.
+    async fn finish(&self, buy: Buy, deadline: tokio::time::Instant) -> Result<()> {
+        let request = buy.request.clone();
+        let (outcome, lsn) = self.reserve(buy, deadline).await?;
+        self.record(request, outcome, lsn, Answer::Recorded).await?;
+        Ok(())
     }
 
     /// Has the catalog primary apply `command`, following `NotPrimary`
@@ -207,19 +272,24 @@ impl<T: Transport> Replica<T> {
     /// It also tells the catalog which buys are settled (`Forget`), so the
     /// catalog drops their reservations: every buy whose `Begin` is below
     /// the lowest pending one is finished, and only a late duplicate could
-    /// still ask for it, which the catalog then refuses.
+    /// still ask for it, which the catalog then refuses. It does so only
+    /// once it has fenced the catalog for its epoch and recorded the buys
+    /// older epochs reserved for but lost (`reconcile`).
     pub(super) async fn finisher(self: Arc<Self>) {
         // The highest mark the catalog has acknowledged (from this process;
         // after a restart or a failover the next one is sent again, which
         // the catalog ignores if it is not higher).
         let mut forgotten: Lsn = 0;
+        // The epoch whose predecessors' reservations are all recorded.
+        let mut reconciled: Option<Epoch> = None;
         loop {
             tokio::time::sleep(self.cfg.finish_interval).await;
-            let (pending, settled) = {
+            let (pending, settled, epoch) = {
                 let mut inner = self.inner.lock();
                 if !inner.serving {
                     continue;
                 }
+                let epoch = Self::epoch(&inner);
                 let State::Orders(ledger) = &inner.state else {
                     return;
                 };
@@ -236,39 +306,133 @@ impl<T: Transport> Replica<T> {
                 for (r, ..) in &todo {
                     inner.driving.insert(r.clone());
                 }
-                (todo, settled)
+                (todo, settled, epoch)
             };
             for (request, item, qty, begin) in pending {
                 let me = self.clone();
                 tokio::spawn(async move {
                     let deadline = tokio::time::Instant::now() + me.cfg.buy_deadline;
-                    let result = me
-                        .drive(
-                            request.clone(),
-                            item,
-                            qty,
-                            begin,
-                            deadline,
-                            Answer::Recorded,
-                        )
-                        .await;
-                    if let Err(e) = result {
+                    let buy = Buy {
+                        request: request.clone(),
+                        item,
+                        qty,
+                        begin,
+                        epoch,
+                    };
+                    if let Err(e) = me.finish(buy, deadline).await {
                         tracing::debug!(node = %me.cfg.me, %request, error = %e, "pending buy not finished yet");
                     }
                     me.inner.lock().driving.remove(&request);
                 });
             }
+            if reconciled != Some(epoch) && !self.cfg.unsafe_skip_reconcile {
+                match self.reconcile(epoch).await {
+                    Ok(()) => reconciled = Some(epoch),
+                    Err(e) => {
+                        tracing::debug!(node = %self.cfg.me, epoch, error = %e, "older epochs' reservations not recorded yet");
+                        continue;
+                    }
+                }
+            }
             if settled > forgotten {
                 let deadline = tokio::time::Instant::now() + self.cfg.hop_timeout;
-                let forget = CatalogCommand::Forget { below: settled };
+                let forget = CatalogCommand::Forget {
+                    below: settled,
+                    epoch,
+                };
                 match self.catalog(forget, deadline).await {
-                    Ok(_) => forgotten = settled,
+                    Ok((CatalogOutcome::Forgot(_), _)) => forgotten = settled,
+                    Ok((other, _)) => {
+                        tracing::debug!(node = %self.cfg.me, answer = ?other, "catalog refused to forget")
+                    }
                     Err(e) => {
                         tracing::debug!(node = %self.cfg.me, error = %e, "catalog not told which buys are settled yet")
                     }
                 }
             }
         }
+    }
+
+    /// Fences the catalog for `epoch` and finishes every buy older epochs
+    /// reserved for, recording first those whose `Begin` was lost (see the
+    /// module docs). Safe to repeat: the fence and every step are
+    /// idempotent.
+    async fn reconcile(self: &Arc<Self>, epoch: Epoch) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
+        let inherited = match self
+            .catalog(CatalogCommand::Fence { epoch }, deadline)
+            .await?
+        {
+            (CatalogOutcome::Fenced(held), _) => held,
+            (CatalogOutcome::Stale { fence }, _) => {
+                return Err(Error::StaleEpoch {
+                    got: epoch,
+                    current: fence,
+                })
+            }
+            (other, _) => {
+                return Err(Error::Transport(format!(
+                    "unexpected answer to fence: {other:?}"
+                )))
+            }
+        };
+        let mut finishing = tokio::task::JoinSet::new();
+        for buy in inherited {
+            let me = self.clone();
+            finishing.spawn(async move { me.adopt(buy, epoch, deadline).await });
+        }
+        let mut result = Ok(());
+        while let Some(done) = finishing.join_next().await {
+            let done = done.map_err(|e| Error::Unavailable(format!("adopting a buy: {e}")));
+            if let Err(e) = done.and_then(|r| r) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// Finishes a buy the catalog reserved for under an older epoch,
+    /// recording its `Begin` first if the ledger does not know it.
+    async fn adopt(
+        &self,
+        inherited: Inherited,
+        epoch: Epoch,
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
+        let Inherited { request, item, qty } = inherited;
+        let status = match &self.inner.lock().state {
+            State::Orders(ledger) => ledger.status(&request),
+            State::Catalog(_) => return Err(Error::InvalidInput("not an order replica".into())),
+        };
+        match status {
+            Some(BuyStatus::Done(_)) => return Ok(()),
+            Some(BuyStatus::Pending { .. }) => {}
+            None => {
+                let begin = OrderCommand::Begin {
+                    request: request.clone(),
+                    item,
+                    qty,
+                    created: (self.clock)(),
+                };
+                self.submit(Command::Order(begin)).await?;
+            }
+        }
+        let begun = match &self.inner.lock().state {
+            State::Orders(ledger) => ledger.begun(&request),
+            State::Catalog(_) => None,
+        };
+        // Finished meanwhile (by the finisher's own drive of it).
+        let Some(begin) = begun else {
+            return Ok(());
+        };
+        let buy = Buy {
+            request,
+            item,
+            qty,
+            begin,
+            epoch,
+        };
+        self.finish(buy, deadline).await
     }
 
     /// Catalog primary: delivers invalidations to the front end, in order.

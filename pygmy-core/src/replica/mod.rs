@@ -121,6 +121,11 @@ pub struct ReplicaConfig {
     /// written without syncing the order archive first, so one can count
     /// on records a crash loses. Never set otherwise.
     pub unsafe_unsynced_archive: bool,
+    /// Deliberately broken, for the simulation's own tests: a new order
+    /// primary neither fences the catalog nor records the buys an older
+    /// epoch reserved for but lost, so their copies can be forgotten with no
+    /// order. Never set otherwise.
+    pub unsafe_skip_reconcile: bool,
 }
 
 impl ReplicaConfig {
@@ -138,6 +143,7 @@ impl ReplicaConfig {
             snapshot_every: 10_000,
             snapshot_scales: true,
             unsafe_forget_pending: false,
+            unsafe_skip_reconcile: false,
             unsafe_unsynced_archive: false,
             fetch_limit: 1024,
         }

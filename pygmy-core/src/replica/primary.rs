@@ -28,11 +28,32 @@ pub(super) struct Asked {
     pub archived: u64,
 }
 
+/// An appended entry's commit, to wait on (see [`Replica::append`]).
+pub(super) struct Committed(oneshot::Receiver<Result<(Outcome, Lsn)>>);
+
+impl Committed {
+    /// Its outcome and lsn once committed and applied.
+    pub(super) async fn wait(self) -> Result<(Outcome, Lsn)> {
+        self.0.await.unwrap_or_else(|_| {
+            Err(Error::Unavailable(
+                "replica stopped; outcome unknown, retry with the same request id".into(),
+            ))
+        })
+    }
+}
+
 impl<T: Transport> Replica<T> {
     /// Appends a command and waits until it is committed and applied.
     /// Returns its outcome and lsn.
     pub(super) async fn submit(&self, command: Command) -> Result<(Outcome, Lsn)> {
-        let rx = {
+        let (_, committed) = self.append(command)?;
+        committed.wait().await
+    }
+
+    /// Appends a command and returns its position at once, with what to
+    /// wait on for its commit.
+    pub(super) fn append(&self, command: Command) -> Result<(LogPos, Committed)> {
+        let (pos, rx) = {
             let mut inner = self.inner.lock();
             if let Some(f) = &inner.failed {
                 return Err(Error::Unavailable(format!("replica disk failed: {f}")));
@@ -45,16 +66,11 @@ impl<T: Transport> Replica<T> {
             inner.log.push(Entry { pos, command });
             let (tx, rx) = oneshot::channel();
             inner.waiters.entry(pos.lsn).or_default().push(tx);
-            rx
+            (pos, rx)
         };
         // Wakes the syncer and the long-polling backups.
         self.bump();
-        match rx.await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Unavailable(
-                "replica stopped; outcome unknown, retry with the same request id".into(),
-            )),
-        }
+        Ok((pos, Committed(rx)))
     }
 
     /// Makes appended entries durable as they come, many per fsync.
@@ -333,7 +349,7 @@ fn invalidation_keys(state: &State, cmd: &CatalogCommand) -> Vec<CacheKey> {
         | CatalogCommand::SetPrice { item, .. } => *item,
         CatalogCommand::AddBook { book } => book.id,
         // Changes no book.
-        CatalogCommand::Forget { .. } => return Vec::new(),
+        CatalogCommand::Forget { .. } | CatalogCommand::Fence { .. } => return Vec::new(),
     };
     let State::Catalog(catalog) = state else {
         return Vec::new();
