@@ -137,7 +137,8 @@ pub struct Order {
 /// A change to the order ledger.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderCommand {
-    /// Record a buy as pending before the catalog is asked. Idempotent.
+    /// Record a buy as pending (the order primary asks the catalog while it
+    /// commits). Idempotent.
     Begin {
         request: RequestId,
         item: ItemId,

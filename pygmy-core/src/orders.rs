@@ -1,11 +1,14 @@
 //! The order ledger: where every buy stands, and the orders buys produced.
 //!
 //! A buy is two entries in the order group's log. `Begin` records it as
-//! pending *before* the catalog is asked to reserve copies; `Finish` records
-//! the catalog's answer. A crash in between leaves the buy pending, and a new
-//! order primary finishes every buy in [`OrderLedger::pending`] by asking the
+//! pending (the primary asks the catalog to reserve copies while it
+//! commits, and answers only once it has); `Finish` records the catalog's
+//! answer. A crash in between leaves the buy pending, and a new order
+//! primary finishes every buy in [`OrderLedger::pending`] by asking the
 //! catalog again with the same request id — the catalog's reservation is
-//! idempotent, so the answer is the one it first gave.
+//! idempotent, so the answer is the one it first gave. A crash that loses a
+//! `Begin` the catalog reserved for is made good by the new primary, which
+//! records the buy from the catalog's list (see `replica/buy.rs`).
 //!
 //! Pending buys are kept in memory; finished ones go to the ledger's
 //! [`Archive`] (an append-only file on a replica, see `archive.rs`), which
