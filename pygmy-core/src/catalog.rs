@@ -38,8 +38,9 @@
 //!   log never learnt of. Each reservation is tagged with the order
 //!   primary's epoch; a new order primary first sends `Fence`, which
 //!   refuses every older epoch's `Reserve` and `Forget` from then on and
-//!   lists the older epochs' successful reservations still held, so it can
-//!   record each as a buy before it forgets any (see `replica/buy.rs`).
+//!   lists the reservations older epochs asked for that are still held
+//!   (refusals too: one may have restocked), so it can record each as a
+//!   buy before it forgets any (see `replica/buy.rs`).
 //!
 //! # Caveats
 //!

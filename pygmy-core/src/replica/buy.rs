@@ -42,6 +42,7 @@ use crate::command::{
 };
 use crate::error::{Error, Result};
 use crate::message::{Request, Response};
+use crate::orders::OrderLedger;
 use crate::state::State;
 use crate::transport::Transport;
 use crate::types::{Epoch, Group, ItemId, Lsn, NodeId, RequestId};
@@ -72,27 +73,40 @@ struct Buy {
     epoch: Epoch,
 }
 
+impl Buy {
+    /// Buy `request` as the ledger holds it while pending (its first
+    /// `Begin`'s item, quantity and lsn), asked for by `epoch`.
+    fn pending(ledger: &OrderLedger, request: &str, epoch: Epoch) -> Option<Buy> {
+        let Some(BuyStatus::Pending { item, qty, .. }) = ledger.status(request) else {
+            return None;
+        };
+        Some(Buy {
+            request: request.to_string(),
+            item,
+            qty,
+            begin: ledger.begun(request)?,
+            epoch,
+        })
+    }
+}
+
 impl<T: Transport> Replica<T> {
     /// Serves `Buy` on the order primary.
     pub(super) async fn buy(&self, request: RequestId, item: ItemId, qty: u64) -> Result<Response> {
-        let (known, epoch) = {
+        let known = {
             let inner = self.inner.lock();
             if !inner.serving {
                 return Err(self.not_primary(&inner));
             }
-            let known = match &inner.state {
+            match &inner.state {
                 State::Orders(ledger) => match ledger.status(&request) {
-                    Some(BuyStatus::Pending { item, qty, .. }) => {
-                        ledger.begun(&request).map(|begin| Ok((item, qty, begin)))
-                    }
-                    Some(done) => Some(Err(done)),
-                    None => None,
+                    Some(done @ BuyStatus::Done(_)) => Some(Err(done)),
+                    _ => Buy::pending(ledger, &request, Self::epoch(&inner)).map(Ok),
                 },
                 State::Catalog(_) => {
                     return Err(Error::InvalidInput("not an order replica".into()))
                 }
-            };
-            (known, Self::epoch(&inner))
+            }
         };
         let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
         let (reserved, begun) = match known {
@@ -103,16 +117,7 @@ impl<T: Transport> Replica<T> {
                 })
             }
             // Pending: its Begin is committed; only the reservation is left.
-            Some(Ok((item, qty, begin))) => {
-                let buy = Buy {
-                    request: request.clone(),
-                    item,
-                    qty,
-                    begin,
-                    epoch,
-                };
-                (self.reserve(buy, deadline).await, Ok(()))
-            }
+            Some(Ok(buy)) => (self.reserve(buy, deadline).await, Ok(())),
             // New: reserve while the Begin commits.
             None => {
                 let created = (self.clock)();
@@ -417,22 +422,15 @@ impl<T: Transport> Replica<T> {
                 self.submit(Command::Order(begin)).await?;
             }
         }
-        let begun = match &self.inner.lock().state {
-            State::Orders(ledger) => ledger.begun(&request),
+        let pending = match &self.inner.lock().state {
+            State::Orders(ledger) => Buy::pending(ledger, &request, epoch),
             State::Catalog(_) => None,
         };
-        // Finished meanwhile (by the finisher's own drive of it).
-        let Some(begin) = begun else {
-            return Ok(());
-        };
-        let buy = Buy {
-            request,
-            item,
-            qty,
-            begin,
-            epoch,
-        };
-        self.finish(buy, deadline).await
+        match pending {
+            Some(buy) => self.finish(buy, deadline).await,
+            // Finished meanwhile (by the finisher's own drive of it).
+            None => Ok(()),
+        }
     }
 
     /// Catalog primary: delivers invalidations to the front end, in order.
