@@ -280,15 +280,9 @@ impl Catalog {
     /// Applies one committed command. Deterministic; never panics.
     pub fn apply(&mut self, cmd: &CatalogCommand) -> CatalogOutcome {
         match cmd {
-            CatalogCommand::Reserve { epoch, .. }
-            | CatalogCommand::Forget { epoch, .. }
-            | CatalogCommand::Fence { epoch }
-                if *epoch < self.order_fence =>
-            {
-                CatalogOutcome::Stale {
-                    fence: self.order_fence,
-                }
-            }
+            _ if cmd.order_epoch().is_some_and(|e| e < self.order_fence) => CatalogOutcome::Stale {
+                fence: self.order_fence,
+            },
             CatalogCommand::Reserve {
                 request,
                 item,

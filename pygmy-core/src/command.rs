@@ -52,6 +52,21 @@ pub enum CatalogCommand {
     AddBook { book: Book },
 }
 
+impl CatalogCommand {
+    /// The order epoch a command of the order group carries (`Reserve`,
+    /// `Forget`, `Fence`); `None` for admin changes.
+    pub fn order_epoch(&self) -> Option<Epoch> {
+        match self {
+            CatalogCommand::Reserve { epoch, .. }
+            | CatalogCommand::Forget { epoch, .. }
+            | CatalogCommand::Fence { epoch } => Some(*epoch),
+            CatalogCommand::Restock { .. }
+            | CatalogCommand::SetPrice { .. }
+            | CatalogCommand::AddBook { .. } => None,
+        }
+    }
+}
+
 /// A successful reservation: what was taken, at which price.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {

@@ -8,6 +8,7 @@ use pygmy_sim::check::{
 };
 use pygmy_sim::faults::{Fault, Schedule};
 use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
+use std::ops::Range;
 use std::time::Duration;
 
 const SEEDS: [u64; 3] = [1, 2, 3];
@@ -48,6 +49,29 @@ fn stale_backup_outlives_the_primary() -> Schedule {
 
 fn invariants(report: &Report) -> Vec<&'static str> {
     report.violations.iter().map(|v| v.invariant).collect()
+}
+
+/// Runs each seed on the honest options, where it must pass, and on the
+/// broken ones; returns on how many seeds the broken run violated one of
+/// `wanted`.
+fn seeds_caught(
+    what: &str,
+    seeds: Range<u64>,
+    (honest, broken): (&SimOptions, &SimOptions),
+    run: impl Fn(u64, &SimOptions) -> Report,
+    wanted: &[&str],
+) -> usize {
+    let mut caught = 0;
+    for seed in seeds {
+        let report = run(seed, honest);
+        assert!(report.passed(), "{}", describe(&report));
+        let found = invariants(&run(seed, broken));
+        eprintln!("{what}, seed {seed}: caught {found:?}");
+        if wanted.iter().any(|w| found.contains(w)) {
+            caught += 1;
+        }
+    }
+    caught
 }
 
 #[test]
@@ -131,18 +155,16 @@ fn a_catalog_told_to_forget_pending_buys_is_caught() {
     // scheduling, so the test asks for several of twenty, not for given
     // ones (a third to a half are caught; `--break forget-pending` shows
     // which).
-    let mut broken = SimOptions::default();
+    let honest = SimOptions::default();
+    let mut broken = honest.clone();
     broken.cluster.forget_pending = true;
-    let mut caught = 0;
-    for seed in 0..20 {
-        let honest = run_seed(seed, &SimOptions::default());
-        assert!(honest.passed(), "{}", describe(&honest));
-        let found = invariants(&run_seed(seed, &broken));
-        eprintln!("forgetting pending buys, seed {seed}: caught {found:?}");
-        if found.contains(&CONSERVATION) {
-            caught += 1;
-        }
-    }
+    let caught = seeds_caught(
+        "forgetting pending buys",
+        0..20,
+        (&honest, &broken),
+        run_seed,
+        &[CONSERVATION],
+    );
     assert!(
         caught >= 4,
         "forgetting pending buys was caught on only {caught} of 20 seeds"
@@ -161,16 +183,13 @@ fn a_front_end_that_misroutes_batched_reads_is_caught() {
     };
     let mut broken = honest.clone();
     broken.cluster.misroute_batches = true;
-    let mut caught = 0;
-    for seed in 0..10 {
-        let report = run_seed(seed, &honest);
-        assert!(report.passed(), "{}", describe(&report));
-        let found = invariants(&run_seed(seed, &broken));
-        eprintln!("misrouted batches, seed {seed}: caught {found:?}");
-        if found.contains(&READS_NOT_LOST) {
-            caught += 1;
-        }
-    }
+    let caught = seeds_caught(
+        "misrouted batches",
+        0..10,
+        (&honest, &broken),
+        run_seed,
+        &[READS_NOT_LOST],
+    );
     assert!(
         caught >= 3,
         "misrouted batches were caught on only {caught} of 10 seeds"
@@ -209,20 +228,13 @@ fn an_order_primary_that_skips_reconciling_lost_buys_is_caught() {
     };
     let mut broken = honest.clone();
     broken.cluster.skip_reconcile = true;
-    let mut caught = 0;
-    for seed in 0..20 {
-        let report = run_with(seed, &honest, order_primary_dies_cut_off_from_its_backup());
-        assert!(report.passed(), "{}", describe(&report));
-        let found = invariants(&run_with(
-            seed,
-            &broken,
-            order_primary_dies_cut_off_from_its_backup(),
-        ));
-        eprintln!("skipped reconcile, seed {seed}: caught {found:?}");
-        if found.contains(&CONSERVATION) || found.contains(&LINEARIZABLE) {
-            caught += 1;
-        }
-    }
+    let caught = seeds_caught(
+        "skipped reconcile",
+        0..20,
+        (&honest, &broken),
+        |seed, opts| run_with(seed, opts, order_primary_dies_cut_off_from_its_backup()),
+        &[CONSERVATION, LINEARIZABLE],
+    );
     assert!(
         caught >= 2,
         "skipping the reconcile was caught on only {caught} of 20 seeds"

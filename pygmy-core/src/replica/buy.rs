@@ -173,10 +173,6 @@ impl<T: Transport> Replica<T> {
         };
         match self.catalog(command, deadline).await? {
             (CatalogOutcome::Reserved(outcome), lsn) => Ok((outcome, lsn)),
-            (CatalogOutcome::Stale { fence }, _) => Err(Error::StaleEpoch {
-                got: epoch,
-                current: fence,
-            }),
             (other, _) => Err(Error::Transport(format!(
                 "unexpected answer to reserve: {other:?}"
             ))),
@@ -227,7 +223,8 @@ impl<T: Transport> Replica<T> {
     }
 
     /// Has the catalog primary apply `command`, following `NotPrimary`
-    /// hints and retrying until `deadline`.
+    /// hints and retrying until `deadline`. A `Stale` answer (see
+    /// `CatalogCommand::Fence`) is a `StaleEpoch` error.
     async fn catalog(
         &self,
         command: CatalogCommand,
@@ -251,6 +248,17 @@ impl<T: Transport> Replica<T> {
                 .call(&target, Request::Catalog(command.clone()), timeout)
                 .await
             {
+                // A newer order primary has fenced the catalog: nothing
+                // was applied, and this primary's epoch is over.
+                Ok(Response::Catalog {
+                    outcome: CatalogOutcome::Stale { fence },
+                    ..
+                }) => {
+                    return Err(Error::StaleEpoch {
+                        got: command.order_epoch().unwrap_or_default(),
+                        current: fence,
+                    })
+                }
                 Ok(Response::Catalog { outcome, lsn }) => return Ok((outcome, lsn)),
                 Ok(other) => return Err(crate::transport::unexpected("catalog command", &other)),
                 Err(Error::NotPrimary { hint: Some(h) }) if h != target => {
@@ -348,7 +356,7 @@ impl<T: Transport> Replica<T> {
                 match self.catalog(forget, deadline).await {
                     Ok((CatalogOutcome::Forgot(_), _)) => forgotten = settled,
                     Ok((other, _)) => {
-                        tracing::debug!(node = %self.cfg.me, answer = ?other, "catalog refused to forget")
+                        tracing::debug!(node = %self.cfg.me, answer = ?other, "unexpected answer to forget")
                     }
                     Err(e) => {
                         tracing::debug!(node = %self.cfg.me, error = %e, "catalog not told which buys are settled yet")
@@ -369,12 +377,6 @@ impl<T: Transport> Replica<T> {
             .await?
         {
             (CatalogOutcome::Fenced(held), _) => held,
-            (CatalogOutcome::Stale { fence }, _) => {
-                return Err(Error::StaleEpoch {
-                    got: epoch,
-                    current: fence,
-                })
-            }
             (other, _) => {
                 return Err(Error::Transport(format!(
                     "unexpected answer to fence: {other:?}"
@@ -405,22 +407,18 @@ impl<T: Transport> Replica<T> {
         deadline: tokio::time::Instant,
     ) -> Result<()> {
         let Inherited { request, item, qty } = inherited;
-        let status = match &self.inner.lock().state {
-            State::Orders(ledger) => ledger.status(&request),
+        let known = match &self.inner.lock().state {
+            State::Orders(ledger) => ledger.status(&request).is_some(),
             State::Catalog(_) => return Err(Error::InvalidInput("not an order replica".into())),
         };
-        match status {
-            Some(BuyStatus::Done(_)) => return Ok(()),
-            Some(BuyStatus::Pending { .. }) => {}
-            None => {
-                let begin = OrderCommand::Begin {
-                    request: request.clone(),
-                    item,
-                    qty,
-                    created: (self.clock)(),
-                };
-                self.submit(Command::Order(begin)).await?;
-            }
+        if !known {
+            let begin = OrderCommand::Begin {
+                request: request.clone(),
+                item,
+                qty,
+                created: (self.clock)(),
+            };
+            self.submit(Command::Order(begin)).await?;
         }
         let pending = match &self.inner.lock().state {
             State::Orders(ledger) => Buy::pending(ledger, &request, epoch),
@@ -428,7 +426,7 @@ impl<T: Transport> Replica<T> {
         };
         match pending {
             Some(buy) => self.finish(buy, deadline).await,
-            // Finished meanwhile (by the finisher's own drive of it).
+            // Finished, before or meanwhile (by the finisher's own drive).
             None => Ok(()),
         }
     }
