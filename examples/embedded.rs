@@ -66,6 +66,8 @@ pub async fn scenario(opts: EmbeddedOptions, say: impl Fn(String)) -> Result<(u6
     ));
     store.restart(&primary)?;
     let after = fe.lookup(2).await?.count;
-    say(format!("{primary} restarted; book 2 has {after} copies left"));
+    say(format!(
+        "{primary} restarted; book 2 has {after} copies left"
+    ));
     Ok((before, after))
 }

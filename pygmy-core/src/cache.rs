@@ -450,17 +450,26 @@ mod tests {
         };
         let mut c = Cache::new(4).breaking(stale);
         c.invalidate(&[lookup(1)], 6);
-        assert!(c.fill(lookup(1), book(1, 5), 5), "a fill older than its mark is kept");
+        assert!(
+            c.fill(lookup(1), book(1, 5), 5),
+            "a fill older than its mark is kept"
+        );
         let older = Breakage {
             older_fill_wins: true,
             ..Breakage::default()
         };
         let mut c = Cache::new(4).breaking(older);
         assert!(c.fill(lookup(1), book(1, 9), 9));
-        assert!(c.fill(lookup(1), book(1, 7), 7), "an older fill replaces a newer value");
+        assert!(
+            c.fill(lookup(1), book(1, 7), 7),
+            "an older fill replaces a newer value"
+        );
         assert_eq!(c.get(&lookup(1)), Some(book(1, 7)));
         c.invalidate(&[lookup(1)], 10);
-        assert!(!c.fill(lookup(1), book(1, 8), 8), "the mark rule still holds");
+        assert!(
+            !c.fill(lookup(1), book(1, 8), 8),
+            "the mark rule still holds"
+        );
     }
 
     #[test]

@@ -695,7 +695,9 @@ impl<T: Transport> FrontEnd<T> {
                 inner.seen.raise(Group::Catalog, lsn);
                 inner.cache.saw(&shown, lsn);
                 if !books.is_empty() {
-                    inner.cache.fill(key, CachedValue::Books(books.clone()), lsn);
+                    inner
+                        .cache
+                        .fill(key, CachedValue::Books(books.clone()), lsn);
                 }
                 Ok(books)
             }

@@ -49,7 +49,7 @@
 //! find it, with the buy's item and quantity.
 
 use crate::check::{Violation, DEFAULT_SEARCH_BUDGET};
-use crate::history::{Event, History, Op, Ret};
+use crate::history::{History, Op, Ret};
 use pygmy_core::types::{Book, ItemId, OrderId};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -73,10 +73,19 @@ pub struct ItemState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     /// `expect`: `Some(remaining)` for `Bought`, `None` for `OutOfStock`.
-    Buy { qty: u64, expect: Option<Option<u64>> },
-    Restock { qty: u64, expect: Option<u64> },
+    Buy {
+        qty: u64,
+        expect: Option<Option<u64>>,
+    },
+    Restock {
+        qty: u64,
+        expect: Option<u64>,
+    },
     /// `definite`: answered `PriceSet`.
-    SetPrice { cost: u64, definite: bool },
+    SetPrice {
+        cost: u64,
+        definite: bool,
+    },
     Read(ItemState),
 }
 
@@ -348,7 +357,13 @@ impl Search {
             .take_while(move |&k| self.ops[k].invoked <= earliest)
     }
 
-    fn frame(&self, done: Bits, state: ItemState, definite_done: usize, via: Option<usize>) -> Frame {
+    fn frame(
+        &self,
+        done: Bits,
+        state: ItemState,
+        definite_done: usize,
+        via: Option<usize>,
+    ) -> Frame {
         let mut definite = Vec::new();
         let mut indeterminate = Vec::new();
         let mut read = None;
@@ -433,7 +448,12 @@ impl Search {
 
     /// The report of a failed search: the longest order that fit, and the
     /// definite operations none of which could extend it.
-    fn no_linearization(&self, history: &History, start: ItemState, deepest: &[usize]) -> Violation {
+    fn no_linearization(
+        &self,
+        history: &History,
+        start: ItemState,
+        deepest: &[usize],
+    ) -> Violation {
         let mut done = Bits::new(self.ops.len());
         let mut state = start;
         for &k in deepest {
@@ -493,8 +513,7 @@ pub fn check_order_reads(history: &History) -> Result<(), Violation> {
     // order id -> earliest completion of a read that found it
     let mut found: BTreeMap<OrderId, u64> = BTreeMap::new();
     for event in history.events() {
-        if let (Op::ReadOrder { id }, Some((at, Ret::Order { .. }))) = (&event.op, event.answer())
-        {
+        if let (Op::ReadOrder { id }, Some((at, Ret::Order { .. }))) = (&event.op, event.answer()) {
             let first = found.entry(*id).or_insert(at);
             *first = (*first).min(at);
         }

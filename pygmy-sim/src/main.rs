@@ -25,6 +25,9 @@ struct Args {
     /// machine's cores); 1 runs them one after the other in this process.
     #[arg(long)]
     jobs: Option<usize>,
+    /// Simulated clients (default 4); more clients, more concurrency.
+    #[arg(long)]
+    clients: Option<usize>,
     /// With `--seed`: print only `seed N passed|failed digest HEX` (and the
     /// failure), as a worker process of a parallel run does.
     #[arg(long, requires = "seed")]
@@ -81,6 +84,9 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut opts = SimOptions::default();
+    if let Some(clients) = args.clients {
+        opts.clients = clients;
+    }
     match args.broken.as_deref() {
         Some("lying-disk") => opts.cluster.lying_disk = true,
         Some("promote-stale") => opts.cluster.promote_stale = true,
@@ -134,6 +140,11 @@ fn main() -> ExitCode {
                 .broken
                 .iter()
                 .flat_map(|b| ["--break".to_string(), b.clone()])
+                .chain(
+                    args.clients
+                        .iter()
+                        .flat_map(|c| ["--clients".to_string(), c.to_string()]),
+                )
                 .collect(),
         },
         _ => Jobs::Serial,

@@ -91,7 +91,10 @@ fn a_seed_gives_the_same_trace_alone_in_parallel_and_next_to_others() {
     let threads: Vec<BTreeMap<u64, u64>> = std::thread::scope(|s| {
         let a = s.spawn(|| digests(seeds.clone(), &Jobs::Serial));
         let b = s.spawn(|| digests(seeds.clone(), &Jobs::Serial));
-        [a, b].into_iter().map(|t| t.join().expect("no panic")).collect()
+        [a, b]
+            .into_iter()
+            .map(|t| t.join().expect("no panic"))
+            .collect()
     });
     for other in threads {
         assert_eq!(serial, other, "traces differ when two threads run seeds");
