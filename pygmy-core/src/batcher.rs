@@ -88,6 +88,8 @@ struct Lane {
 
 struct Waiter {
     query: Query,
+    /// The lowest commit point its answer may come from.
+    min: Lsn,
     turn: oneshot::Sender<Turn>,
 }
 
@@ -95,8 +97,9 @@ struct Waiter {
 enum Turn {
     /// Its answer, from a batch someone else led.
     Done(Answer),
-    /// A slot, handed over: lead the next batch, starting with this query.
-    Lead(Query, Slot),
+    /// A slot, handed over: lead the next batch, starting with this query
+    /// (and its minimum commit point).
+    Lead(Query, Lsn, Slot),
 }
 
 /// A taken slot of a lane; dropping it hands the slot to the oldest queued
@@ -134,12 +137,12 @@ impl Drop for Slot {
         };
         while let Some(next) = lane.queue.pop_front() {
             let slot = Slot::new(&self.lanes, &self.node);
-            match next.turn.send(Turn::Lead(next.query, slot)) {
+            match next.turn.send(Turn::Lead(next.query, next.min, slot)) {
                 Ok(()) => return,
                 // That read went away: the slot comes back with its `Turn`
                 // and stays with this one (dropping it armed would re-lock
                 // the lanes); try the next.
-                Err(Turn::Lead(_, mut slot)) => slot.armed = false,
+                Err(Turn::Lead(_, _, mut slot)) => slot.armed = false,
                 Err(Turn::Done(_)) => unreachable!("a lead was sent"),
             }
         }
@@ -171,13 +174,14 @@ impl Batcher {
         matches!(query, Query::Lookup { .. } | Query::Search { .. })
     }
 
-    /// Reads `query` from `node`, alone or in a batch; each RPC gets
-    /// `timeout`.
+    /// Reads `query` from `node`, alone or in a batch, at a commit point
+    /// of at least `min`; each RPC gets `timeout`.
     pub async fn read<T: Transport + ?Sized>(
         &self,
         transport: &T,
         node: &NodeId,
         query: Query,
+        min: Lsn,
         timeout: Duration,
     ) -> Answer {
         // A free slot is taken at once; otherwise the read waits for its
@@ -190,10 +194,10 @@ impl Batcher {
             };
             if lane.in_flight < self.slots {
                 lane.in_flight += 1;
-                Ok(Turn::Lead(query, Slot::new(&self.lanes, node)))
+                Ok(Turn::Lead(query, min, Slot::new(&self.lanes, node)))
             } else {
                 let (turn, rx) = oneshot::channel();
-                lane.queue.push_back(Waiter { query, turn });
+                lane.queue.push_back(Waiter { query, min, turn });
                 Err(rx)
             }
         };
@@ -207,32 +211,36 @@ impl Batcher {
         };
         match turn {
             Turn::Done(answer) => answer,
-            Turn::Lead(query, slot) => self.lead(transport, slot, query, timeout).await,
+            Turn::Lead(query, min, slot) => self.lead(transport, slot, query, min, timeout).await,
         }
     }
 
     /// Sends `own` and the oldest queued reads as one RPC on `slot`, hands
-    /// the others their answers and returns `own`'s. The slot is released
-    /// when this returns or is dropped.
+    /// the others their answers and returns `own`'s. The batch asks for the
+    /// highest of its reads' minimum commit points, which satisfies each.
+    /// The slot is released when this returns or is dropped.
     async fn lead<T: Transport + ?Sized>(
         &self,
         transport: &T,
         slot: Slot,
         own: Query,
+        min: Lsn,
         timeout: Duration,
     ) -> Answer {
         let mut queries = vec![own];
+        let mut min = min;
         let mut others = Vec::new();
         slot.with_lane(|lane| {
             let take = lane.queue.len().min(self.max_batch - 1);
             for waiter in lane.queue.drain(..take) {
                 queries.push(waiter.query);
+                min = min.max(waiter.min);
                 others.push(waiter.turn);
             }
         });
         let sent = queries.len();
         let reply = transport
-            .call(&slot.node, Request::ReadBatch(queries), timeout)
+            .call(&slot.node, Request::ReadBatch { queries, min }, timeout)
             .await;
         let answers = match reply {
             Ok(Response::ReadBatch { results, lsn }) if results.len() == sent => Ok((results, lsn)),
@@ -289,6 +297,8 @@ mod tests {
     /// Records every batch; answers each once `gate` gives it a permit.
     struct Gated {
         batches: Mutex<Vec<Vec<Query>>>,
+        /// The minimum commit point each batch asked for.
+        mins: Mutex<Vec<Lsn>>,
         gate: Semaphore,
         reply: Reply,
     }
@@ -315,9 +325,10 @@ mod tests {
     #[async_trait]
     impl Transport for Gated {
         async fn call(&self, _: &NodeId, request: Request, _: Duration) -> Result<Response> {
-            let Request::ReadBatch(queries) = request else {
+            let Request::ReadBatch { queries, min } = request else {
                 panic!("not a batch: {request:?}");
             };
+            self.mins.lock().push(min);
             let call = {
                 let mut batches = self.batches.lock();
                 batches.push(queries.clone());
@@ -354,6 +365,7 @@ mod tests {
             batcher: Arc::new(Batcher::new(slots, max_batch)),
             transport: Arc::new(Gated {
                 batches: Mutex::new(Vec::new()),
+                mins: Mutex::new(Vec::new()),
                 gate: Semaphore::new(0),
                 reply,
             }),
@@ -361,15 +373,16 @@ mod tests {
     }
 
     impl Setup {
-        /// Starts a lookup of `id` on replica "r" and lets it run as far as
-        /// it can.
+        /// Starts a lookup of `id` on replica "r", asking for commit point
+        /// `id` at least, and lets it run as far as it can.
         async fn lookup(&self, id: ItemId) -> tokio::task::JoinHandle<Answer> {
             let (batcher, transport) = (self.batcher.clone(), self.transport.clone());
             let task = tokio::spawn(async move {
                 let node = NodeId::new("r");
                 let query = Query::Lookup { id };
+                let timeout = Duration::from_secs(1);
                 batcher
-                    .read(transport.as_ref(), &node, query, Duration::from_secs(1))
+                    .read(transport.as_ref(), &node, query, id, timeout)
                     .await
             });
             settle().await;
@@ -428,6 +441,11 @@ mod tests {
         assert_eq!(s.batches(), [vec![1]], "the others wait for the slot");
         s.release(2).await;
         assert_eq!(s.batches(), [vec![1], vec![2, 3, 4, 5]]);
+        assert_eq!(
+            *s.transport.mins.lock(),
+            [1, 5],
+            "a batch asks for the highest minimum commit point of its reads"
+        );
         assert_eq!(id_of(first.await.unwrap()), 1);
         for (task, id) in queued.into_iter().zip(2..) {
             assert_eq!(id_of(task.await.unwrap()), id);

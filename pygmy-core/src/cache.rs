@@ -25,6 +25,9 @@
 //!   already reflects every invalidation seen for the key and is kept.
 //!   Between two fills of one key the one read at the higher lsn wins,
 //!   whatever order they arrive in.
+//! - **Reads mark too.** `saw(keys, lsn)` raises marks exactly as an
+//!   invalidation does (without counting one): the front end calls it for
+//!   the other keys of the items a read answered at `lsn` showed.
 //! - **The invalidation rule.** `invalidate(keys, lsn)` raises the marks and
 //!   drops the cached values read before `lsn`; a value read at or after
 //!   `lsn` already shows that write and stays. `lsn = 0` means "changed, at
@@ -59,11 +62,13 @@
 //!
 //! # Caveats
 //!
-//! - Staleness is bounded by invalidation delivery, not by zero: between a
-//!   commit and the arrival of its invalidation, a value read before the
-//!   commit can still be served. Buys answered by this front end are exempt
-//!   (their item is invalidated before the answer leaves), so a client
-//!   always reads its own buys.
+//! - On its own, staleness is bounded by invalidation delivery, not by
+//!   zero: between a commit and the arrival of its invalidation, a value
+//!   read before the commit can still be served. The front end closes that
+//!   gap for everything a client can know of (see "Fresh reads" in
+//!   `frontend.rs`): it invalidates before answering any write, and marks
+//!   the other keys of the items every read answer shows ([`Cache::saw`]),
+//!   so a hit is never older than a write acknowledged or a state shown.
 //! - Lsns are compared across replicas. That is sound because every replica
 //!   applies the same committed log, so "state at lsn n" is the same
 //!   everywhere; after a view change the whole cache is dropped anyway.
@@ -133,6 +138,19 @@ pub struct Cache {
     /// A mark every key has (forgotten marks, whole-cache invalidations).
     floor: Lsn,
     stats: CacheStats,
+    /// Deliberately broken, for the simulation's own tests (see [`Cache::breaking`]).
+    broken: Breakage,
+}
+
+/// Deliberate breakage of the cache's rules, for the simulation's own
+/// tests: each lets the cache serve stale values, so the read checks must
+/// catch it. Never set otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Breakage {
+    /// Fills read before the key's mark are kept (the fill rule is skipped).
+    pub keep_stale_fills: bool,
+    /// A fill replaces the cached value even when that was read later.
+    pub older_fill_wins: bool,
 }
 
 impl Cache {
@@ -147,7 +165,14 @@ impl Cache {
             marks_by_lsn: BTreeSet::new(),
             floor: 0,
             stats: CacheStats::default(),
+            broken: Breakage::default(),
         }
+    }
+
+    /// Deliberately broken, for tests only (see [`Breakage`]).
+    pub fn breaking(mut self, broken: Breakage) -> Self {
+        self.broken = broken;
+        self
     }
 
     /// The cached value of `key`, if any; counts as a use of it.
@@ -169,13 +194,13 @@ impl Cache {
         if self.capacity == 0 {
             return false;
         }
-        if lsn < self.mark(&key) {
+        if lsn < self.mark(&key) && !self.broken.keep_stale_fills {
             self.stats.rejected_fills += 1;
             return false;
         }
         self.tick += 1;
         if let Some(entry) = self.entries.get_mut(&key) {
-            if entry.lsn > lsn {
+            if entry.lsn > lsn && !self.broken.older_fill_wins {
                 // Both are allowed; the newer read wins.
                 self.stats.rejected_fills += 1;
                 return false;
@@ -208,8 +233,25 @@ impl Cache {
     /// before `lsn` and rejects such fills from now on. `lsn = 0`: changed at
     /// an unknown position; drops the values only.
     pub fn invalidate(&mut self, keys: &[CacheKey], lsn: Lsn) {
+        self.stats.invalidations += keys.len() as u64;
+        self.raise(keys, lsn);
+    }
+
+    /// A read answered at `lsn` showed the items behind `keys` (the front
+    /// end passes the keys of every item in the answer other than the one
+    /// it fills): their values read before `lsn` may be older than what a
+    /// client has now seen, so they are dropped and such fills rejected,
+    /// exactly as by an invalidation at `lsn` (but not counted as one).
+    /// `lsn = 0` does nothing.
+    pub fn saw(&mut self, keys: &[CacheKey], lsn: Lsn) {
+        if lsn > 0 {
+            self.raise(keys, lsn);
+        }
+    }
+
+    /// `invalidate` without the counting.
+    fn raise(&mut self, keys: &[CacheKey], lsn: Lsn) {
         for key in keys {
-            self.stats.invalidations += 1;
             let stale = self
                 .entries
                 .get(key)
@@ -381,6 +423,53 @@ mod tests {
         assert!(c.fill(lookup(1), book(1, 8), 8), "an equal read replaces");
         assert!(c.fill(lookup(1), book(1, 12), 12));
         assert_eq!(c.get(&lookup(1)), Some(book(1, 12)));
+    }
+
+    #[test]
+    fn a_read_marks_the_other_keys_of_its_items_like_an_invalidation() {
+        let mut c = Cache::new(4);
+        let search = CacheKey::Search("t".into());
+        assert!(c.fill(search.clone(), book(1, 3), 3));
+        // A lookup of book 1 answered at lsn 8 showed a newer state of it.
+        c.saw(std::slice::from_ref(&search), 8);
+        assert!(c.get(&search).is_none(), "the older search is dropped");
+        assert!(!c.fill(search.clone(), book(1, 5), 5), "and not refilled");
+        assert!(c.fill(search.clone(), book(1, 8), 8));
+        c.saw(std::slice::from_ref(&search), 6);
+        assert_eq!(c.get(&search), Some(book(1, 8)), "a newer value stays");
+        c.saw(std::slice::from_ref(&search), 0);
+        assert_eq!(c.get(&search), Some(book(1, 8)), "lsn 0 says nothing");
+        assert_eq!(c.stats().invalidations, 0, "reads are not invalidations");
+    }
+
+    #[test]
+    fn the_broken_caches_break_exactly_their_rule() {
+        let stale = Breakage {
+            keep_stale_fills: true,
+            ..Breakage::default()
+        };
+        let mut c = Cache::new(4).breaking(stale);
+        c.invalidate(&[lookup(1)], 6);
+        assert!(
+            c.fill(lookup(1), book(1, 5), 5),
+            "a fill older than its mark is kept"
+        );
+        let older = Breakage {
+            older_fill_wins: true,
+            ..Breakage::default()
+        };
+        let mut c = Cache::new(4).breaking(older);
+        assert!(c.fill(lookup(1), book(1, 9), 9));
+        assert!(
+            c.fill(lookup(1), book(1, 7), 7),
+            "an older fill replaces a newer value"
+        );
+        assert_eq!(c.get(&lookup(1)), Some(book(1, 7)));
+        c.invalidate(&[lookup(1)], 10);
+        assert!(
+            !c.fill(lookup(1), book(1, 8), 8),
+            "the mark rule still holds"
+        );
     }
 
     #[test]

@@ -18,18 +18,72 @@
 //!   next one.
 //! - **Cache.** `search` and `lookup` answers are cached per key. The catalog
 //!   primary pushes `(keys, lsn)` after each commit; a fill read at an older
-//!   lsn than the key's last invalidation is dropped. A buy answered here
-//!   invalidates its item before the answer leaves. When the catalog view
+//!   lsn than the key's last invalidation is dropped. A write answered here
+//!   invalidates its item before the answer leaves, and a read answer marks
+//!   the other keys of its items (see "Fresh reads"). When the catalog view
 //!   changes, the whole cache is dropped (the old primary may have died with
 //!   invalidations undelivered).
 //! - **Writes** go only to the primary of a confirmed view. A buy carries a
 //!   request id (the client's idempotency key, or a fresh one) and is retried
 //!   under it until it has an answer or the deadline passes; the order
 //!   service makes the retries safe.
+//!
+//! # Fresh reads (linearizable reads)
+//!
+//! Guarantee: every read through this front end (`search`, `lookup`,
+//! `all_books`, `order`) reflects every write acknowledged before the read
+//! was sent, and every state an earlier read (finished before it was sent)
+//! showed, whether it is answered from the cache, a backup or the primary.
+//! Per item, the answers are linearizable. How:
+//!
+//! - **`seen`, per group**: a commit lsn at or past every write this front
+//!   end acknowledged and every answer it gave. It is raised *before* an
+//!   answer leaves: by a catalog write's commit lsn, a buy's reservation
+//!   lsn (catalog) and the order group's commit point when the buy was
+//!   answered (order), and by the lsn every read was answered at. Lsns of
+//!   one group are comparable across epochs: a committed entry keeps its
+//!   lsn in every later view (a new primary adopts a log holding every
+//!   committed entry and appends after it), and a commit point only grows.
+//! - **A cache miss asks for `seen`**: `ReadAt { min }` / `ReadBatch { min }`
+//!   (a batch asks for the highest of its reads'). A replica answers only
+//!   once its commit point reaches `min`; a backup behind it waits up to
+//!   `read_wait` (its next pull brings the primary's commit point, within a
+//!   round trip) and then declines, and the read is retried on another
+//!   member — the primary, whose commit point is never behind.
+//! - **A cache hit is never older than what clients were shown.** The
+//!   cache's marks (see `cache.rs`) are raised by every write this front
+//!   end acknowledges (before answering it), by the primary's pushes, and
+//!   by every read answer for the *other* keys of the items it shows (a
+//!   lookup's answer at lsn `m` marks its topic's search, a search's marks
+//!   each of its books' lookups): a value read before `m` of an item a
+//!   client saw at `m` is dropped and not filled again. Values are kept
+//!   only at or past their key's mark, so a hit shows each of its items at
+//!   a state no older than any write acknowledged or state shown for it.
+//! - **Buys** whose answer lacks what the invalidation needs (a retried buy
+//!   finished earlier carries no reservation lsn; a refused buy, which may
+//!   have restocked, names no topic) re-read their item before answering:
+//!   at or past the lsn, or from the primary of the confirmed view when the
+//!   lsn is unknown (its commit point covers every reservation).
+//! - **After a start** the front end knows no acknowledged write, yet the
+//!   replicas may lag: `seen` starts unknown and reads wait until the
+//!   heartbeat learns it — a serving primary's commit point, or a newly
+//!   confirmed primary's adopted log end (both cover every write any
+//!   primary acknowledged). One heartbeat round, at start.
+//!
+//! Cost: a hit does exactly what it did before (one lock, one lookup); a
+//! miss carries one more number, and its answer raises the marks of the
+//! other keys of its items (a lookup: one; a search: one per book). Under
+//! writes a backup may wait up to a pull round trip, or decline.
+//!
+//! Caveat: the guarantee covers writes acknowledged by this front end and
+//! states shown by it. An order read (`order`) does not mark the catalog:
+//! an order found by someone other than its buyer, whose buy was never
+//! acknowledged, does not make later catalog reads show that buy until the
+//! primary's invalidation arrives.
 
 use crate::balancer::{Balancer, Policy};
 use crate::batcher::{self, Batcher};
-use crate::cache::{Cache, CacheKey, CachedValue};
+use crate::cache::{Breakage, Cache, CacheKey, CachedValue};
 use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Order};
 use crate::detector::{Detector, Transition};
 use crate::error::{Error, Result};
@@ -100,6 +154,10 @@ pub struct FrontEndConfig {
     /// Deliberately broken, for tests only: hand a read batch's answers out
     /// shifted by one, so the simulation proves its read checks see batches.
     pub unsafe_misroute_batches: bool,
+    /// Deliberately broken, for tests only: a cache that breaks its own
+    /// rules (see [`Breakage`]), so the simulation proves its read checks
+    /// see stale cache hits.
+    pub unsafe_cache: Breakage,
 }
 
 impl FrontEndConfig {
@@ -122,6 +180,7 @@ impl FrontEndConfig {
             seed: 0,
             unsafe_promote_stale: false,
             unsafe_misroute_batches: false,
+            unsafe_cache: Breakage::default(),
         }
     }
 
@@ -175,6 +234,63 @@ struct Inner {
     counter: u64,
     /// When each group's current view was confirmed (see `heartbeat_round`).
     confirmed_at: BTreeMap<Group, Instant>,
+    /// The lowest commit point each group's reads may be answered at.
+    seen: Seen,
+}
+
+/// Per group, the highest commit point this front end knows to be at or
+/// past every write it acknowledged and every state a read showed: the
+/// lowest commit point a read may be answered at (see "Fresh reads" in the
+/// module docs). `None` until learnt from the group's primary after a
+/// start: writes acknowledged before it are unknown until then.
+#[derive(Debug, Default)]
+struct Seen {
+    catalog: Option<Lsn>,
+    order: Option<Lsn>,
+}
+
+impl Seen {
+    fn slot(&mut self, group: Group) -> &mut Option<Lsn> {
+        match group {
+            Group::Catalog => &mut self.catalog,
+            Group::Order => &mut self.order,
+        }
+    }
+
+    fn get(&self, group: Group) -> Option<Lsn> {
+        match group {
+            Group::Catalog => self.catalog,
+            Group::Order => self.order,
+        }
+    }
+
+    /// A commit point shown to a client (a write's or a read's): later
+    /// reads must not be answered below it.
+    fn raise(&mut self, group: Group, lsn: Lsn) {
+        if let Some(seen) = self.slot(group) {
+            *seen = (*seen).max(lsn);
+        }
+    }
+
+    /// A commit point at or past every write the group ever acknowledged
+    /// (a serving primary's, or a new primary's adopted log end). Returns
+    /// true when this is the first: reads may start.
+    fn learn(&mut self, group: Group, lsn: Lsn) -> bool {
+        let slot = self.slot(group);
+        let first = slot.is_none();
+        *slot = Some(slot.unwrap_or(0).max(lsn));
+        first
+    }
+}
+
+/// Where a read may be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// Any live member of the view, chosen by the balancer.
+    Balanced,
+    /// Only the view's primary: its commit point covers every write it or
+    /// an earlier primary acknowledged, known to this front end or not.
+    Primary,
 }
 
 pub struct FrontEnd<T: Transport> {
@@ -208,10 +324,11 @@ impl<T: Transport> FrontEnd<T> {
             status: BTreeMap::new(),
             detector: Detector::new(replicas, cfg.misses_for_down),
             balancer: Balancer::new(cfg.balance),
-            cache: Cache::new(cfg.cache_capacity),
+            cache: Cache::new(cfg.cache_capacity).breaking(cfg.unsafe_cache),
             rng: SmallRng::seed_from_u64(cfg.seed),
             counter: 0,
             confirmed_at: BTreeMap::new(),
+            seen: Seen::default(),
         };
         let (changed, _) = watch::channel(0);
         let batcher = Batcher::new(cfg.read_slots, batcher::MAX_BATCH)
@@ -317,6 +434,26 @@ impl<T: Transport> FrontEnd<T> {
                 None => {}
             }
         }
+        // A serving primary of the current, confirmed view has committed
+        // every write any primary of its group acknowledged: reads may be
+        // asked for its commit point (the first time, this is what lets
+        // reads start after the front end started).
+        let mut learnt = false;
+        for group in Group::ALL {
+            let Some(record) = inner.records.get(&group) else {
+                continue;
+            };
+            let primary = &record.current.primary;
+            let serving = record.is_confirmed() && inner.detector.is_up(primary);
+            let commit = inner
+                .status
+                .get(primary)
+                .filter(|s| serving && s.serving && s.epoch == record.current.epoch)
+                .map(|s| s.commit);
+            if let Some(commit) = commit {
+                learnt |= inner.seen.learn(group, commit);
+            }
+        }
         let mut announced = false;
         for group in Group::ALL {
             let members = self.cfg.members(group);
@@ -364,7 +501,7 @@ impl<T: Transport> FrontEnd<T> {
             announced = true;
         }
         drop(inner);
-        if announced || liveness_changed {
+        if announced || liveness_changed || learnt {
             self.bump();
         }
         announced
@@ -415,6 +552,8 @@ impl<T: Transport> FrontEnd<T> {
                 return Err(e);
             }
             inner.confirmed_at.insert(group, Instant::now());
+            // The new primary's adopted log end holds every committed entry.
+            inner.seen.learn(group, commit);
             tracing::info!(target: "heartbeat", %group, epoch, "view confirmed");
             if group == Group::Catalog {
                 // Invalidations the old primary committed but never delivered
@@ -453,28 +592,52 @@ impl<T: Transport> FrontEnd<T> {
         Ok(())
     }
 
-    /// A read of committed state from a live member of `group`'s view.
-    async fn read(&self, group: Group, query: Query) -> Result<(QueryResult, Lsn)> {
+    /// A read of committed state from a live member of `group`'s view, at
+    /// a commit point of at least the group's `seen` (and `at_least`): it
+    /// reflects every write this front end acknowledged and every state a
+    /// read showed before it was sent. The caller raises `seen` to the
+    /// answer's lsn before it answers its client.
+    async fn read(
+        &self,
+        group: Group,
+        query: Query,
+        route: Route,
+        at_least: Lsn,
+    ) -> Result<(QueryResult, Lsn)> {
         let deadline = Instant::now() + self.cfg.request_deadline;
         let mut tried: Vec<NodeId> = Vec::new();
         loop {
             let pick = {
                 let mut guard = self.inner.lock();
                 let inner = &mut *guard;
+                // Unknown until the group's primary told us its commit
+                // point (after a start): wait for the heartbeat to learn it.
+                let min = inner.seen.get(group).map(|seen| seen.max(at_least));
                 let (detector, balancer) = (&inner.detector, &mut inner.balancer);
-                let candidates = inner
-                    .records
-                    .get(&group)
+                let record = inner.records.get(&group);
+                let candidates = record
                     .into_iter()
-                    .flat_map(|r| r.current.members())
+                    .flat_map(|r| {
+                        // A primary's commit point covers every write only
+                        // once its view is confirmed (and `seen` learnt
+                        // its adopted log end).
+                        let primary = &r.current.primary;
+                        let confirmed = r.is_confirmed();
+                        r.current.members().filter(move |m| {
+                            route == Route::Balanced || (confirmed && *m == primary)
+                        })
+                    })
                     .filter(|m| detector.is_up(m));
-                let pick = balancer.pick(candidates, &tried);
-                if let Some(node) = &pick {
+                let pick = match min {
+                    Some(min) => balancer.pick(candidates, &tried).map(|n| (n, min)),
+                    None => None,
+                };
+                if let Some((node, _)) = &pick {
                     inner.balancer.start(node);
                 }
                 pick
             };
-            let Some(node) = pick else {
+            let Some((node, min)) = pick else {
                 self.wait_for_change(deadline).await?;
                 tried.clear();
                 continue;
@@ -490,14 +653,14 @@ impl<T: Transport> FrontEnd<T> {
                 if Batcher::batchable(&query) {
                     let transport = self.transport.as_ref();
                     self.batcher
-                        .read(transport, &node, query.clone(), timeout)
+                        .read(transport, &node, query.clone(), min, timeout)
                         .await
                 } else {
-                    match self
-                        .transport
-                        .call(&node, Request::Read(query.clone()), timeout)
-                        .await
-                    {
+                    let request = Request::ReadAt {
+                        query: query.clone(),
+                        min,
+                    };
+                    match self.transport.call(&node, request, timeout).await {
                         Ok(Response::Read { result, lsn }) => Ok((result, lsn)),
                         Ok(other) => Err(crate::transport::unexpected("read", &other)),
                         Err(e) => Err(e),
@@ -525,11 +688,16 @@ impl<T: Transport> FrontEnd<T> {
         let query = Query::Search {
             topic: topic.to_string(),
         };
-        match self.read(Group::Catalog, query).await? {
+        match self.read(Group::Catalog, query, Route::Balanced, 0).await? {
             (QueryResult::Books(books), lsn) => {
+                let shown: Vec<CacheKey> = books.iter().map(|b| CacheKey::Lookup(b.id)).collect();
+                let mut inner = self.inner.lock();
+                inner.seen.raise(Group::Catalog, lsn);
+                inner.cache.saw(&shown, lsn);
                 if !books.is_empty() {
-                    let value = CachedValue::Books(books.clone());
-                    self.inner.lock().cache.fill(key, value, lsn);
+                    inner
+                        .cache
+                        .fill(key, CachedValue::Books(books.clone()), lsn);
                 }
                 Ok(books)
             }
@@ -545,15 +713,20 @@ impl<T: Transport> FrontEnd<T> {
         if let Some(CachedValue::Book(book)) = self.cached(&key) {
             return Ok(book);
         }
-        match self.read(Group::Catalog, Query::Lookup { id }).await? {
+        let query = Query::Lookup { id };
+        match self.read(Group::Catalog, query, Route::Balanced, 0).await? {
             (QueryResult::Book(Some(book)), lsn) => {
-                self.inner
-                    .lock()
-                    .cache
-                    .fill(key, CachedValue::Book(book.clone()), lsn);
+                let shown = [CacheKey::Search(book.topic.clone())];
+                let mut inner = self.inner.lock();
+                inner.seen.raise(Group::Catalog, lsn);
+                inner.cache.saw(&shown, lsn);
+                inner.cache.fill(key, CachedValue::Book(book.clone()), lsn);
                 Ok(book)
             }
-            (QueryResult::Book(None), _) => Err(Error::NotFound(format!("item {id} not found"))),
+            (QueryResult::Book(None), lsn) => {
+                self.inner.lock().seen.raise(Group::Catalog, lsn);
+                Err(Error::NotFound(format!("item {id} not found")))
+            }
             (other, _) => Err(Error::Transport(format!(
                 "unexpected lookup result {other:?}"
             ))),
@@ -562,18 +735,30 @@ impl<T: Transport> FrontEnd<T> {
 
     /// Every book (uncached; for admin views and checks).
     pub async fn all_books(&self) -> Result<Vec<Book>> {
-        match self.read(Group::Catalog, Query::AllBooks).await? {
-            (QueryResult::Books(books), _) => Ok(books),
+        let read = self.read(Group::Catalog, Query::AllBooks, Route::Balanced, 0);
+        match read.await? {
+            (QueryResult::Books(books), lsn) => {
+                let mut shown: Vec<CacheKey> =
+                    books.iter().map(|b| CacheKey::Lookup(b.id)).collect();
+                shown.extend(books.iter().map(|b| CacheKey::Search(b.topic.clone())));
+                let mut inner = self.inner.lock();
+                inner.seen.raise(Group::Catalog, lsn);
+                inner.cache.saw(&shown, lsn);
+                Ok(books)
+            }
             (other, _) => Err(Error::Transport(format!("unexpected result {other:?}"))),
         }
     }
 
     /// One order by id.
     pub async fn order(&self, id: OrderId) -> Result<Order> {
-        match self.read(Group::Order, Query::Order { id }).await? {
-            (QueryResult::Order(Some(order)), _) => Ok(order),
-            (QueryResult::Order(None), _) => Err(Error::NotFound(format!("order {id} not found"))),
-            (other, _) => Err(Error::Transport(format!("unexpected result {other:?}"))),
+        let query = Query::Order { id };
+        let (result, lsn) = self.read(Group::Order, query, Route::Balanced, 0).await?;
+        self.inner.lock().seen.raise(Group::Order, lsn);
+        match result {
+            QueryResult::Order(Some(order)) => Ok(order),
+            QueryResult::Order(None) => Err(Error::NotFound(format!("order {id} not found"))),
+            other => Err(Error::Transport(format!("unexpected result {other:?}"))),
         }
     }
 
@@ -620,12 +805,15 @@ impl<T: Transport> FrontEnd<T> {
                 Ok(Response::Buy {
                     status: BuyStatus::Done(done),
                     catalog_lsn,
+                    lsn,
                 }) => {
-                    let (item, topic) = match &done {
-                        Ok(order) => (order.item_id, Some(order.topic.clone())),
-                        Err(_) => (id, None),
-                    };
-                    self.invalidate_item(item, topic, catalog_lsn);
+                    self.inner.lock().seen.raise(Group::Order, lsn);
+                    self.bought(id, &done, catalog_lsn).await.map_err(|e| {
+                        Error::Unavailable(format!(
+                            "buy {request} is done but its effect could not be confirmed \
+                             ({e}); retry with the same Idempotency-Key"
+                        ))
+                    })?;
                     return done.map(|order| Receipt { order }).map_err(Error::from);
                 }
                 Ok(Response::Buy { .. }) => {}
@@ -642,15 +830,65 @@ impl<T: Transport> FrontEnd<T> {
         }
     }
 
-    /// Drops an item's cached reads before a write's answer leaves.
-    fn invalidate_item(&self, item: ItemId, topic: Option<String>, lsn: Option<Lsn>) {
+    /// Before a buy's answer leaves: later reads of its item must show
+    /// what the buy did to it. With the reservation's commit lsn and the
+    /// item's topic (a successful buy's order names it), that is one
+    /// invalidation. A refused buy may have restocked its item (the
+    /// original's rule) and names no topic, and a buy finished earlier (a
+    /// retry) comes without the lsn: then the item is read afresh, at or
+    /// past the lsn, or from the primary when the lsn is unknown (a serving
+    /// primary has committed every reservation), and invalidated at that
+    /// read's lsn.
+    async fn bought(
+        &self,
+        id: ItemId,
+        done: &std::result::Result<Order, crate::command::Rejection>,
+        catalog_lsn: Option<Lsn>,
+    ) -> Result<()> {
+        use crate::command::Rejection;
+        match (done, catalog_lsn) {
+            (Ok(order), Some(lsn)) => {
+                self.invalidate_item(order.item_id, Some(order.topic.clone()), lsn);
+                Ok(())
+            }
+            (Ok(order), None) => self.reread_item(order.item_id, None).await,
+            (Err(Rejection::OutOfStock(_)), at) => self.reread_item(id, at).await,
+            // Nothing changed.
+            (Err(_), _) => Ok(()),
+        }
+    }
+
+    /// Reads `item` at or past `at` (from the primary if `None`), and
+    /// invalidates its keys at the lsn read.
+    async fn reread_item(&self, item: ItemId, at: Option<Lsn>) -> Result<()> {
+        let (route, at_least) = match at {
+            Some(lsn) => (Route::Balanced, lsn),
+            None => (Route::Primary, 0),
+        };
+        let query = Query::Lookup { id: item };
+        let (result, lsn) = self.read(Group::Catalog, query, route, at_least).await?;
+        let topic = match result {
+            QueryResult::Book(book) => book.map(|b| b.topic),
+            other => {
+                return Err(Error::Transport(format!(
+                    "unexpected lookup result {other:?}"
+                )))
+            }
+        };
+        self.invalidate_item(item, topic, lsn);
+        Ok(())
+    }
+
+    /// Drops an item's cached reads before a write's answer leaves, and
+    /// raises the catalog's `seen` to the write's commit lsn.
+    fn invalidate_item(&self, item: ItemId, topic: Option<String>, lsn: Lsn) {
         let mut keys = vec![CacheKey::Lookup(item)];
         if let Some(t) = topic {
             keys.push(CacheKey::Search(t));
         }
-        // Without the commit lsn (a retried buy), drop the values but let any
-        // fill in again: the catalog primary's own push carries the lsn.
-        self.inner.lock().cache.invalidate(&keys, lsn.unwrap_or(0));
+        let mut inner = self.inner.lock();
+        inner.seen.raise(Group::Catalog, lsn);
+        inner.cache.invalidate(&keys, lsn);
     }
 
     /// A catalog change through the catalog primary. Retried only while it
@@ -676,7 +914,7 @@ impl<T: Transport> FrontEnd<T> {
                     lsn,
                 }) => {
                     if let Ok(book) = &changed {
-                        self.invalidate_item(book.id, Some(book.topic.clone()), Some(lsn));
+                        self.invalidate_item(book.id, Some(book.topic.clone()), lsn);
                     }
                     return changed.map_err(Error::from);
                 }

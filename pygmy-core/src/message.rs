@@ -6,7 +6,7 @@
 //! | `Heartbeat` | front end → every replica (carries all current views) |
 //! | `ViewReady` | new primary → front end (asks to confirm its view) |
 //! | `Invalidate` | catalog primary → front end (after each commit) |
-//! | `Read`, `ReadBatch` | front end → any member of a view |
+//! | `Read`, `ReadAt`, `ReadBatch` | front end → any member of a view |
 //! | `Catalog` | front end (admin) or order primary → catalog primary |
 //! | `Buy` | front end → order primary |
 //! | `StartView`, `Fetch` | replica ↔ replica (replication, resync, adoption) |
@@ -33,11 +33,18 @@ pub enum Request {
     },
     /// Committed catalog changes: drop these cache keys; `lsn` is the commit.
     Invalidate { keys: Vec<CacheKey>, lsn: Lsn },
-    /// A read of committed state, served by any member of the view.
+    /// A read of committed state, served by any member of the view at its
+    /// commit point, whatever that is (for tools and checks).
     Read(Query),
-    /// Several reads answered at once, from one state (see `batcher`): only
-    /// queries [`Batcher::batchable`](crate::batcher::Batcher::batchable).
-    ReadBatch(Vec<Query>),
+    /// A read of committed state at a commit point of at least `min`: the
+    /// front end's reads (see "Fresh reads" in `frontend.rs`). A replica
+    /// whose commit is behind `min` waits briefly for it, then declines
+    /// (`Unavailable`), so the front end asks another member.
+    ReadAt { query: Query, min: Lsn },
+    /// Several reads answered at once, from one state at a commit point of
+    /// at least `min` (see `batcher`): only queries
+    /// [`Batcher::batchable`](crate::batcher::Batcher::batchable).
+    ReadBatch { queries: Vec<Query>, min: Lsn },
     /// A catalog write, served by the catalog primary once committed.
     Catalog(CatalogCommand),
     /// A buy, served by the order primary, exactly once per request id.
@@ -150,10 +157,14 @@ pub enum Response {
         lsn: Lsn,
     },
     /// A buy's status; `catalog_lsn` is the commit lsn of its reservation
-    /// in the catalog when this call learnt it (for cache invalidation).
+    /// in the catalog when this call learnt it (for cache invalidation);
+    /// `lsn` is the order group's commit point when it was answered (the
+    /// buy's own entries are at or below it), for fresh order reads.
     Buy {
         status: BuyStatus,
         catalog_lsn: Option<Lsn>,
+        #[serde(default)]
+        lsn: Lsn,
     },
     /// `StartView`: the backup accepted the view; its log ends at `end`.
     LogEnd {

@@ -557,7 +557,9 @@ fn ops_by_item(
                 (*item, Effect::Buy(*qty))
             }
             Op::Restock { item, qty } => (*item, Effect::Restock(*qty)),
-            Op::Lookup { .. } | Op::Search { .. } | Op::SetPrice { .. } => continue,
+            Op::Lookup { .. } | Op::Search { .. } | Op::SetPrice { .. } | Op::ReadOrder { .. } => {
+                continue
+            }
         };
         let exists = initial_stock.contains_key(&item);
         let expect = match answer_of(index, event)? {

@@ -57,6 +57,15 @@ pub struct ClusterOptions {
     /// Deliberately broken: a new order primary neither fences the catalog
     /// nor records the buys an old one reserved for but lost.
     pub skip_reconcile: bool,
+    /// Deliberately broken: the front end's cache keeps fills read before
+    /// their key's mark.
+    pub stale_fills: bool,
+    /// Deliberately broken: the front end's cache lets a fill replace a
+    /// value read later than it.
+    pub older_fill_wins: bool,
+    /// Deliberately broken: replicas answer reads at whatever they have
+    /// committed, ignoring the minimum commit point a read asks for.
+    pub read_any: bool,
 }
 
 impl ClusterOptions {
@@ -137,6 +146,10 @@ pub fn frontend_config(opts: &ClusterOptions, seed: u64) -> FrontEndConfig {
     cfg.read_slots = 1;
     cfg.unsafe_promote_stale = opts.promote_stale;
     cfg.unsafe_misroute_batches = opts.misroute_batches;
+    cfg.unsafe_cache = pygmy_core::cache::Breakage {
+        keep_stale_fills: opts.stale_fills,
+        older_fill_wins: opts.older_fill_wins,
+    };
     cfg
 }
 
@@ -196,6 +209,7 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
     cfg.unsafe_forget_pending = opts.forget_pending;
     cfg.unsafe_unsynced_archive = opts.unsynced_archive;
     cfg.unsafe_skip_reconcile = opts.skip_reconcile;
+    cfg.unsafe_read_any = opts.read_any;
     let replica = Replica::start(cfg, transport(&opts), storage, initial, sim_clock())?;
     serve_forever(port, App::new(replica as Arc<dyn Handler>, TOKEN)).await
 }

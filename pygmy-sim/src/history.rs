@@ -58,6 +58,9 @@ pub enum Op {
     /// Set an item's price (an admin change). Each carries a cost no other
     /// write uses, so a read's cost names the write it saw.
     SetPrice { item: ItemId, cost: u64 },
+    /// Read one order by id (`GET /orders/{id}`): the id of an order some
+    /// client was told about before this read was invoked.
+    ReadOrder { id: OrderId },
 }
 
 impl Op {
@@ -68,7 +71,7 @@ impl Op {
             | Op::Restock { item, .. }
             | Op::Lookup { item }
             | Op::SetPrice { item, .. } => Some(*item),
-            Op::Search { .. } => None,
+            Op::Search { .. } | Op::ReadOrder { .. } => None,
         }
     }
 
@@ -93,6 +96,8 @@ pub enum Ret {
     Book(Book),
     /// A search's answer.
     Books(Vec<Book>),
+    /// An order read's answer: the order's item and quantity.
+    Order { item: ItemId, qty: u64 },
     /// No such item.
     NotFound,
     /// No definite answer (timeout, unavailable, lost reply...). The
@@ -284,6 +289,20 @@ impl Recorder {
     /// See [`History::complete`].
     pub fn complete(&self, index: usize, at: u64, ret: Ret) -> Result<(), RecordError> {
         self.history.lock().complete(index, at, ret)
+    }
+
+    /// The `n`-th (modulo their number) order id a client was told about
+    /// so far, in recording order; `None` before the first.
+    pub fn acked_order(&self, n: usize) -> Option<OrderId> {
+        let history = self.history.lock();
+        let ids = || {
+            history.events.iter().filter_map(|e| match e.answer() {
+                Some((_, Ret::Bought { order_id, .. })) => Some(*order_id),
+                _ => None,
+            })
+        };
+        let count = ids().count();
+        (count > 0).then(|| ids().nth(n % count)).flatten()
     }
 
     /// A copy of the history so far.

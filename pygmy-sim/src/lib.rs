@@ -12,7 +12,10 @@
 //! 1. no negative stock, and stock is conserved;
 //! 2. every acknowledged order is on every order replica, once;
 //! 3. the replicas of each group converge to identical state;
-//! 4. buys are linearizable per item, and no read shows a lost write;
+//! 4. buys are linearizable per item, and no read shows a lost write; the
+//!    whole history per item, reads included, is linearizable (every read
+//!    reflects every write acknowledged, and every state shown, before it
+//!    was sent), and order reads find every acknowledged order;
 //! 5. after healing, every request completes within a bound.
 //!
 //! A failing run prints its seed and schedule; the same seed replays it.
@@ -26,11 +29,13 @@
 //! - `faults`: fault schedules drawn from the seed.
 //! - `history`: operations, answers, and the shared recorder.
 //! - `check`: the invariant checkers.
+//! - `fresh`: the read-inclusive linearizability check and order reads.
 //! - `run`: one run end to end, and many seeds in parallel.
 
 pub mod check;
 pub mod cluster;
 pub mod faults;
+pub mod fresh;
 pub mod history;
 pub mod net;
 pub mod prices;

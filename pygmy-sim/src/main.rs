@@ -7,7 +7,7 @@
 //! ```
 
 use clap::Parser;
-use pygmy_sim::run::{describe, run_seed, SimOptions};
+use pygmy_sim::run::{describe, run_seed, Jobs, SimOptions, Summary};
 use std::ops::Range;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -21,9 +21,17 @@ struct Args {
     /// One seed to replay, printing its fault schedule and full trace.
     #[arg(long)]
     seed: Option<u64>,
-    /// Threads running seeds in parallel (default: the machine's cores).
+    /// Seeds run in parallel, each in a worker process (default: the
+    /// machine's cores); 1 runs them one after the other in this process.
     #[arg(long)]
     jobs: Option<usize>,
+    /// Simulated clients (default 4); more clients, more concurrency.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// With `--seed`: print only `seed N passed|failed digest HEX` (and the
+    /// failure), as a worker process of a parallel run does.
+    #[arg(long, requires = "seed")]
+    summary: bool,
     /// Run a deliberately broken cluster, to watch the checks catch it:
     /// `lying-disk` (syncs that do nothing) or `promote-stale` (the view
     /// service may promote a replica outside the last confirmed view) or
@@ -31,7 +39,11 @@ struct Args {
     /// or `unsynced-archive` (snapshots count on an order archive that was
     /// never synced) or `misroute-batches` (the front end hands each read
     /// of a batch the next one's answer) or `skip-reconcile` (a new order
-    /// primary does not record the buys an old one reserved for but lost).
+    /// primary does not record the buys an old one reserved for but lost)
+    /// or `stale-fills` (the cache keeps fills read before their key's
+    /// mark) or `older-fill-wins` (a cache fill replaces a value read
+    /// later) or `read-any` (replicas answer reads past no minimum commit
+    /// point, so a lagging backup answers stale reads).
     #[arg(
         long = "break",
         value_parser = [
@@ -41,6 +53,9 @@ struct Args {
             "unsynced-archive",
             "misroute-batches",
             "skip-reconcile",
+            "stale-fills",
+            "older-fill-wins",
+            "read-any",
         ]
     )]
     broken: Option<String>,
@@ -69,6 +84,9 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut opts = SimOptions::default();
+    if let Some(clients) = args.clients {
+        opts.clients = clients;
+    }
     match args.broken.as_deref() {
         Some("lying-disk") => opts.cluster.lying_disk = true,
         Some("promote-stale") => opts.cluster.promote_stale = true,
@@ -76,6 +94,9 @@ fn main() -> ExitCode {
         Some("unsynced-archive") => opts.cluster.unsynced_archive = true,
         Some("misroute-batches") => opts.cluster.misroute_batches = true,
         Some("skip-reconcile") => opts.cluster.skip_reconcile = true,
+        Some("stale-fills") => opts.cluster.stale_fills = true,
+        Some("older-fill-wins") => opts.cluster.older_fill_wins = true,
+        Some("read-any") => opts.cluster.read_any = true,
         _ => {}
     }
     if let Some(seed) = args.seed {
@@ -88,6 +109,10 @@ fn main() -> ExitCode {
                 .init();
         }
         let report = run_seed(seed, &opts);
+        if args.summary {
+            print!("{}", Summary::of(&report).to_lines());
+            return ExitCode::SUCCESS;
+        }
         println!("seed {seed}\nfault schedule:\n{}", report.schedule);
         for line in &report.trace {
             println!("{line}");
@@ -107,16 +132,33 @@ fn main() -> ExitCode {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
-    let results = pygmy_sim::run::run_many(seeds.clone(), jobs, &opts, |report| {
-        if !report.passed() {
-            eprintln!("{}", describe(report));
+    let how = match std::env::current_exe() {
+        Ok(exe) if jobs > 1 => Jobs::Processes {
+            exe,
+            jobs,
+            args: args
+                .broken
+                .iter()
+                .flat_map(|b| ["--break".to_string(), b.clone()])
+                .chain(
+                    args.clients
+                        .iter()
+                        .flat_map(|c| ["--clients".to_string(), c.to_string()]),
+                )
+                .collect(),
+        },
+        _ => Jobs::Serial,
+    };
+    let results = pygmy_sim::run::run_many(seeds.clone(), &how, &opts, |summary| {
+        if !summary.passed {
+            eprintln!("{}", summary.description);
         }
     });
     let failed = results.iter().filter(|(_, ok)| !ok).count();
     let passed = results.len() - failed;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "{} seeds in {secs:.1}s ({:.2} seeds/s on {jobs} threads)",
+        "{} seeds in {secs:.1}s ({:.2} seeds/s, {jobs} at a time)",
         results.len(),
         results.len() as f64 / secs
     );

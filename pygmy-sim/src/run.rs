@@ -6,6 +6,29 @@
 //! fault schedule, the clients' choices), so a seed replays exactly: the
 //! run's trace — faults applied and every answer clients got — hashes to the
 //! same value every time.
+//!
+//! # Determinism across runs in one process
+//!
+//! One piece of state is shared by every tokio runtime of a process: the
+//! counter that numbers tasks. It decides an outcome here: when a host
+//! crashes, turmoil drops its runtime, and tokio shuts the runtime's tasks
+//! down shard by shard, the shard being the task id modulo a power of two
+//! (4 for turmoil's current-thread runtimes). Dropping a task drops its
+//! sockets, and each closed simulated socket sends a message whose latency
+//! is drawn from the seed's random number generator: so the order of those
+//! drops, and with it everything after the crash, followed the task ids a
+//! run happened to get — which depended on what else the process had run,
+//! and with simulations on several threads, on how those threads
+//! interleaved. (That is why some seeds ended differently with `--jobs`
+//! above 1.) So [`run_with`]:
+//!
+//! - runs one simulation at a time per process ([`ONE_AT_A_TIME`]), and
+//! - first advances the counter to a multiple of [`TASK_ID_ALIGN`], so the
+//!   ids a run gets, modulo any shard count up to it, do not depend on what
+//!   ran before.
+//!
+//! Parallel runs use processes instead of threads: [`run_many`] with more
+//! than one job starts worker processes (`pygmy-sim --seed N --summary`).
 
 use crate::check::{self, Violation};
 use crate::cluster::{self, ClusterOptions, TOKEN};
@@ -59,6 +82,9 @@ impl Default for SimOptions {
                 unsynced_archive: false,
                 misroute_batches: false,
                 skip_reconcile: false,
+                stale_fills: false,
+                older_fill_wins: false,
+                read_any: false,
             },
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
@@ -119,8 +145,32 @@ pub fn run_seed(seed: u64, opts: &SimOptions) -> Report {
     run_with(seed, opts, schedule)
 }
 
+/// Only one simulation runs at a time in a process (see the module docs).
+pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Task ids are aligned to this before every run (see the module docs): a
+/// multiple of every shard count tokio may use for a current-thread runtime.
+pub const TASK_ID_ALIGN: u64 = 64;
+
+/// Advances tokio's process-wide task counter until the next task gets an
+/// id that is a multiple of [`TASK_ID_ALIGN`].
+fn align_task_ids() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime to number tasks");
+    for _ in 0..=TASK_ID_ALIGN {
+        let id = rt.spawn(async {}).id().to_string();
+        let id: u64 = id.parse().expect("tokio task ids print as numbers");
+        if (id + 1) % TASK_ID_ALIGN == 0 {
+            return;
+        }
+    }
+}
+
 /// Runs one seed with a given fault schedule (scripted scenarios use this).
 pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
+    let _alone = ONE_AT_A_TIME.lock();
+    align_task_ids();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(opts.stop_at + Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))
@@ -234,6 +284,12 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("misroute-batches")
         } else if opts.cluster.skip_reconcile {
             Some("skip-reconcile")
+        } else if opts.cluster.stale_fills {
+            Some("stale-fills")
+        } else if opts.cluster.older_fill_wins {
+            Some("older-fill-wins")
+        } else if opts.cluster.read_any {
+            Some("read-any")
         } else {
             None
         },
@@ -467,6 +523,23 @@ fn check_all(
             Err(v) => violations.push(v),
         }
     }
+    // 4c. The whole history per item, reads included, is linearizable;
+    // order reads find acknowledged orders.
+    if let Some((_, catalog)) = catalogs.first() {
+        let state = |b: &pygmy_core::types::Book| crate::fresh::ItemState {
+            stock: b.count,
+            cost: b.cost,
+        };
+        let initial = initial_books.iter().map(|b| (b.id, state(b))).collect();
+        let finals = catalog.all().iter().map(|b| (b.id, state(b))).collect();
+        let policy = catalog.policy().restock_on_empty;
+        if let Err(v) = crate::fresh::check_fresh_reads(history, &initial, &finals, policy) {
+            violations.push(v);
+        }
+    }
+    if let Err(v) = crate::fresh::check_order_reads(history) {
+        violations.push(v);
+    }
     // 4b. Price changes: no acknowledged or observed price change lost.
     let initial_costs: BTreeMap<_, _> = initial_books.iter().map(|b| (b.id, b.cost)).collect();
     let final_books: Vec<(String, Vec<_>)> = catalogs
@@ -516,14 +589,98 @@ pub fn describe(report: &Report) -> String {
     s
 }
 
-/// Runs `seeds` on `jobs` threads; `each` sees every report as it finishes.
-/// Returns `(seed, passed)` in seed order.
+/// What a run of one seed comes to, as [`run_many`] hands it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub seed: u64,
+    pub passed: bool,
+    pub trace_digest: u64,
+    /// [`describe`] of a failed run; empty when it passed.
+    pub description: String,
+}
+
+impl Summary {
+    pub fn of(report: &Report) -> Self {
+        Summary {
+            seed: report.seed,
+            passed: report.passed(),
+            trace_digest: report.trace_digest(),
+            description: if report.passed() {
+                String::new()
+            } else {
+                describe(report)
+            },
+        }
+    }
+
+    /// The worker's output: `seed N passed|failed digest HEX`, then the
+    /// description.
+    pub fn to_lines(&self) -> String {
+        let verdict = if self.passed { "passed" } else { "failed" };
+        let mut s = format!(
+            "seed {} {verdict} digest {:016x}\n",
+            self.seed, self.trace_digest
+        );
+        if !self.passed {
+            s.push_str(&self.description);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Reads what [`Summary::to_lines`] wrote.
+    pub fn from_lines(out: &str) -> Option<Self> {
+        let (first, rest) = out.split_once('\n').unwrap_or((out, ""));
+        let words: Vec<&str> = first.split_whitespace().collect();
+        let ["seed", seed, verdict, "digest", digest] = words[..] else {
+            return None;
+        };
+        Some(Summary {
+            seed: seed.parse().ok()?,
+            passed: verdict == "passed",
+            trace_digest: u64::from_str_radix(digest, 16).ok()?,
+            description: rest.trim_end().to_string(),
+        })
+    }
+}
+
+/// Where [`run_many`] runs seeds.
+#[derive(Clone, Debug)]
+pub enum Jobs {
+    /// In this process, one after the other.
+    Serial,
+    /// In up to `jobs` worker processes at once, each running
+    /// `exe --seed N --summary` (plus `args`, e.g. `--break NAME`): the
+    /// `pygmy-sim` binary. Processes, not threads, so that no run shares
+    /// tokio's task counter with another (see the module docs).
+    Processes {
+        exe: std::path::PathBuf,
+        jobs: usize,
+        args: Vec<String>,
+    },
+}
+
+/// Runs `seeds`; `each` sees every summary as it finishes. Returns
+/// `(seed, passed)` in seed order. A worker that cannot be started or
+/// dies is a failed seed, with the reason as its description.
 pub fn run_many(
     seeds: std::ops::Range<u64>,
-    jobs: usize,
+    jobs: &Jobs,
     opts: &SimOptions,
-    each: impl Fn(&Report) + Sync,
+    each: impl Fn(&Summary) + Sync,
 ) -> Vec<(u64, bool)> {
+    let (exe, jobs, args) = match jobs {
+        Jobs::Serial => {
+            return seeds
+                .map(|seed| {
+                    let summary = Summary::of(&run_seed(seed, opts));
+                    each(&summary);
+                    (seed, summary.passed)
+                })
+                .collect()
+        }
+        Jobs::Processes { exe, jobs, args } => (exe, *jobs, args),
+    };
     let next = std::sync::atomic::AtomicU64::new(seeds.start);
     let results = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -533,13 +690,44 @@ pub fn run_many(
                 if seed >= seeds.end {
                     return;
                 }
-                let report = run_seed(seed, opts);
-                each(&report);
-                results.lock().push((seed, report.passed()));
+                let summary = run_in_worker(exe, args, seed);
+                each(&summary);
+                results.lock().push((seed, summary.passed));
             });
         }
     });
     let mut results = results.into_inner();
     results.sort();
     results
+}
+
+/// Runs one seed in a worker process.
+fn run_in_worker(exe: &std::path::Path, args: &[String], seed: u64) -> Summary {
+    let failed = |why: String| Summary {
+        seed,
+        passed: false,
+        trace_digest: 0,
+        description: format!("seed {seed} FAILED\nworker: {why}"),
+    };
+    let out = std::process::Command::new(exe)
+        .arg("--seed")
+        .arg(seed.to_string())
+        .arg("--summary")
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    match out {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            match Summary::from_lines(&text) {
+                Some(summary) if summary.seed == seed => summary,
+                _ => failed(format!(
+                    "{} exited with {} and printed {text:?}",
+                    exe.display(),
+                    out.status
+                )),
+            }
+        }
+        Err(e) => failed(format!("cannot start {}: {e}", exe.display())),
+    }
 }

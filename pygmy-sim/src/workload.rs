@@ -234,6 +234,32 @@ async fn search(http: &Http, topic: &str, give_up: u64) -> Ret {
     Ret::Failed(format!("search gave up: {last}"))
 }
 
+/// An order read (`GET /orders/{id}`), retried until `give_up` like a
+/// lookup.
+async fn read_order(http: &Http, id: u64, give_up: u64) -> Ret {
+    let path = format!("/orders/{id}");
+    let mut last = String::new();
+    while now() < give_up {
+        match send(http, Method::GET, &path, &[], None).await {
+            Ok((s, body)) if s.is_success() => {
+                return match serde_json::from_value::<Order>(body.clone()) {
+                    Ok(o) if o.id == id => Ret::Order {
+                        item: o.item_id,
+                        qty: o.qty,
+                    },
+                    _ => Ret::Failed(format!("order read answered {body}")),
+                };
+            }
+            Ok((StatusCode::NOT_FOUND, _)) => return Ret::NotFound,
+            Ok((s, body)) if indeterminate(s) => last = format!("{s}: {}", message(&body)),
+            Ok((s, body)) => return Ret::Failed(format!("{s}: {}", message(&body))),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ret::Failed(format!("order read gave up: {last}"))
+}
+
 /// One client's life: operations until `stop_at`, each recorded.
 pub async fn client(
     id: ClientId,
@@ -263,8 +289,14 @@ pub async fn client(
                 item,
                 cost: 1_000 + n,
             },
-            45..=59 => Op::Search {
+            45..=56 => Op::Search {
                 topic: opts.topics[rng.gen_range(0..opts.topics.len())].clone(),
+            },
+            // Any client's acknowledged order, so a read may follow another
+            // client's buy by little.
+            57..=64 => match rec.acked_order(rng.gen_range(0..1_000)) {
+                Some(id) => Op::ReadOrder { id },
+                None => Op::Lookup { item },
             },
             _ => Op::Lookup { item },
         };
@@ -276,6 +308,7 @@ pub async fn client(
             Op::SetPrice { item, cost } => set_price(&http, *item, *cost).await,
             Op::Lookup { item } => lookup(&http, *item, rng.gen_bool(0.5), give_up).await,
             Op::Search { topic } => search(&http, topic, give_up).await,
+            Op::ReadOrder { id } => read_order(&http, *id, give_up).await,
         };
         rec.complete(index, now(), ret)?;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(5..60))).await;

@@ -114,6 +114,7 @@ impl<T: Transport> Replica<T> {
                 return Ok(Response::Buy {
                     status,
                     catalog_lsn: None,
+                    lsn: self.inner.lock().commit,
                 })
             }
             // Pending: its Begin is committed; only the reservation is left.
@@ -144,9 +145,12 @@ impl<T: Transport> Replica<T> {
         begun?;
         let (outcome, lsn) = reserved?;
         let (status, lsn) = self.record(request, outcome, lsn, Answer::Early).await?;
+        // The buy's `Begin` is committed by now (`begun` above), so the
+        // commit point covers it: an order read at or past it finds the order.
         Ok(Response::Buy {
             status,
             catalog_lsn: Some(lsn),
+            lsn: self.inner.lock().commit,
         })
     }
 

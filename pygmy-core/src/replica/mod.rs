@@ -113,6 +113,17 @@ pub struct ReplicaConfig {
     pub snapshot_scales: bool,
     /// Most entries sent in one `Fetch` answer.
     pub fetch_limit: usize,
+    /// How long a read asking for a commit point this replica has not
+    /// reached (`ReadAt`, `ReadBatch`) waits for it before declining. A
+    /// backup learns the primary's commit point within one pull round trip,
+    /// so a short wait answers most such reads; a longer lag (a partition,
+    /// a resync) is declined and the front end asks another member.
+    pub read_wait: Duration,
+    /// Deliberately broken, for the simulation's own tests: reads ignore
+    /// the commit point they ask for and are answered at whatever this
+    /// replica has committed (a lagging backup answers stale reads).
+    /// Never set otherwise.
+    pub unsafe_read_any: bool,
     /// Deliberately broken, for the simulation's own tests: the order
     /// primary tells the catalog to forget every buy, pending ones too, so
     /// a pending buy's retried reservation is refused. Never set otherwise.
@@ -146,6 +157,8 @@ impl ReplicaConfig {
             unsafe_skip_reconcile: false,
             unsafe_unsynced_archive: false,
             fetch_limit: 1024,
+            read_wait: Duration::from_millis(50),
+            unsafe_read_any: false,
         }
     }
 }
@@ -481,6 +494,32 @@ impl<T: Transport> Replica<T> {
         })
     }
 
+    /// Waits until this replica's commit point reaches `min` (a read's
+    /// freshness bound, see `Request::ReadAt`), at most `read_wait`; then
+    /// declines with a retryable error naming the lag.
+    async fn caught_up(&self, min: Lsn) -> Result<()> {
+        if self.cfg.unsafe_read_any {
+            return Ok(());
+        }
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + self.cfg.read_wait;
+        loop {
+            let commit = self.inner.lock().commit;
+            if commit >= min {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(Error::Unavailable(format!(
+                    "{} has committed up to {commit}, the read needs {min}; ask another member",
+                    self.cfg.me
+                )));
+            }
+        }
+    }
+
     /// Reads an order. A buy is answered before its `Finish` commits (see
     /// `buy.rs`), so its client may ask for the order while it is still
     /// pending here: the read waits for it (up to `buy_deadline`) rather
@@ -551,7 +590,17 @@ impl<T: Transport> Replica<T> {
             }
             Request::Read(Query::Order { id }) => self.read_order(id).await,
             Request::Read(query) => self.read(query),
-            Request::ReadBatch(queries) => self.read_batch(queries),
+            Request::ReadAt { query, min } => {
+                self.caught_up(min).await?;
+                match query {
+                    Query::Order { id } => self.read_order(id).await,
+                    query => self.read(query),
+                }
+            }
+            Request::ReadBatch { queries, min } => {
+                self.caught_up(min).await?;
+                self.read_batch(queries)
+            }
             Request::Catalog(command) => {
                 if self.cfg.group != Group::Catalog {
                     return Err(Error::InvalidInput(
