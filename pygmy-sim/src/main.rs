@@ -31,7 +31,10 @@ struct Args {
     /// or `unsynced-archive` (snapshots count on an order archive that was
     /// never synced) or `misroute-batches` (the front end hands each read
     /// of a batch the next one's answer) or `skip-reconcile` (a new order
-    /// primary does not record the buys an old one reserved for but lost).
+    /// primary does not record the buys an old one reserved for but lost)
+    /// or `restock-too-many` (a buy of more copies than are left restocks
+    /// the item, as issue 15 found) or `ignore-admin-keys` (a retried
+    /// restock or price change applies again despite its idempotency key).
     #[arg(
         long = "break",
         value_parser = [
@@ -41,6 +44,8 @@ struct Args {
             "unsynced-archive",
             "misroute-batches",
             "skip-reconcile",
+            "restock-too-many",
+            "ignore-admin-keys",
         ]
     )]
     broken: Option<String>,
@@ -76,6 +81,8 @@ fn main() -> ExitCode {
         Some("unsynced-archive") => opts.cluster.unsynced_archive = true,
         Some("misroute-batches") => opts.cluster.misroute_batches = true,
         Some("skip-reconcile") => opts.cluster.skip_reconcile = true,
+        Some("restock-too-many") => opts.cluster.restock_too_many = true,
+        Some("ignore-admin-keys") => opts.cluster.ignore_admin_keys = true,
         _ => {}
     }
     if let Some(seed) = args.seed {

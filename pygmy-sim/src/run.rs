@@ -59,6 +59,8 @@ impl Default for SimOptions {
                 unsynced_archive: false,
                 misroute_batches: false,
                 skip_reconcile: false,
+                restock_too_many: false,
+                ignore_admin_keys: false,
             },
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
@@ -234,6 +236,10 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("misroute-batches")
         } else if opts.cluster.skip_reconcile {
             Some("skip-reconcile")
+        } else if opts.cluster.restock_too_many {
+            Some("restock-too-many")
+        } else if opts.cluster.ignore_admin_keys {
+            Some("ignore-admin-keys")
         } else {
             None
         },

@@ -240,3 +240,26 @@ fn an_order_primary_that_skips_reconciling_lost_buys_is_caught() {
         "skipping the reconcile was caught on only {caught} of 20 seeds"
     );
 }
+
+#[test]
+fn a_catalog_that_restocks_on_any_refused_buy_is_caught() {
+    // Issue 15's bug: a buy of more copies than are left restocked the
+    // item. Buys of two copies with one left happen on most seeds (stock
+    // is small), and the spec restocks only a sold-out item, so the extra
+    // copies show as answers no order of the operations explains; the
+    // same seeds pass when honest.
+    let honest = SimOptions::default();
+    let mut broken = honest.clone();
+    broken.cluster.restock_too_many = true;
+    let caught = seeds_caught(
+        "restocking on any refused buy",
+        0..10,
+        (&honest, &broken),
+        run_seed,
+        &[LINEARIZABLE, READS_NOT_LOST],
+    );
+    assert!(
+        caught >= 3,
+        "restocking on any refused buy was caught on only {caught} of 10 seeds"
+    );
+}
