@@ -193,7 +193,7 @@ async fn rest_errors_are_json_with_the_mapped_status() {
             Method::DELETE,
             "/books/1",
             405,
-            "DELETE is not allowed on /books/1 (allowed: GET)",
+            "DELETE is not allowed on /books/1 (allowed: GET, HEAD)",
         ),
         (
             Method::GET,
