@@ -6,6 +6,7 @@
 use pygmy_core::frontend::FrontEndConfig;
 use pygmy_core::replica::ReplicaConfig;
 use pygmy_core::types::{Group, NodeId};
+use pygmy_net::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,6 +48,52 @@ pub struct ClusterConfig {
     /// Each node's tokio worker threads, by role.
     #[serde(default)]
     pub threads: Threads,
+    /// What every node's listener allows each client.
+    #[serde(default)]
+    pub limits: ListenerLimits,
+}
+
+/// Limits on every listener, the front end's and the replicas' (see
+/// `pygmy_net::server` for what each bounds and why the defaults).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerLimits {
+    /// Time from a request's first byte to the end of its headers.
+    pub header_timeout_ms: u64,
+    /// Time a keep-alive connection waits for its next request.
+    pub idle_timeout_ms: u64,
+    /// Time a request's body may take to arrive.
+    pub body_timeout_ms: u64,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest request head (request line and headers).
+    pub max_header_bytes: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        let limits = Limits::default();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        ListenerLimits {
+            header_timeout_ms: ms(limits.header_timeout),
+            idle_timeout_ms: ms(limits.idle_timeout),
+            body_timeout_ms: ms(limits.body_timeout),
+            max_connections: limits.max_connections,
+            max_header_bytes: limits.max_header_bytes,
+        }
+    }
+}
+
+impl ListenerLimits {
+    pub fn to_limits(&self) -> Limits {
+        Limits {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header_bytes,
+        }
+    }
 }
 
 /// The most worker threads a node may be given (a typo like `catalog =
@@ -131,6 +178,7 @@ impl ClusterConfig {
             restock_on_empty: true,
             catalog_file: None,
             threads: Threads::default(),
+            limits: ListenerLimits::default(),
         }
     }
 
@@ -140,9 +188,29 @@ impl ClusterConfig {
             return Err("each group needs at least one replica".into());
         }
         let mut seen = std::collections::BTreeSet::new();
+        let mut ports: BTreeMap<(String, u16), &str> = BTreeMap::new();
         for n in self.nodes() {
             if !seen.insert(n.name.clone()) {
                 return Err(format!("node name {:?} is used twice", n.name));
+            }
+            // Two nodes on one host and port cannot both listen; say so now
+            // rather than when the second one fails to bind.
+            if let Some((host, port)) = n.addr.rsplit_once(':') {
+                let Ok(port) = port.parse::<u16>() else {
+                    return Err(format!(
+                        "node {} has address {:?}; its port is not a number from 0 to 65535",
+                        n.name, n.addr
+                    ));
+                };
+                let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+                if let Some(other) = ports.insert((host, port), &n.name) {
+                    if port != 0 {
+                        return Err(format!(
+                            "nodes {other} and {} both use address {} (port {port} twice)",
+                            n.name, n.addr
+                        ));
+                    }
+                }
             }
             if n.addr.parse::<std::net::SocketAddr>().is_err() && !n.addr.contains(':') {
                 return Err(format!(
@@ -157,6 +225,7 @@ impl ClusterConfig {
         if self.heartbeat_ms == 0 {
             return Err("heartbeat_ms must be at least 1".into());
         }
+        self.limits.to_limits().validate()?;
         let t = &self.threads;
         for (role, n) in [
             ("frontend", t.frontend),
@@ -230,6 +299,21 @@ impl ClusterConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// Reads a configuration file, naming the file and the problem in the
+    /// error (missing, unreadable, not UTF-8, not valid TOML, not valid).
+    pub fn read(path: &std::path::Path) -> Result<Self, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            format!(
+                "{}: not a text file (invalid UTF-8 at byte {}); a pygmy.toml is UTF-8 TOML",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })?;
+        Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let cfg: ClusterConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         cfg.validate()?;
@@ -289,6 +373,43 @@ mod tests {
         );
         let err = ClusterConfig::from_toml(&text).unwrap_err();
         assert!(err.contains("replica"), "{err}");
+    }
+
+    #[test]
+    fn a_port_used_twice_is_found_at_load() {
+        let mut cfg = local();
+        cfg.order[1].addr = cfg.catalog[0].addr.clone();
+        let err = ClusterConfig::from_toml(&cfg.to_toml()).unwrap_err();
+        assert!(err.contains("catalog-1 and order-2"), "{err}");
+        // The same port on two hosts is fine.
+        cfg.order[1].addr = "10.0.0.2:8001".into();
+        assert!(cfg.validate().is_ok());
+        cfg.order[1].addr = "127.0.0.1:99999".into();
+        assert!(cfg.validate().unwrap_err().contains("port"));
+    }
+
+    #[test]
+    fn limits_default_round_trip_and_zero_is_refused() {
+        let mut cfg = local();
+        let text = cfg.to_toml();
+        assert!(text.contains("[limits]"), "{text}");
+        assert_eq!(cfg.limits.to_limits(), Limits::default());
+        cfg.limits.max_connections = 0;
+        assert!(cfg.validate().unwrap_err().contains("max_connections"));
+        cfg.limits = ListenerLimits::default();
+        cfg.limits.header_timeout_ms = 0;
+        assert!(cfg.validate().unwrap_err().contains("header_timeout_ms"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_named_with_the_problem() {
+        let dir = std::env::temp_dir().join(format!("pygmy-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pygmy.toml");
+        std::fs::write(&path, b"data_dir = \"\xff\"\n").unwrap();
+        let err = ClusterConfig::read(&path).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(err.contains("pygmy.toml") && err.contains("UTF-8"), "{err}");
     }
 
     #[test]

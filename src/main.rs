@@ -78,9 +78,7 @@ enum Cmd {
 
 /// Reads the configuration `pygmy node` runs from, checking it names `name`.
 fn node_config(config: &Path, name: &str) -> Result<ClusterConfig, String> {
-    let text = std::fs::read_to_string(config)
-        .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
-    let cfg = ClusterConfig::from_toml(&text).map_err(|e| format!("{}: {e}", config.display()))?;
+    let cfg = ClusterConfig::read(config)?;
     if cfg.node(name).is_none() {
         let names: Vec<&str> = cfg.nodes().map(|n| n.name.as_str()).collect();
         return Err(format!(

@@ -170,6 +170,7 @@ pub async fn run_node(
                 Group::Catalog => {
                     let policy = CatalogPolicy {
                         restock_on_empty: cfg.restock_on_empty.then_some(10),
+                        ..CatalogPolicy::default()
                     };
                     State::Catalog(initial_catalog(cfg, policy)?)
                 }
@@ -188,7 +189,12 @@ pub async fn run_node(
     // `node` repeats the line's prefix in `pygmy node`'s log, and names the
     // node when several run in one process (examples/cluster.rs).
     tracing::info!(node = name, addr = %spec.addr, data = %dir.display(), "listening");
-    serve(listener, Arc::new(app), shutdown).await;
+    serve(
+        listener,
+        Arc::new(app.with_limits(cfg.limits.to_limits())),
+        shutdown,
+    )
+    .await;
     tracing::info!(node = name, "stopped");
     Ok(())
 }

@@ -27,18 +27,25 @@ pub struct UpArgs {
     /// Folder for data, logs, pid files and the configuration.
     #[arg(long, default_value = "pygmy-data")]
     pub dir: PathBuf,
-    /// Replicas per group (for a new folder; an existing pygmy.toml keeps its own).
-    #[arg(long, default_value_t = 2)]
+    /// Replicas per group, 1 to 9 (for a new folder; an existing pygmy.toml
+    /// keeps its own).
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_REPLICAS as u64))]
     pub replicas: usize,
-    /// Port of the front end; replicas take the following ones (for a new
-    /// folder; an existing pygmy.toml keeps its own).
-    #[arg(long, default_value_t = 8010)]
+    /// Port of the front end, 1 to 65515; replicas take the following ones
+    /// (for a new folder; an existing pygmy.toml keeps its own).
+    #[arg(long, default_value_t = 8010, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_BASE_PORT)))]
     pub base_port: u16,
     /// A JSON file of books to start from instead of the original's seven
     /// (for a new folder): `[{"id":1,"title":"…","cost":10,"count":5,"topic":"…"}]`.
     #[arg(long)]
     pub catalog: Option<PathBuf>,
 }
+
+/// Most replicas per group `up` starts.
+const MAX_REPLICAS: usize = 9;
+/// Highest `--base-port`: the front end and up to 2 × 9 replicas take the
+/// ports from it on, with room to spare.
+const MAX_BASE_PORT: u16 = u16::MAX - 20;
 
 /// The running cluster's processes.
 pub struct Cluster {
@@ -61,23 +68,24 @@ pub fn read_config(dir: &Path) -> Result<(ClusterConfig, PathBuf), String> {
     let path = fs::canonicalize(dir)
         .unwrap_or_else(|_| dir.to_path_buf())
         .join("pygmy.toml");
-    let text = fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "cannot read {}: {e} (is there a cluster started with `pygmy up --dir {}`?)",
+    if !path.exists() {
+        return Err(format!(
+            "{} does not exist (is there a cluster started with `pygmy up --dir {}`?)",
             path.display(),
             dir.display()
-        )
-    })?;
-    let cfg = ClusterConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((cfg, path))
+        ));
+    }
+    Ok((ClusterConfig::read(&path)?, path))
 }
 
 /// Loads `DIR/pygmy.toml`, or writes a new one for `args`.
 pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
-    if args.replicas == 0 || args.replicas > 9 {
+    // clap checks both flags (a bad one exits 2); `UpArgs` built in code
+    // is checked here.
+    if args.replicas == 0 || args.replicas > MAX_REPLICAS {
         return Err(format!("--replicas must be 1 to 9, got {}", args.replicas));
     }
-    if args.base_port == 0 || args.base_port > u16::MAX - 20 {
+    if args.base_port == 0 || args.base_port > MAX_BASE_PORT {
         return Err(format!(
             "--base-port {} leaves no room for the replicas",
             args.base_port

@@ -602,7 +602,39 @@ fn bad_flags_and_missing_clusters_are_named_in_the_error() {
     let (code, err) = run(&["chaos", "--dir", dir]);
     assert_eq!(code, Some(1));
     assert!(err.contains("pygmy.toml"), "{err}");
-    let (code, err) = run(&["up", "--dir", dir, "--replicas", "0"]);
+    // Values out of range are bad flags: exit 2, the flag named.
+    for (flag, value) in [
+        ("--replicas", "0"),
+        ("--replicas", "10"),
+        ("--base-port", "65533"),
+        ("--base-port", "0"),
+    ] {
+        let (code, err) = run(&["up", "--dir", dir, flag, value]);
+        assert_eq!(code, Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{err}");
+    }
+
+    // A pygmy.toml that cannot be used is named, with the problem, before
+    // any node starts.
+    let toml = empty.path().join("pygmy.toml");
+    std::fs::write(&toml, b"data_dir = \"\xff\xfe\"\n").unwrap();
+    let (code, err) = run(&["up", "--dir", dir]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("--replicas"), "{err}");
+    assert!(err.contains("pygmy.toml") && err.contains("UTF-8"), "{err}");
+    assert!(!err.contains("is there a cluster"), "{err}");
+    let mut cfg = pygmy::config::ClusterConfig::local(
+        empty.path().to_path_buf(),
+        2,
+        support::free_ports(1),
+        "t".into(),
+        "a".into(),
+    );
+    cfg.order[0].addr = cfg.catalog[1].addr.clone();
+    std::fs::write(&toml, cfg.to_toml()).unwrap();
+    let (code, err) = run(&["up", "--dir", dir]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("catalog-2 and order-1 both use"), "{err}");
+    let (code, err) = run(&["node", "--config", toml.to_str().unwrap(), "--name", "frontend"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("both use"), "{err}");
 }

@@ -42,7 +42,7 @@
 use crate::command::{Order, Rejection};
 use crate::fs::{Fs, FsFile};
 use crate::logstore::{decode_record, encode_value, HEADER_LEN};
-use crate::types::{OrderId, RequestId};
+use crate::types::{ItemId, OrderId, RequestId};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
@@ -68,6 +68,11 @@ pub enum Finished {
     Refused {
         request: RequestId,
         rejection: Rejection,
+        /// The item and quantity the buy asked for, so a retry under its
+        /// key can be told from another request (records written before
+        /// 2026-12 lack it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asked: Option<(ItemId, u64)>,
     },
 }
 
@@ -76,6 +81,22 @@ impl Finished {
         match self {
             Finished::Ordered(order) => &order.request,
             Finished::Refused { request, .. } => request,
+        }
+    }
+
+    /// The item and quantity the buy asked for, as far as the record
+    /// tells: an order's, a refusal's own, or the item a refusal names.
+    pub fn asked(&self) -> Option<(ItemId, Option<u64>)> {
+        match self {
+            Finished::Ordered(order) => Some((order.item_id, Some(order.qty))),
+            Finished::Refused {
+                asked: Some((item, qty)),
+                ..
+            } => Some((*item, Some(*qty))),
+            Finished::Refused { rejection, .. } => match rejection {
+                Rejection::NotFound(item) | Rejection::OutOfStock(item) => Some((*item, None)),
+                _ => None,
+            },
         }
     }
 
@@ -627,6 +648,7 @@ mod tests {
         Finished::Refused {
             request: request.into(),
             rejection: Rejection::OutOfStock(3),
+            asked: Some((3, 1)),
         }
     }
 

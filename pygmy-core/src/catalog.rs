@@ -21,9 +21,12 @@
 //! - **No panics on input.** Arithmetic is checked (saturating would hide
 //!   bugs); an overflow is a `Rejection::Invalid` and leaves the state as it
 //!   was.
-//! - **The original's restock rule**, kept by default: a buy that finds too
-//!   little stock fails *and* restocks the item (by 10). The restock is a
-//!   recorded `restocked` change, so conservation still holds.
+//! - **The original's restock rule**, kept by default: a buy that finds the
+//!   item sold out (0 copies) fails *and* restocks the item (by 10). A buy
+//!   of more copies than are left, while some are, is refused and changes
+//!   nothing: otherwise anyone could raise the stock by asking for too
+//!   many. The restock is a recorded `restocked` change, so conservation
+//!   still holds.
 //! - **Bounded memory.** A reservation is remembered only until the order
 //!   group has finished its buy: the order primary sends `Forget { below }`
 //!   with the lowest order-log lsn of a buy still pending, and the catalog
@@ -42,8 +45,18 @@
 //!   (refusals too: one may have restocked), so it can record each as a
 //!   buy before it forgets any (see `replica/buy.rs`).
 //!
+//! - **Admin changes once per key.** A `Keyed` restock, price change or
+//!   new book is applied once per idempotency key: a repeat of the same
+//!   change gets the first outcome back and changes nothing; a different
+//!   change under a used key is refused (`KeyReused`) and changes nothing.
+//!   The newest [`ADMIN_KEYS_KEPT`] keys are remembered (bounded memory);
+//!   they are part of the state, so they are replicated, survive a
+//!   failover and travel in snapshots.
+//!
 //! # Caveats
 //!
+//! - An admin retry arriving after [`ADMIN_KEYS_KEPT`] newer keyed changes
+//!   is applied again.
 //! - A reservation is final; there is no cancel (a failed buy never holds
 //!   copies, because the order group records whatever the catalog decided).
 //! - A request id is the whole identity of a reservation: a retry with the
@@ -64,15 +77,29 @@ const BUILTIN_COPIES: u64 = 100;
 /// Rules that are a choice rather than a necessity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogPolicy {
-    /// `Some(n)`: a `Reserve` refused for lack of stock also adds `n` copies
-    /// (the original's behaviour, `n = 10`). `None`: it changes nothing.
+    /// `Some(n)`: a `Reserve` that finds the item sold out (0 copies) also
+    /// adds `n` copies (the original's behaviour, `n = 10`). `None`: it
+    /// changes nothing. A `Reserve` of more copies than are left never
+    /// restocks.
     pub restock_on_empty: Option<u64>,
+    /// Deliberately broken, for the simulation's own tests: every `Reserve`
+    /// refused for lack of stock restocks, sold out or not (the bug of
+    /// issue 15). Never set otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_restock_any_refusal: bool,
+    /// Deliberately broken, for the simulation's own tests: `Keyed` admin
+    /// changes apply every time, as if no key had been given. Never set
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_ignore_admin_keys: bool,
 }
 
 impl Default for CatalogPolicy {
     fn default() -> Self {
         CatalogPolicy {
             restock_on_empty: Some(DEFAULT_RESTOCK),
+            unsafe_restock_any_refusal: false,
+            unsafe_ignore_admin_keys: false,
         }
     }
 }
@@ -163,6 +190,39 @@ pub struct Catalog {
     #[serde(default)]
     order_fence: Epoch,
     policy: CatalogPolicy,
+    /// The first outcome of the newest [`ADMIN_KEYS_KEPT`] keyed admin
+    /// changes, by key.
+    #[serde(default)]
+    admin_keys: OrdMap<RequestId, AdminDone>,
+    /// The same keys by arrival, oldest first: which one to forget next.
+    #[serde(default)]
+    admin_order: OrdMap<u64, RequestId>,
+}
+
+/// Most admin idempotency keys the catalog remembers: the newest ones. A
+/// record is its key (at most 200 bytes), a digest of the change, and the
+/// book it answered (title and topic at most [`MAX_TEXT`] bytes each), so
+/// the table holds at most about 2.5 MB. A retry arriving after this many
+/// newer keyed changes is applied again.
+pub const ADMIN_KEYS_KEPT: usize = 1000;
+
+/// Longest title or topic of a book, in bytes.
+pub const MAX_TEXT: usize = 1000;
+
+/// A keyed admin change, done: what it was and what it answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct AdminDone {
+    /// FNV-1a of the change's JSON: tells a retry from another change.
+    change: u64,
+    outcome: Result<Book, Rejection>,
+}
+
+/// FNV-1a of a command's JSON (the same bytes on every replica).
+fn digest_of(cmd: &CatalogCommand) -> u64 {
+    let bytes = serde_json::to_vec(cmd).unwrap_or_default();
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl Catalog {
@@ -205,6 +265,8 @@ impl Catalog {
             settled_below: 0,
             order_fence: 0,
             policy: CatalogPolicy::default(),
+            admin_keys: OrdMap::new(),
+            admin_order: OrdMap::new(),
         }
     }
 
@@ -216,6 +278,8 @@ impl Catalog {
             settled_below: 0,
             order_fence: 0,
             policy,
+            admin_keys: OrdMap::new(),
+            admin_order: OrdMap::new(),
         };
         for book in books {
             catalog.add_book(book)?;
@@ -301,7 +365,63 @@ impl Catalog {
             CatalogCommand::AddBook { book } => {
                 CatalogOutcome::Changed(self.add_book(book.clone()))
             }
+            CatalogCommand::Keyed { key, change } => {
+                CatalogOutcome::Changed(self.keyed(key, change))
+            }
         }
+    }
+
+    /// Applies an admin change once per key (see `CatalogCommand::Keyed`).
+    fn keyed(&mut self, key: &RequestId, change: &CatalogCommand) -> Result<Book, Rejection> {
+        if !change.is_admin() {
+            return Err(Rejection::Invalid(
+                "only an admin change takes an idempotency key".into(),
+            ));
+        }
+        if self.policy.unsafe_ignore_admin_keys {
+            return match self.apply(change) {
+                CatalogOutcome::Changed(outcome) => outcome,
+                other => Err(Rejection::Invalid(format!(
+                    "not an admin change: {other:?}"
+                ))),
+            };
+        }
+        let digest = digest_of(change);
+        if let Some(done) = self.admin_keys.get(key) {
+            return match done.change == digest {
+                true => done.outcome.clone(),
+                false => Err(Rejection::KeyReused),
+            };
+        }
+        let outcome = match self.apply(change) {
+            CatalogOutcome::Changed(outcome) => outcome,
+            other => Err(Rejection::Invalid(format!(
+                "not an admin change: {other:?}"
+            ))),
+        };
+        let next = self.admin_order.get_max().map_or(0, |(n, _)| n + 1);
+        self.admin_order.insert(next, key.clone());
+        self.admin_keys.insert(
+            key.clone(),
+            AdminDone {
+                change: digest,
+                outcome: outcome.clone(),
+            },
+        );
+        while self.admin_keys.len() > ADMIN_KEYS_KEPT {
+            let Some(first) = self.admin_order.get_min().map(|(n, _)| *n) else {
+                break;
+            };
+            if let Some(oldest) = self.admin_order.remove(&first) {
+                self.admin_keys.remove(&oldest);
+            }
+        }
+        outcome
+    }
+
+    /// How many admin keys are remembered (at most [`ADMIN_KEYS_KEPT`]).
+    pub fn admin_keys(&self) -> usize {
+        self.admin_keys.len()
     }
 
     fn reserve(
@@ -385,7 +505,10 @@ impl Catalog {
         let restock_on_empty = self.policy.restock_on_empty;
         let entry = self.books.get_mut(&item).ok_or(Rejection::NotFound(item))?;
         let Some(remaining) = entry.book.count.checked_sub(qty) else {
-            if let Some(n) = restock_on_empty {
+            // Only a sold-out item is restocked, as in the original; a buy
+            // of too many copies changes nothing.
+            let sold_out = entry.book.count == 0 || self.policy.unsafe_restock_any_refusal;
+            if let (true, Some(n)) = (sold_out, restock_on_empty) {
                 // If the restock would overflow it is skipped: the buy fails
                 // for lack of stock either way, and the rule is best effort.
                 let _ = entry.add_copies(n);
@@ -432,6 +555,12 @@ impl Catalog {
                 book.id
             )));
         }
+        if book.title.len() > MAX_TEXT || book.topic.len() > MAX_TEXT {
+            return Err(Rejection::Invalid(format!(
+                "book {}: title and topic must be at most {MAX_TEXT} bytes",
+                book.id
+            )));
+        }
         self.books.insert(book.id, CatalogItem::new(book.clone()));
         Ok(book)
     }
@@ -457,7 +586,11 @@ mod tests {
 
     fn catalog(counts: &[u64], restock_on_empty: Option<u64>) -> Catalog {
         let books = (1..).zip(counts).map(|(id, n)| book(id, *n)).collect();
-        Catalog::from_books(books, CatalogPolicy { restock_on_empty }).expect("valid books")
+        let policy = CatalogPolicy {
+            restock_on_empty,
+            ..CatalogPolicy::default()
+        };
+        Catalog::from_books(books, policy).expect("valid books")
     }
 
     fn reserve(
@@ -539,11 +672,74 @@ mod tests {
     }
 
     #[test]
-    fn out_of_stock_restocks_by_policy_amount() {
-        let mut c = catalog(&[1], Some(10));
+    fn sold_out_restocks_by_policy_amount() {
+        let mut c = catalog(&[0], Some(10));
         assert_eq!(reserve(&mut c, "a", 1, 2), Err(Rejection::OutOfStock(1)));
         let l = c.stock_ledger(1).expect("exists");
-        assert_eq!((l.count, l.restocked, l.reserved()), (11, 10, Some(0)));
+        assert_eq!((l.count, l.restocked, l.reserved()), (10, 10, Some(0)));
+    }
+
+    fn keyed(key: &str, change: CatalogCommand) -> CatalogCommand {
+        CatalogCommand::Keyed {
+            key: key.into(),
+            change: Box::new(change),
+        }
+    }
+
+    #[test]
+    fn a_keyed_change_applies_once_and_its_key_fits_no_other() {
+        let mut c = catalog(&[5], None);
+        let first = change(&mut c, keyed("k", Restock { item: 1, qty: 3 }));
+        assert_eq!(first.as_ref().map(|b| b.count), Ok(8));
+        // The retry: the first answer, nothing added.
+        assert_eq!(
+            change(&mut c, keyed("k", Restock { item: 1, qty: 3 })),
+            first
+        );
+        assert_eq!(c.lookup(1).map(|b| b.count), Some(8));
+        // Another change under the same key: refused, nothing changed.
+        for other in [Restock { item: 1, qty: 4 }, SetPrice { item: 1, cost: 1 }] {
+            assert_eq!(change(&mut c, keyed("k", other)), Err(Rejection::KeyReused));
+        }
+        assert_eq!(c.lookup(1).map(|b| (b.count, b.cost)), Some((8, 10)));
+        // Only admin changes take a key.
+        assert!(is_invalid(&change(&mut c, keyed("r", forget(1)))));
+    }
+
+    #[test]
+    fn admin_keys_are_bounded_and_the_oldest_is_forgotten_first() {
+        let mut c = catalog(&[5], None);
+        for i in 0..ADMIN_KEYS_KEPT + 5 {
+            let _ = change(&mut c, keyed(&format!("k{i}"), Restock { item: 1, qty: 1 }));
+        }
+        assert_eq!(c.admin_keys(), ADMIN_KEYS_KEPT);
+        let count = c.lookup(1).map(|b| b.count);
+        // The newest is remembered; the oldest applies again.
+        let newest = format!("k{}", ADMIN_KEYS_KEPT + 4);
+        let _ = change(&mut c, keyed(&newest, Restock { item: 1, qty: 1 }));
+        assert_eq!(c.lookup(1).map(|b| b.count), count);
+        let _ = change(&mut c, keyed("k0", Restock { item: 1, qty: 1 }));
+        assert_eq!(c.lookup(1).map(|b| b.count), count.map(|n| n + 1));
+        // The keys survive a snapshot (the state's JSON).
+        let copy: Catalog = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(copy, c);
+    }
+
+    #[test]
+    fn too_many_copies_are_refused_without_a_restock() {
+        let mut c = catalog(&[1], Some(10));
+        let before = c.stock_ledger(1);
+        for (request, qty) in [("a", 2), ("b", 1000)] {
+            assert_eq!(
+                reserve(&mut c, request, 1, qty),
+                Err(Rejection::OutOfStock(1))
+            );
+        }
+        assert_eq!(c.stock_ledger(1), before);
+        // The last copy sells; only the buy after it restocks.
+        assert!(reserve(&mut c, "c", 1, 1).is_ok());
+        assert_eq!(reserve(&mut c, "d", 1, 5), Err(Rejection::OutOfStock(1)));
+        assert_eq!(c.lookup(1).map(|b| b.count), Some(10));
     }
 
     #[test]

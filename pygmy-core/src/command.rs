@@ -50,6 +50,14 @@ pub enum CatalogCommand {
     SetPrice { item: ItemId, cost: u64 },
     /// Add a new book (its id must be free).
     AddBook { book: Book },
+    /// An admin change (`Restock`, `SetPrice`, `AddBook`) under the
+    /// client's idempotency key: applied once per key. A repeat with the
+    /// same change gets the first outcome and changes nothing; one with a
+    /// different change is refused as `KeyReused` (see `catalog.rs`).
+    Keyed {
+        key: RequestId,
+        change: Box<CatalogCommand>,
+    },
 }
 
 impl CatalogCommand {
@@ -62,8 +70,19 @@ impl CatalogCommand {
             | CatalogCommand::Fence { epoch } => Some(*epoch),
             CatalogCommand::Restock { .. }
             | CatalogCommand::SetPrice { .. }
-            | CatalogCommand::AddBook { .. } => None,
+            | CatalogCommand::AddBook { .. }
+            | CatalogCommand::Keyed { .. } => None,
         }
+    }
+
+    /// Whether this is an admin change (what `Keyed` may wrap).
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            CatalogCommand::Restock { .. }
+                | CatalogCommand::SetPrice { .. }
+                | CatalogCommand::AddBook { .. }
+        )
     }
 }
 
@@ -100,6 +119,8 @@ pub enum Rejection {
     /// A `Reserve` for a buy the order group had already finished (a late
     /// duplicate). Never recorded: the buy's outcome is already final.
     Settled,
+    /// A `Keyed` change whose key was used before for a different change.
+    KeyReused,
 }
 
 impl From<Rejection> for crate::Error {
@@ -110,6 +131,11 @@ impl From<Rejection> for crate::Error {
             Rejection::Exists(id) => crate::Error::Conflict(format!("item {id} already exists")),
             Rejection::Invalid(m) => crate::Error::InvalidInput(m),
             Rejection::Settled => crate::Error::Conflict("this buy was already finished".into()),
+            Rejection::KeyReused => crate::Error::KeyReused(
+                "this Idempotency-Key was already used for a different change; \
+                 nothing was changed: use a new key"
+                    .into(),
+            ),
         }
     }
 }
@@ -146,6 +172,9 @@ pub struct Order {
     pub remaining: u64,
     /// Milliseconds since the Unix epoch, stamped by the order primary.
     pub created: u64,
+    /// The buy's request id (the client's `Idempotency-Key`). The public
+    /// API does not show it, so it may be absent from what a client parses.
+    #[serde(default)]
     pub request: RequestId,
 }
 

@@ -16,9 +16,14 @@ pub enum Error {
     /// The request itself is wrong: malformed id, missing parameter, bad body.
     #[error("{0}")]
     InvalidInput(String),
-    /// The request conflicts with existing data (a book id already taken).
+    /// The request conflicts with existing data (a book id already taken),
+    /// or with a request still in progress under the same idempotency key.
     #[error("{0}")]
     Conflict(String),
+    /// The idempotency key was used before for a different request (another
+    /// item, quantity or change): nothing was done; use a new key.
+    #[error("{0}")]
+    KeyReused(String),
     /// Nobody can serve this now: retry later, possibly elsewhere.
     #[error("unavailable: {0}")]
     Unavailable(String),

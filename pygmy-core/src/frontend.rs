@@ -101,6 +101,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// Longest idempotency key a client may give (keys are stored in the order
+/// ledger and the catalog's admin table).
+pub const MAX_KEY_LEN: usize = 200;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -772,15 +776,19 @@ impl<T: Transport> FrontEnd<T> {
     }
 
     /// `buy(id)`: buys `qty` copies exactly once per request id.
+    ///
+    /// A key used before for another buy (item or quantity) is refused as
+    /// `KeyReused`, and one whose other buy is still running on the order
+    /// primary as `Conflict`; neither buys anything (see `replica/buy.rs`).
     pub async fn buy(&self, id: ItemId, qty: u64, key: Option<String>) -> Result<Receipt> {
         if qty == 0 {
             return Err(Error::InvalidInput("qty must be at least 1".into()));
         }
         let request = match key {
-            Some(k) if k.is_empty() || k.len() > 200 => {
-                return Err(Error::InvalidInput(
-                    "Idempotency-Key must be 1 to 200 characters".into(),
-                ))
+            Some(k) if k.is_empty() || k.len() > MAX_KEY_LEN => {
+                return Err(Error::InvalidInput(format!(
+                    "Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"
+                )))
             }
             Some(k) => k,
             None => self.new_request_id(),
@@ -935,18 +943,25 @@ impl<T: Transport> FrontEnd<T> {
         }
     }
 
-    pub async fn restock(&self, id: ItemId, qty: u64) -> Result<Book> {
-        self.catalog_write(CatalogCommand::Restock { item: id, qty })
+    /// Adds `qty` copies; once per `key` (see [`FrontEnd::set_price`]).
+    pub async fn restock(&self, id: ItemId, qty: u64, key: Option<String>) -> Result<Book> {
+        self.catalog_write(keyed(CatalogCommand::Restock { item: id, qty }, key)?)
             .await
     }
 
-    pub async fn set_price(&self, id: ItemId, cost: u64) -> Result<Book> {
-        self.catalog_write(CatalogCommand::SetPrice { item: id, cost })
+    /// Sets the price. With a `key` the change applies once however often
+    /// it is retried (a retry gets the first answer; the key with another
+    /// change is refused as `KeyReused`), as buys do; the catalog keeps
+    /// the newest keys (see `catalog.rs`).
+    pub async fn set_price(&self, id: ItemId, cost: u64, key: Option<String>) -> Result<Book> {
+        self.catalog_write(keyed(CatalogCommand::SetPrice { item: id, cost }, key)?)
             .await
     }
 
-    pub async fn add_book(&self, book: Book) -> Result<Book> {
-        self.catalog_write(CatalogCommand::AddBook { book }).await
+    /// Adds a book; once per `key` (see [`FrontEnd::set_price`]).
+    pub async fn add_book(&self, book: Book, key: Option<String>) -> Result<Book> {
+        self.catalog_write(keyed(CatalogCommand::AddBook { book }, key)?)
+            .await
     }
 
     pub fn health(&self) -> Health {
@@ -992,5 +1007,19 @@ impl<T: Transport> Handler for FrontEnd<T> {
             Ok(()) => Response::Ok,
             Err(e) => Response::Error(e),
         }
+    }
+}
+
+/// `change` under the client's idempotency `key`, if any.
+fn keyed(change: CatalogCommand, key: Option<String>) -> Result<CatalogCommand> {
+    match key {
+        None => Ok(change),
+        Some(k) if k.is_empty() || k.len() > MAX_KEY_LEN => Err(Error::InvalidInput(format!(
+            "Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"
+        ))),
+        Some(key) => Ok(CatalogCommand::Keyed {
+            key,
+            change: Box::new(change),
+        }),
     }
 }

@@ -73,9 +73,12 @@ fn finished(
     pending: &Pending,
     outcome: &Result<Reservation, Rejection>,
 ) -> Finished {
+    // An orphan `Finish` (no `Begin`, see `finish`) has asked for nothing.
+    let asked = (pending.qty > 0).then_some((pending.item, pending.qty));
     let refused = |rejection: Rejection| Finished::Refused {
         request: request.to_string(),
         rejection,
+        asked,
     };
     match outcome {
         Ok(_) if pending.id == OrderId::MAX => {
@@ -394,6 +397,18 @@ impl OrderLedger {
         Some(BuyStatus::Done(done.into_result()))
     }
 
+    /// What buy `request` asked for — its item, and its quantity where
+    /// known (a refusal recorded before refusals kept it names only the
+    /// item) — or `None` for an unknown request. A request arriving again
+    /// under the same id must ask for the same, or it is another request
+    /// reusing the key (see `replica/buy.rs`).
+    pub fn asked(&self, request: &str) -> Option<(ItemId, Option<u64>)> {
+        if let Some(p) = self.pending.get(request) {
+            return Some((p.item, Some(p.qty)));
+        }
+        self.archive.find(self.archived, request)?.asked()
+    }
+
     /// `(request, item, qty, begin)` of every buy not yet finished, by
     /// request id; `begin` is the lsn of its `Begin`.
     pub fn pending(&self) -> Vec<(RequestId, ItemId, u64, Lsn)> {
@@ -531,6 +546,19 @@ mod tests {
         );
         assert_eq!(l.apply(1, &begin("a", 4, 4, 9)), done);
         assert_eq!(l, before);
+    }
+
+    #[test]
+    fn what_a_buy_asked_for_is_kept_when_pending_ordered_or_refused() {
+        let mut l = OrderLedger::new();
+        l.apply(1, &begin("a", 2, 3, 10));
+        l.apply(2, &begin("b", 4, 1000, 10));
+        assert_eq!(l.asked("a"), Some((2, Some(3))));
+        l.apply(3, &finish("a", Ok(reservation(2, 3))));
+        l.apply(4, &finish("b", Err(Rejection::OutOfStock(4))));
+        assert_eq!(l.asked("a"), Some((2, Some(3))));
+        assert_eq!(l.asked("b"), Some((4, Some(1000))));
+        assert_eq!(l.asked("c"), None);
     }
 
     #[test]

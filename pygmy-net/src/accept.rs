@@ -7,24 +7,23 @@
 //! this module does for `tokio::net::TcpListener`.
 
 use async_trait::async_trait;
-use hyper_util::rt::TokioIo;
 use std::io;
 
 /// A source of accepted connections.
 ///
-/// Contract: `accept` waits for the next connection and returns it ready for
-/// hyper. An `Err` is about that one attempt (a reset handshake, a full file
+/// Contract: `accept` waits for the next connection and returns its byte
+/// stream (the server wraps it for hyper, and watches it for its limits). An `Err` is about that one attempt (a reset handshake, a full file
 /// table); the server backs off briefly and calls again, so an implementation
 /// must stay usable after returning one.
 #[async_trait]
 pub trait Accept: Send + 'static {
-    type Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static;
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
     async fn accept(&mut self) -> io::Result<Self::Io>;
 }
 
 #[async_trait]
 impl Accept for tokio::net::TcpListener {
-    type Io = TokioIo<tokio::net::TcpStream>;
+    type Io = tokio::net::TcpStream;
 
     async fn accept(&mut self) -> io::Result<Self::Io> {
         let (stream, _peer) = tokio::net::TcpListener::accept(self).await?;
@@ -33,6 +32,6 @@ impl Accept for tokio::net::TcpListener {
         // failure here only costs latency, so it is not worth refusing the
         // connection over.
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+        Ok(stream)
     }
 }

@@ -17,6 +17,10 @@
 //! | `PUT /books/{id}/price` | REST, admin | the book (body `{"cost": c}`) |
 //! | `POST /books/{id}/restock` | REST, admin | the book (body `{"qty": n}`) |
 //!
+//! `HEAD` is answered wherever `GET` is (the same status and headers, no
+//! body), except on the original's `/buy`, whose GET buys. Path segments
+//! are percent-decoded before they are matched, as query values are.
+//!
 //! Admin routes need `Authorization: Bearer <admin token>`. Routing errors
 //! are answered in the dialect of the path: unknown paths and REST paths
 //! with `{"error"}` (404, 405), the original's paths with its envelope.
@@ -26,15 +30,16 @@
 //! new order per call. Clients that need exactly-once use the REST buy with
 //! an `Idempotency-Key`.
 
-use crate::body::BoxError;
+use crate::body::{BodyLimit, BoxError};
 use crate::wire::{Failure, HttpResponse};
-use crate::{original, rest};
+use crate::{original, query, rest};
 use async_trait::async_trait;
 use hyper::body::Body;
 use hyper::Method;
 use pygmy_core::command::Order;
 use pygmy_core::types::{Book, ItemId, OrderId};
 use pygmy_core::Result;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What the public API needs from the store. The front end implements it;
@@ -50,9 +55,10 @@ pub trait PublicApi: Send + Sync + 'static {
     /// Buys `qty` copies, exactly once per `key` (one is made when `None`).
     async fn buy(&self, id: ItemId, qty: u64, key: Option<String>) -> Result<Order>;
     async fn order(&self, id: OrderId) -> Result<Order>;
-    async fn restock(&self, id: ItemId, qty: u64) -> Result<Book>;
-    async fn set_price(&self, id: ItemId, cost: u64) -> Result<Book>;
-    async fn add_book(&self, book: Book) -> Result<Book>;
+    /// Admin changes: applied once per `key` when one is given.
+    async fn restock(&self, id: ItemId, qty: u64, key: Option<String>) -> Result<Book>;
+    async fn set_price(&self, id: ItemId, cost: u64, key: Option<String>) -> Result<Book>;
+    async fn add_book(&self, book: Book, key: Option<String>) -> Result<Book>;
     /// What `GET /health` shows.
     fn health(&self) -> serde_json::Value;
 }
@@ -64,16 +70,34 @@ pub struct Public {
     pub admin_token: String,
 }
 
-/// Routes one public request.
-pub async fn respond<B>(public: &Public, limit: usize, request: hyper::Request<B>) -> HttpResponse
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let api = public.api.as_ref();
+/// Where a public request goes, decided from its method and path alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// One of the original's three endpoints (method checked: GET or HEAD).
+    Original(original::Route),
+    /// A REST endpoint.
+    Rest(rest::Route),
+    /// Refused before reaching an endpoint, in the original's envelope.
+    OriginalFailure(Failure),
+    /// Refused before reaching an endpoint, as `{"error"}`.
+    RestFailure(Failure),
+}
+
+/// Routes a request by method and (still percent-encoded) path. A pure
+/// function of its input, so it can be tested and fuzzed without a server.
+///
+/// Path segments are percent-decoded before they are matched or parsed
+/// (`/books/%31` is `/books/1`, as `?id=%31` is `id=1`); `+` in a path is
+/// not a space. `HEAD` is served wherever `GET` is (hyper then sends the
+/// headers without the body).
+pub fn route(method: &Method, path: &str) -> Routed {
+    let decoded: Vec<Cow<'_, str>> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(query::decode_path)
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
+    let get = method == Method::GET || method == Method::HEAD;
     // The original's three routes answer everything, errors included, in
     // its envelope.
     let original = match segments.as_slice() {
@@ -83,45 +107,76 @@ where
         _ => None,
     };
     if let Some(route) = original {
-        if method != Method::GET {
-            return Failure::method_not_allowed(&method, &path, "GET").original();
-        }
-        return original::respond(api, route, request.uri().query()).await;
+        // HEAD must not change anything, and the original's buy is a GET
+        // that buys: HEAD is refused there.
+        return match route {
+            original::Route::Buy if method != Method::GET => {
+                Routed::OriginalFailure(Failure::method_not_allowed(method, path, "GET"))
+            }
+            _ if !get => {
+                Routed::OriginalFailure(Failure::method_not_allowed(method, path, "GET, HEAD"))
+            }
+            route => Routed::Original(route),
+        };
     }
-    let route = match (segments.as_slice(), &method) {
-        (["books"], &Method::GET) => rest::Route::Books,
+    let not_allowed = |allow| Routed::RestFailure(Failure::method_not_allowed(method, path, allow));
+    let route = match (segments.as_slice(), method) {
+        (["books"], _) if get => rest::Route::Books,
         (["books"], &Method::POST) => rest::Route::AddBook,
-        (["books"], _) => return not_allowed(&method, &path, "GET, POST"),
-        (["books", id], &Method::GET) => rest::Route::Book(id_of(id)),
-        (["books", _], _) => return not_allowed(&method, &path, "GET"),
+        (["books"], _) => return not_allowed("GET, HEAD, POST"),
+        (["books", id], _) if get => rest::Route::Book(id_of(id)),
+        (["books", _], _) => return not_allowed("GET, HEAD"),
         (["books", id, "buy"], &Method::POST) => rest::Route::Buy(id_of(id)),
-        (["books", _, "buy"], _) => return not_allowed(&method, &path, "POST"),
+        (["books", _, "buy"], _) => return not_allowed("POST"),
         (["books", id, "price"], &Method::PUT) => rest::Route::Price(id_of(id)),
-        (["books", _, "price"], _) => return not_allowed(&method, &path, "PUT"),
+        (["books", _, "price"], _) => return not_allowed("PUT"),
         (["books", id, "restock"], &Method::POST) => rest::Route::Restock(id_of(id)),
-        (["books", _, "restock"], _) => return not_allowed(&method, &path, "POST"),
-        (["orders", id], &Method::GET) => rest::Route::Order(id_of(id)),
-        (["orders", _], _) => return not_allowed(&method, &path, "GET"),
-        (["health"], &Method::GET) => rest::Route::Health,
-        (["health"], _) => return not_allowed(&method, &path, "GET"),
-        _ => return Failure::no_route(&method, &path).rest(),
+        (["books", _, "restock"], _) => return not_allowed("POST"),
+        (["orders", id], _) if get => rest::Route::Order(id_of(id)),
+        (["orders", _], _) => return not_allowed("GET, HEAD"),
+        (["health"], _) if get => rest::Route::Health,
+        (["health"], _) => return not_allowed("GET, HEAD"),
+        _ => return Routed::RestFailure(Failure::no_route(method, path)),
     };
-    match rest::respond(public, limit, route, request).await {
-        Ok(response) => response,
-        Err(failure) => failure.rest(),
+    Routed::Rest(route)
+}
+
+/// Routes one public request and answers it.
+pub async fn respond<B>(
+    public: &Public,
+    limits: BodyLimit,
+    request: hyper::Request<B>,
+) -> HttpResponse
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match route(request.method(), request.uri().path()) {
+        Routed::Original(route) => {
+            original::respond(public.api.as_ref(), route, request.uri().query()).await
+        }
+        Routed::OriginalFailure(failure) => failure.original(),
+        Routed::RestFailure(failure) => failure.rest(),
+        Routed::Rest(route) => match rest::respond(public, limits, route, request).await {
+            Ok(response) => response,
+            Err(failure) => failure.rest(),
+        },
     }
 }
 
-fn not_allowed(method: &Method, path: &str, allow: &'static str) -> HttpResponse {
-    Failure::method_not_allowed(method, path, allow).rest()
-}
-
-/// Parses an id from the path or query: a non-negative integer.
+/// Parses an id from the path or query: decimal digits only (no sign, no
+/// spaces: `u64::from_str` would take `+1`), at most `u64::MAX`.
 pub fn parse_id(raw: &str) -> Result<u64, Failure> {
-    raw.parse::<u64>().map_err(|_| {
+    let malformed = || {
         Failure::bad_request(format!(
             "malformed id '{raw}': expected a non-negative integer"
         ))
+    };
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed());
+    }
+    raw.parse::<u64>().map_err(|_| {
+        Failure::bad_request(format!("id '{raw}' is too large (at most {})", u64::MAX))
     })
 }
 

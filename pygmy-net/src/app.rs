@@ -3,8 +3,9 @@
 //! path. Replicas have no public side; their other paths answer 404.
 
 use crate::api::{self, Public, PublicApi};
-use crate::body::BoxError;
+use crate::body::{BodyLimit, BoxError};
 use crate::rpc::{self, RPC_PATH};
+use crate::server::Limits;
 use crate::wire::{Failure, HttpResponse};
 use hyper::body::Body;
 use pygmy_core::transport::Handler;
@@ -22,6 +23,7 @@ pub struct App {
     public: Option<Public>,
     internal_limit: usize,
     public_limit: usize,
+    limits: Limits,
 }
 
 impl App {
@@ -33,6 +35,7 @@ impl App {
             public: None,
             internal_limit: INTERNAL_BODY_LIMIT,
             public_limit: PUBLIC_BODY_LIMIT,
+            limits: Limits::default(),
         }
     }
 
@@ -52,6 +55,25 @@ impl App {
         self
     }
 
+    /// Overrides the connection limits [`serve`](crate::serve) keeps this
+    /// app's clients within.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The connection limits of this app's listener.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn body_limit(&self, bytes: usize) -> BodyLimit {
+        BodyLimit {
+            bytes,
+            time: self.limits.body_timeout,
+        }
+    }
+
     /// Answers one request. Never fails: every problem is a JSON response.
     pub async fn respond<B>(&self, request: hyper::Request<B>) -> HttpResponse
     where
@@ -62,13 +84,13 @@ impl App {
             return rpc::respond(
                 self.handler.as_ref(),
                 &self.token,
-                self.internal_limit,
+                self.body_limit(self.internal_limit),
                 request,
             )
             .await;
         }
         match &self.public {
-            Some(public) => api::respond(public, self.public_limit, request).await,
+            Some(public) => api::respond(public, self.body_limit(self.public_limit), request).await,
             None => Failure::no_route(request.method(), request.uri().path()).rest(),
         }
     }

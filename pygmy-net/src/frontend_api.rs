@@ -29,14 +29,14 @@ impl<T: Transport> PublicApi for FrontEnd<T> {
     async fn order(&self, id: OrderId) -> Result<Order> {
         FrontEnd::order(self, id).await
     }
-    async fn restock(&self, id: ItemId, qty: u64) -> Result<Book> {
-        FrontEnd::restock(self, id, qty).await
+    async fn restock(&self, id: ItemId, qty: u64, key: Option<String>) -> Result<Book> {
+        FrontEnd::restock(self, id, qty, key).await
     }
-    async fn set_price(&self, id: ItemId, cost: u64) -> Result<Book> {
-        FrontEnd::set_price(self, id, cost).await
+    async fn set_price(&self, id: ItemId, cost: u64, key: Option<String>) -> Result<Book> {
+        FrontEnd::set_price(self, id, cost, key).await
     }
-    async fn add_book(&self, book: Book) -> Result<Book> {
-        FrontEnd::add_book(self, book).await
+    async fn add_book(&self, book: Book, key: Option<String>) -> Result<Book> {
+        FrontEnd::add_book(self, book, key).await
     }
     fn health(&self) -> serde_json::Value {
         // `Health` is plain data (lists and records); encoding it cannot

@@ -12,7 +12,8 @@
 //! # Layout
 //!
 //! - `accept`: the [`Accept`] trait, and its tokio TCP implementation.
-//! - `server`: [`serve`], the connection loop with graceful stop.
+//! - `server`: [`serve`], the connection loop with its [`Limits`] and
+//!   graceful stop.
 //! - `app`: [`App`], what a node answers: internal RPC and the public API.
 //! - `rpc`: the internal endpoint `POST /internal/rpc` (token-checked).
 //! - `client`: [`HttpTransport`], the `Transport` over a pooled hyper client.
@@ -42,4 +43,4 @@ pub use accept::Accept;
 pub use api::PublicApi;
 pub use app::App;
 pub use client::{tokio_transport, HttpTransport};
-pub use server::serve;
+pub use server::{serve, Limits};

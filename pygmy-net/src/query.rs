@@ -42,7 +42,20 @@ impl<'q> Params<'q> {
 
 /// Percent-decodes one name or value, with `+` meaning a space.
 pub fn decode(raw: &str) -> Cow<'_, str> {
-    if !raw.bytes().any(|b| b == b'+' || b == b'%') {
+    decode_with(raw, true)
+}
+
+/// Percent-decodes one path segment: as [`decode`], but `+` stays a `+`
+/// (it means a space only in query strings).
+pub fn decode_path(raw: &str) -> Cow<'_, str> {
+    decode_with(raw, false)
+}
+
+fn decode_with(raw: &str, plus_is_space: bool) -> Cow<'_, str> {
+    if !raw
+        .bytes()
+        .any(|b| (plus_is_space && b == b'+') || b == b'%')
+    {
         return Cow::Borrowed(raw);
     }
     let bytes = raw.as_bytes();
@@ -50,7 +63,7 @@ pub fn decode(raw: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => match (bytes.get(i + 1), bytes.get(i + 2)) {
                 (Some(&hi), Some(&lo)) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
                     out.push(hex(hi) << 4 | hex(lo));
@@ -121,6 +134,13 @@ mod tests {
             Cow::Borrowed("distributed")
         ));
         assert_eq!(decode("a%ffb"), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn a_path_segment_keeps_its_plus() {
+        assert_eq!(decode_path("%31"), "1");
+        assert_eq!(decode_path("+1"), "+1");
+        assert!(matches!(decode_path("12"), Cow::Borrowed("12")));
     }
 
     #[test]

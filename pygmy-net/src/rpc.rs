@@ -12,7 +12,7 @@
 //! - 413: body over the limit; 400: body not a `Request`; 405: not a POST.
 
 use crate::auth::{internal_token, token_matches};
-use crate::body::{decode, read_limited, BoxError};
+use crate::body::{decode, read_limited, BodyLimit, BoxError};
 use crate::wire::{bytes_response, Failure, HttpResponse};
 use hyper::body::Body;
 use hyper::{Method, StatusCode};
@@ -26,7 +26,7 @@ pub const RPC_PATH: &str = "/internal/rpc";
 pub async fn respond<B>(
     handler: &dyn Handler,
     token: &str,
-    limit: usize,
+    limit: BodyLimit,
     request: hyper::Request<B>,
 ) -> HttpResponse
 where
@@ -42,7 +42,7 @@ where
 async fn call<B>(
     handler: &dyn Handler,
     token: &str,
-    limit: usize,
+    limit: BodyLimit,
     request: hyper::Request<B>,
 ) -> Result<HttpResponse, Failure>
 where

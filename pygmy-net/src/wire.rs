@@ -17,6 +17,7 @@
 //! | `InvalidInput` | 400 |
 //! | `Unauthorized` | 401 |
 //! | `Conflict` | 409 |
+//! | `KeyReused` | 422 |
 //! | `Unavailable`, `Transport`, `NotPrimary`, `StaleEpoch` | 503 |
 //! | `Storage` | 500 |
 //!
@@ -92,10 +93,41 @@ pub struct BuyBody {
     pub qty: Option<u64>,
 }
 
+/// An order as the public API shows it: the ledger's [`Order`] without its
+/// request id. That id is the buyer's `Idempotency-Key`, and whoever knows
+/// a key can retry (and so learn the outcome of) its buy, so keys are shown
+/// to nobody, the buyer included (it has it already).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicOrder {
+    pub id: OrderId,
+    pub item_id: pygmy_core::types::ItemId,
+    pub title: String,
+    pub topic: String,
+    pub qty: u64,
+    pub cost: u64,
+    pub remaining: u64,
+    pub created: u64,
+}
+
+impl From<Order> for PublicOrder {
+    fn from(order: Order) -> Self {
+        PublicOrder {
+            id: order.id,
+            item_id: order.item_id,
+            title: order.title,
+            topic: order.topic,
+            qty: order.qty,
+            cost: order.cost,
+            remaining: order.remaining,
+            created: order.created,
+        }
+    }
+}
+
 /// `POST /books/{id}/buy` answer (201).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuyReply {
-    pub order: Order,
+    pub order: PublicOrder,
     pub message: String,
 }
 
@@ -120,6 +152,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::KeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Unavailable(_)
         | Error::Transport(_)
         | Error::NotPrimary { .. }

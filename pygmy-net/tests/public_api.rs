@@ -193,7 +193,7 @@ async fn rest_errors_are_json_with_the_mapped_status() {
             Method::DELETE,
             "/books/1",
             405,
-            "DELETE is not allowed on /books/1 (allowed: GET)",
+            "DELETE is not allowed on /books/1 (allowed: GET, HEAD)",
         ),
         (
             Method::GET,
@@ -229,7 +229,10 @@ async fn rest_buy_with_the_same_key_yields_one_order() {
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
     let order = first.json()["order"].clone();
     assert_eq!(order["qty"], 2);
-    assert_eq!(order["request"], "k-1");
+    assert!(
+        order.get("request").is_none(),
+        "the key is not shown: {order}"
+    );
     assert_eq!(
         first.json()["message"],
         "Successfully bought Xen and the Art of Surviving Undergraduate School"

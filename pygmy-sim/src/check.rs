@@ -31,8 +31,10 @@
 //!
 //! - `Buy(qty)`: if `stock >= qty`, `stock -= qty` and the answer is
 //!   `Bought { remaining: stock }` (the order id is not part of the model);
-//!   otherwise the answer is `OutOfStock` and, with `restock_on_empty =
-//!   Some(n)`, `stock += n` (the original's rule, as the catalog keeps it).
+//!   otherwise the answer is `OutOfStock` and, when the item was sold out
+//!   (`stock == 0`) and `restock_on_empty = Some(n)`, `stock += n` (the
+//!   original's rule, as the catalog keeps it; a buy of too many copies
+//!   changes nothing).
 //! - `Restock(qty)`: `stock += qty`, answered `Restocked { count: stock }`.
 //!
 //! Lookups and searches are not part of this check: a backup may serve them
@@ -473,6 +475,8 @@ fn apply(effect: Effect, stock: u64, restock_on_empty: Option<u64>) -> Option<(u
     match effect {
         Effect::Buy(qty) => Some(match stock.checked_sub(qty) {
             Some(remaining) => (remaining, Outcome::Bought { remaining }),
+            // Too many copies asked for while some are left: nothing changes.
+            None if stock > 0 => (stock, Outcome::OutOfStock),
             // As the catalog does: an overflowing restock-on-empty is skipped.
             None => (
                 stock
@@ -1106,6 +1110,23 @@ mod tests {
         // The same answers with B overlapping A are fine: real time is what
         // the checker caught.
         assert!(check_linearizable(&history((5, 30)), &stock(10), None).is_ok());
+    }
+
+    #[test]
+    fn only_a_sold_out_item_is_restocked() {
+        // Too many copies while some are left: refused, nothing changes.
+        assert_eq!(
+            apply(Effect::Buy(5), 3, Some(10)),
+            Some((3, Outcome::OutOfStock))
+        );
+        assert_eq!(
+            apply(Effect::Buy(5), 0, Some(10)),
+            Some((10, Outcome::OutOfStock))
+        );
+        assert_eq!(
+            apply(Effect::Buy(5), 0, None),
+            Some((0, Outcome::OutOfStock))
+        );
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub struct ClusterOptions {
     /// Deliberately broken: replicas answer reads at whatever they have
     /// committed, ignoring the minimum commit point a read asks for.
     pub read_any: bool,
+    /// Deliberately broken: every buy refused for lack of stock restocks
+    /// the item, not only one that finds it sold out.
+    pub restock_too_many: bool,
+    /// Deliberately broken: the catalog applies a retried admin change
+    /// again, ignoring its idempotency key.
+    pub ignore_admin_keys: bool,
 }
 
 impl ClusterOptions {
@@ -109,7 +115,12 @@ impl ClusterOptions {
                 ..b
             })
             .collect();
-        Catalog::from_books(books, CatalogPolicy::default()).expect("the built-in books are valid")
+        let policy = CatalogPolicy {
+            unsafe_restock_any_refusal: self.restock_too_many,
+            unsafe_ignore_admin_keys: self.ignore_admin_keys,
+            ..CatalogPolicy::default()
+        };
+        Catalog::from_books(books, policy).expect("the built-in books are valid")
     }
 }
 

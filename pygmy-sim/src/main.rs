@@ -44,6 +44,9 @@ struct Args {
     /// mark) or `older-fill-wins` (a cache fill replaces a value read
     /// later) or `read-any` (replicas answer reads past no minimum commit
     /// point, so a lagging backup answers stale reads).
+    /// or `restock-too-many` (a buy of more copies than are left restocks
+    /// the item, as issue 15 found) or `ignore-admin-keys` (a retried
+    /// restock or price change applies again despite its idempotency key).
     #[arg(
         long = "break",
         value_parser = [
@@ -56,6 +59,8 @@ struct Args {
             "stale-fills",
             "older-fill-wins",
             "read-any",
+            "restock-too-many",
+            "ignore-admin-keys",
         ]
     )]
     broken: Option<String>,
@@ -97,6 +102,8 @@ fn main() -> ExitCode {
         Some("stale-fills") => opts.cluster.stale_fills = true,
         Some("older-fill-wins") => opts.cluster.older_fill_wins = true,
         Some("read-any") => opts.cluster.read_any = true,
+        Some("restock-too-many") => opts.cluster.restock_too_many = true,
+        Some("ignore-admin-keys") => opts.cluster.ignore_admin_keys = true,
         _ => {}
     }
     if let Some(seed) = args.seed {

@@ -17,11 +17,11 @@ pub struct SimListener(pub turmoil::net::TcpListener);
 
 #[async_trait]
 impl Accept for SimListener {
-    type Io = TokioIo<turmoil::net::TcpStream>;
+    type Io = turmoil::net::TcpStream;
 
     async fn accept(&mut self) -> io::Result<Self::Io> {
         let (stream, _) = self.0.accept().await?;
-        Ok(TokioIo::new(stream))
+        Ok(stream)
     }
 }
 

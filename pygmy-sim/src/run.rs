@@ -85,6 +85,8 @@ impl Default for SimOptions {
                 stale_fills: false,
                 older_fill_wins: false,
                 read_any: false,
+                restock_too_many: false,
+                ignore_admin_keys: false,
             },
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
@@ -290,6 +292,10 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("older-fill-wins")
         } else if opts.cluster.read_any {
             Some("read-any")
+        } else if opts.cluster.restock_too_many {
+            Some("restock-too-many")
+        } else if opts.cluster.ignore_admin_keys {
+            Some("ignore-admin-keys")
         } else {
             None
         },

@@ -135,46 +135,72 @@ async fn buy(http: &Http, item: ItemId, qty: u64, key: &str, give_up: u64) -> Re
     Ret::Failed(format!("gave up: {last}"))
 }
 
-/// An admin price change. Not retried (like a restock, it carries no
-/// idempotency key), so a lost answer leaves it indeterminate.
-async fn set_price(http: &Http, item: ItemId, cost: u64) -> Ret {
-    let reply = send(
-        http,
-        Method::PUT,
-        &format!("/books/{item}/price"),
-        &[("authorization", format!("Bearer {ADMIN}"))],
-        Some(serde_json::json!({ "cost": cost })),
-    )
-    .await;
-    match reply {
-        Ok((s, body)) if s.is_success() => match serde_json::from_value::<Book>(body.clone()) {
-            Ok(book) if book.cost == cost => Ret::PriceSet,
-            _ => Ret::Failed(format!("price change answered {body}")),
-        },
-        Ok((StatusCode::NOT_FOUND, _)) => Ret::NotFound,
-        Ok((s, body)) => Ret::Failed(format!("{s}: {}", message(&body))),
-        Err(e) => Ret::Failed(e),
+/// An admin price change under an idempotency key, retried with it until
+/// `give_up` like a buy: the key makes a retry apply once, so only a
+/// change that never got an answer is indeterminate.
+async fn set_price(http: &Http, item: ItemId, cost: u64, key: &str, give_up: u64) -> Ret {
+    let mut last = String::new();
+    while now() < give_up {
+        let reply = send(
+            http,
+            Method::PUT,
+            &format!("/books/{item}/price"),
+            &admin_headers(key),
+            Some(serde_json::json!({ "cost": cost })),
+        )
+        .await;
+        match reply {
+            Ok((s, body)) if s.is_success() => {
+                return match serde_json::from_value::<Book>(body.clone()) {
+                    Ok(book) if book.cost == cost => Ret::PriceSet,
+                    _ => Ret::Failed(format!("price change answered {body}")),
+                }
+            }
+            Ok((StatusCode::NOT_FOUND, _)) => return Ret::NotFound,
+            Ok((s, body)) if indeterminate(s) => last = format!("{s}: {}", message(&body)),
+            Ok((s, body)) => return Ret::Failed(format!("{s}: {}", message(&body))),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ret::Failed(format!("price change gave up: {last}"))
 }
 
-async fn restock(http: &Http, item: ItemId, qty: u64) -> Ret {
-    let reply = send(
-        http,
-        Method::POST,
-        &format!("/books/{item}/restock"),
-        &[("authorization", format!("Bearer {ADMIN}"))],
-        Some(serde_json::json!({ "qty": qty })),
-    )
-    .await;
-    match reply {
-        Ok((s, body)) if s.is_success() => match serde_json::from_value::<Book>(body.clone()) {
-            Ok(book) => Ret::Restocked { count: book.count },
-            Err(_) => Ret::Failed(format!("restock answered {body}")),
-        },
-        Ok((StatusCode::NOT_FOUND, _)) => Ret::NotFound,
-        Ok((s, body)) => Ret::Failed(format!("{s}: {}", message(&body))),
-        Err(e) => Ret::Failed(e),
+/// A restock under an idempotency key, retried with it (see `set_price`).
+/// A retry answers with the first application's count.
+async fn restock(http: &Http, item: ItemId, qty: u64, key: &str, give_up: u64) -> Ret {
+    let mut last = String::new();
+    while now() < give_up {
+        let reply = send(
+            http,
+            Method::POST,
+            &format!("/books/{item}/restock"),
+            &admin_headers(key),
+            Some(serde_json::json!({ "qty": qty })),
+        )
+        .await;
+        match reply {
+            Ok((s, body)) if s.is_success() => {
+                return match serde_json::from_value::<Book>(body.clone()) {
+                    Ok(book) => Ret::Restocked { count: book.count },
+                    Err(_) => Ret::Failed(format!("restock answered {body}")),
+                }
+            }
+            Ok((StatusCode::NOT_FOUND, _)) => return Ret::NotFound,
+            Ok((s, body)) if indeterminate(s) => last = format!("{s}: {}", message(&body)),
+            Ok((s, body)) => return Ret::Failed(format!("{s}: {}", message(&body))),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ret::Failed(format!("restock gave up: {last}"))
+}
+
+fn admin_headers(key: &str) -> [(&'static str, String); 2] {
+    [
+        ("authorization", format!("Bearer {ADMIN}")),
+        ("idempotency-key", key.to_string()),
+    ]
 }
 
 /// A lookup, half the time through the original's API, retried until
@@ -304,8 +330,12 @@ pub async fn client(
         let give_up = now() + opts.give_up_after.as_nanos() as u64;
         let ret = match &op {
             Op::Buy { item, qty, key } => buy(&http, *item, *qty, key, give_up).await,
-            Op::Restock { item, qty } => restock(&http, *item, *qty).await,
-            Op::SetPrice { item, cost } => set_price(&http, *item, *cost).await,
+            Op::Restock { item, qty } => {
+                restock(&http, *item, *qty, &format!("c{id}-{n}"), give_up).await
+            }
+            Op::SetPrice { item, cost } => {
+                set_price(&http, *item, *cost, &format!("c{id}-{n}"), give_up).await
+            }
             Op::Lookup { item } => lookup(&http, *item, rng.gen_bool(0.5), give_up).await,
             Op::Search { topic } => search(&http, topic, give_up).await,
             Op::ReadOrder { id } => read_order(&http, *id, give_up).await,

@@ -300,3 +300,26 @@ fn replicas_that_answer_reads_past_no_minimum_are_caught() {
         "reads past no minimum were caught on none of seeds {READ_ANY_SEEDS:?}"
     );
 }
+
+#[test]
+fn a_catalog_that_restocks_on_any_refused_buy_is_caught() {
+    // Issue 15's bug: a buy of more copies than are left restocked the
+    // item. Buys of two copies with one left happen on most seeds (stock
+    // is small), and the spec restocks only a sold-out item, so the extra
+    // copies show as answers no order of the operations explains; the
+    // same seeds pass when honest.
+    let honest = SimOptions::default();
+    let mut broken = honest.clone();
+    broken.cluster.restock_too_many = true;
+    let caught = seeds_caught(
+        "restocking on any refused buy",
+        0..10,
+        (&honest, &broken),
+        run_seed,
+        &[LINEARIZABLE, READS_NOT_LOST],
+    );
+    assert!(
+        caught >= 3,
+        "restocking on any refused buy was caught on only {caught} of 10 seeds"
+    );
+}

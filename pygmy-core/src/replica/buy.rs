@@ -90,6 +90,72 @@ impl Buy {
     }
 }
 
+/// Whether a buy that asked for `asked` (item, and quantity where known)
+/// is the buy of `item` × `qty`; nothing known matches anything.
+fn same_buy(asked: Option<(ItemId, Option<u64>)>, item: ItemId, qty: u64) -> bool {
+    match asked {
+        None => true,
+        Some((a_item, a_qty)) => a_item == item && a_qty.is_none_or(|a| a == qty),
+    }
+}
+
+/// The answer to a request id reused for another buy. It says nothing of
+/// the other buy: whoever holds a key learns nothing more from it.
+fn key_reused() -> Error {
+    Error::KeyReused(
+        "this Idempotency-Key was already used for a different buy (another item or quantity); \
+         nothing was bought: use a new key"
+            .into(),
+    )
+}
+
+/// A buy running on this order primary, by request id: how many requests
+/// for it are running, and what it is.
+pub(super) type BuysInFlight = std::collections::HashMap<RequestId, ((ItemId, u64), usize)>;
+
+/// Marks a request id as being bought here until dropped.
+struct InFlight<'a, T: Transport> {
+    replica: &'a Replica<T>,
+    request: RequestId,
+}
+
+impl<'a, T: Transport> InFlight<'a, T> {
+    /// Enters `request` for `buy`; a different buy already running under
+    /// the same id is a `Conflict` (the client may retry once it is done).
+    fn enter(replica: &'a Replica<T>, request: &str, buy: (ItemId, u64)) -> Result<Self> {
+        let mut flights = replica.in_flight.lock();
+        match flights.get_mut(request) {
+            Some((running, _)) if *running != buy => {
+                return Err(Error::Conflict(
+                    "a different buy with this Idempotency-Key is still in progress; \
+                     nothing was bought for this one"
+                        .into(),
+                ))
+            }
+            Some((_, count)) => *count += 1,
+            None => {
+                flights.insert(request.to_string(), (buy, 1));
+            }
+        }
+        Ok(InFlight {
+            replica,
+            request: request.to_string(),
+        })
+    }
+}
+
+impl<T: Transport> Drop for InFlight<'_, T> {
+    fn drop(&mut self) {
+        let mut flights = self.replica.in_flight.lock();
+        if let Some((_, count)) = flights.get_mut(&self.request) {
+            *count -= 1;
+            if *count == 0 {
+                flights.remove(&self.request);
+            }
+        }
+    }
+}
+
 impl<T: Transport> Replica<T> {
     /// Serves `Buy` on the order primary.
     pub(super) async fn buy(&self, request: RequestId, item: ItemId, qty: u64) -> Result<Response> {
@@ -100,6 +166,10 @@ impl<T: Transport> Replica<T> {
             }
             match &inner.state {
                 State::Orders(ledger) => match ledger.status(&request) {
+                    // A known request id must come with the same buy.
+                    Some(_) if !same_buy(ledger.asked(&request), item, qty) => {
+                        return Err(key_reused())
+                    }
                     Some(done @ BuyStatus::Done(_)) => Some(Err(done)),
                     _ => Buy::pending(ledger, &request, Self::epoch(&inner)).map(Ok),
                 },
@@ -108,6 +178,10 @@ impl<T: Transport> Replica<T> {
                 }
             }
         };
+        // Another buy under this id still running here: answer at once
+        // rather than let two requests race for one id (the same buy again
+        // goes on, and gets the same single outcome).
+        let _flight = InFlight::enter(self, &request, (item, qty))?;
         let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
         let (reserved, begun) = match known {
             Some(Err(status)) => {
@@ -144,6 +218,26 @@ impl<T: Transport> Replica<T> {
         // buy may have been lost, and a new primary records it (module docs).
         begun?;
         let (outcome, lsn) = reserved?;
+        // The first `Begin` under an id decides what the buy is, and the
+        // catalog answers an id with its first reservation: if either was
+        // another request's (one that came through an older primary, or
+        // raced this one there), this request is not the one recorded.
+        // Nothing was bought for it; the ledger records the other.
+        let asked = {
+            let inner = self.inner.lock();
+            match &inner.state {
+                State::Orders(ledger) => ledger.asked(&request),
+                State::Catalog(_) => None,
+            }
+        };
+        let reserved_for = match &outcome {
+            Ok(r) => Some((r.item, Some(r.qty))),
+            Err(Rejection::NotFound(i) | Rejection::OutOfStock(i)) => Some((*i, None)),
+            Err(_) => None,
+        };
+        if !same_buy(asked, item, qty) || !same_buy(reserved_for, item, qty) {
+            return Err(key_reused());
+        }
         let (status, lsn) = self.record(request, outcome, lsn, Answer::Early).await?;
         // The buy's `Begin` is committed by now (`begun` above), so the
         // commit point covers it: an order read at or past it finds the order.

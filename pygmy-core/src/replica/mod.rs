@@ -216,6 +216,8 @@ pub struct Replica<T: Transport> {
     /// Wakes the compactor when a snapshot is due.
     compact: tokio::sync::Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Buys running on this order primary (see `buy.rs`).
+    in_flight: Mutex<buy::BuysInFlight>,
 }
 
 impl<T: Transport> Replica<T> {
@@ -286,6 +288,7 @@ impl<T: Transport> Replica<T> {
             changed,
             compact: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(Default::default()),
         });
         let mut tasks = vec![
             tokio::spawn(replica.clone().syncer()),

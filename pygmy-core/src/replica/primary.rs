@@ -348,6 +348,7 @@ fn invalidation_keys(state: &State, cmd: &CatalogCommand) -> Vec<CacheKey> {
         | CatalogCommand::Restock { item, .. }
         | CatalogCommand::SetPrice { item, .. } => *item,
         CatalogCommand::AddBook { book } => book.id,
+        CatalogCommand::Keyed { change, .. } => return invalidation_keys(state, change),
         // Changes no book.
         CatalogCommand::Forget { .. } | CatalogCommand::Fence { .. } => return Vec::new(),
     };

@@ -196,13 +196,13 @@ impl PublicApi for FakeStore {
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("order {id} not found")))
     }
-    async fn restock(&self, id: ItemId, qty: u64) -> Result<Book> {
+    async fn restock(&self, id: ItemId, qty: u64, _key: Option<String>) -> Result<Book> {
         self.change(id, |b| b.count += qty)
     }
-    async fn set_price(&self, id: ItemId, cost: u64) -> Result<Book> {
+    async fn set_price(&self, id: ItemId, cost: u64, _key: Option<String>) -> Result<Book> {
         self.change(id, |b| b.cost = cost)
     }
-    async fn add_book(&self, book: Book) -> Result<Book> {
+    async fn add_book(&self, book: Book, _key: Option<String>) -> Result<Book> {
         let mut books = self
             .books
             .lock()
