@@ -31,7 +31,10 @@ struct Args {
     /// or `unsynced-archive` (snapshots count on an order archive that was
     /// never synced) or `misroute-batches` (the front end hands each read
     /// of a batch the next one's answer) or `skip-reconcile` (a new order
-    /// primary does not record the buys an old one reserved for but lost).
+    /// primary does not record the buys an old one reserved for but lost)
+    /// or `trust-damaged-disk` (replicas trust a damaged disk: cut the log
+    /// at the first bad record, keep their disk identity, never doubt a
+    /// log's tail).
     #[arg(
         long = "break",
         value_parser = [
@@ -41,6 +44,7 @@ struct Args {
             "unsynced-archive",
             "misroute-batches",
             "skip-reconcile",
+            "trust-damaged-disk",
         ]
     )]
     broken: Option<String>,
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Some("unsynced-archive") => opts.cluster.unsynced_archive = true,
         Some("misroute-batches") => opts.cluster.misroute_batches = true,
         Some("skip-reconcile") => opts.cluster.skip_reconcile = true,
+        Some("trust-damaged-disk") => opts.cluster.trust_damage = true,
         _ => {}
     }
     if let Some(seed) = args.seed {
