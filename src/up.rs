@@ -9,7 +9,11 @@
 //! waits for the front end to report both groups ready, prints a summary,
 //! and stops every node on Ctrl-C or SIGTERM. A node that dies is reported,
 //! not restarted: a crash is the user's experiment to run (`pygmy chaos`
-//! restarts what it kills, and `up` notices the new process).
+//! restarts what it kills, and `up` notices the new process). A replica
+//! that dies while the cluster starts is reported too, and the rest keep
+//! running (one replica per group can serve); only the front end dying
+//! stops `up`. Replicas whose disk is new or damaged (they rebuild from a
+//! peer) are named in the summary.
 
 use crate::config::ClusterConfig;
 use crate::proc::{self, Attach};

@@ -12,6 +12,8 @@
 //! - `view`: one record holding the last accepted [`View`].
 //! - `orders` (order replicas): the archive of finished buys, whose format
 //!   and durability rules are in `archive.rs`; it uses the same framing.
+//! - `disk-id`: one record holding this disk's identity, a random `u64`
+//!   written when the folder was found empty (see "Storage faults").
 //!
 //! Every record is framed as `[len: u32 LE][crc32(payload): u32 LE][payload]`
 //! with a JSON payload, so a torn or corrupt record is recognised by its
@@ -49,6 +51,44 @@
 //!   sync, every later call fails too. Retrying an fsync that failed may
 //!   report success for data the kernel already dropped, so the store never
 //!   trusts the disk again; the replica restarts from what `load` finds.
+//!
+//! # Storage faults
+//!
+//! The fault model: while a replica is down, any of its files may be
+//! damaged — a torn or lost tail of the log, a flipped bit anywhere in the
+//! log, snapshot, archive, view record or identity, a missing file, an
+//! emptied folder (a replaced disk). As long as another replica of the
+//! group holds an intact copy of every committed entry, nothing committed
+//! is lost (the replication side is in `replica/mod.rs` and
+//! `viewservice.rs`). What the store does on `open`:
+//!
+//! - **A new disk** (no identity, no data) gets an identity, from the
+//!   random number the caller hands in, and loads empty
+//!   ([`Recovered::new_disk`]). An emptied folder is one: its identity is
+//!   not the old one, which is how the view service knows it holds nothing.
+//! - **A torn tail** — the last record short or failing its CRC, with no
+//!   valid record anywhere after it — is cut, and reported
+//!   ([`Recovered::cut_tail`]). It is what a crash leaves after appends not
+//!   yet synced, but a damaged last record (perhaps committed), or a tail
+//!   of synced records lost whole, looks the same: the replica treats its
+//!   log's end as uncertain after every restart.
+//! - **Damage** — a bad record followed by a valid one, a record whose lsn
+//!   breaks the sequence, a log starting past the snapshot (a missing
+//!   snapshot), a missing log, a bad record in `log.prev` (a synced log), a
+//!   corrupt view, snapshot or identity — is never cut around. Every file
+//!   is renamed aside (`NAME.damaged-N`, with the reason in
+//!   `damaged-N.why`; nothing is deleted), the folder becomes a new disk
+//!   with a new identity, and [`Recovered::damage`] names the file and what
+//!   was wrong with it. The replica then rebuilds from an intact member.
+//! - **A missing identity beside data** (a folder from a build before
+//!   identities, or the identity file lost) keeps its data, checked as
+//!   above, under a new identity: the view service counts the replica as
+//!   holding committed entries only once it has synchronised again.
+//!
+//! The decoders over bytes — [`decode_record`], [`decode_single`] (view,
+//! snapshot, view record, identity), [`check_log`] (a whole log) — return
+//! an error, never panic, and check every length field against the bytes
+//! before reading or allocating.
 //!
 //! # Caveats
 //!
@@ -133,8 +173,9 @@ pub(crate) fn encode_value<T: Serialize>(out: &mut Vec<u8>, value: &T, path: &Pa
 
 /// The record starting at byte `at`: its payload and where the next record
 /// starts. `None` when the bytes there are too short or fail their CRC — a
-/// torn or corrupt record (or the end of the bytes).
-pub(crate) fn decode_record(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+/// torn or corrupt record (or the end of the bytes). Never panics; the
+/// length field is checked against the bytes before anything is read.
+pub fn decode_record(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     let start = at.checked_add(HEADER_LEN)?;
     let header = bytes.get(at..start)?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
@@ -192,10 +233,9 @@ pub(crate) fn read_single_checked<F: Fs, T: DeserializeOwned>(
     match decode_single(&bytes) {
         Ok(value) => Ok(Ok(Some(value))),
         Err(SingleError::Damaged(problem)) => Ok(Err(format!("{}: {problem}", path.display()))),
-        Err(SingleError::Undecodable(e)) => Err(storage_err(
-            path,
-            format!("record does not decode: {e}"),
-        )),
+        Err(SingleError::Undecodable(e)) => {
+            Err(storage_err(path, format!("record does not decode: {e}")))
+        }
     }
 }
 
@@ -214,8 +254,9 @@ pub enum SingleError {
 /// bytes before anything is read).
 pub fn decode_single<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, SingleError> {
     match decode_record(bytes, 0) {
-        Some((payload, end)) if end == bytes.len() => serde_json::from_slice(payload)
-            .map_err(|e| SingleError::Undecodable(e.to_string())),
+        Some((payload, end)) if end == bytes.len() => {
+            serde_json::from_slice(payload).map_err(|e| SingleError::Undecodable(e.to_string()))
+        }
         _ => Err(SingleError::Damaged(format!(
             "corrupt ({} bytes: short record, bad CRC or trailing bytes)",
             bytes.len()
@@ -422,14 +463,24 @@ impl<F: Fs> LogStore<F> {
         let mut n = 1;
         loop {
             let why = self.dir.join(format!("damaged-{n}.why"));
-            if self.fs.probe(&why).map_err(|e| io_err(&why, "read", e))?.is_none() {
+            if self
+                .fs
+                .probe(&why)
+                .map_err(|e| io_err(&why, "read", e))?
+                .is_none()
+            {
                 break;
             }
             n += 1;
         }
         for name in FILES {
             let path = self.dir.join(name);
-            if self.fs.probe(&path).map_err(|e| io_err(&path, "read", e))?.is_some() {
+            if self
+                .fs
+                .probe(&path)
+                .map_err(|e| io_err(&path, "read", e))?
+                .is_some()
+            {
                 let aside = self.dir.join(format!("{name}.damaged-{n}"));
                 self.fs
                     .rename(&path, &aside)
@@ -538,7 +589,10 @@ impl<F: Fs> LogStore<F> {
         let scan = match scan_log(&bytes, snapshot_lsn, &self.log_path)? {
             Ok(scan) => scan,
             Err(problem) if self.trust_damage => {
-                tracing::warn!(problem, "trusting a damaged log (deliberately broken build)");
+                tracing::warn!(
+                    problem,
+                    "trusting a damaged log (deliberately broken build)"
+                );
                 scan_prefix(&bytes, snapshot_lsn, &self.log_path)?
             }
             Err(problem) => return Ok(Err(problem)),
@@ -886,10 +940,12 @@ pub struct LogCheck {
 /// passes its CRC but does not decode. Never panics; allocates in
 /// proportion to the entries found, never from a length field.
 pub fn check_log(bytes: &[u8], snapshot_lsn: Lsn) -> Result<std::result::Result<LogCheck, String>> {
-    Ok(scan_log(bytes, snapshot_lsn, Path::new("log"))?.map(|scan| LogCheck {
-        entries: scan.entries.len(),
-        end: scan.end,
-    }))
+    Ok(
+        scan_log(bytes, snapshot_lsn, Path::new("log"))?.map(|scan| LogCheck {
+            entries: scan.entries.len(),
+            end: scan.end,
+        }),
+    )
 }
 
 /// The lsn of the first valid record in `bytes`, if any.
@@ -1502,8 +1558,14 @@ mod tests {
         let damaged = fs.read_live(log_path()).unwrap();
         let recovered = LogStore::open(fs.clone(), DIR, 9).unwrap().load().unwrap();
         let damage = recovered.damage.expect("damage reported");
-        assert!(damage.contains("log") && damage.contains("bad record"), "{damage}");
-        assert!(recovered.entries.is_empty(), "nothing is trusted, nothing cut");
+        assert!(
+            damage.contains("log") && damage.contains("bad record"),
+            "{damage}"
+        );
+        assert!(
+            recovered.entries.is_empty(),
+            "nothing is trusted, nothing cut"
+        );
         assert!(recovered.new_disk);
         assert_eq!(recovered.disk, 9, "a new identity");
         // Kept aside, not deleted.
@@ -1534,13 +1596,14 @@ mod tests {
         let mut store = open(&fs);
         store.append(&entries(1..=3)).unwrap();
         store.sync().unwrap();
-        store.save_view(&View {
-            group: Group::Catalog,
-            epoch: 1,
-            primary: NodeId::new("a"),
-            backups: vec![],
-        })
-        .unwrap();
+        store
+            .save_view(&View {
+                group: Group::Catalog,
+                epoch: 1,
+                primary: NodeId::new("a"),
+                backups: vec![],
+            })
+            .unwrap();
         drop(store);
         flip(&fs, VIEW, HEADER_LEN + 1);
         let recovered = load(&fs);
@@ -1573,7 +1636,9 @@ mod tests {
         drop(store);
         append_raw(&fs, &framed(&entry(4)));
         let recovered = load(&fs);
-        assert!(recovered.damage.is_some_and(|d| d.contains("lsn 4 where lsn 3")));
+        assert!(recovered
+            .damage
+            .is_some_and(|d| d.contains("lsn 4 where lsn 3")));
         assert!(recovered.entries.is_empty());
     }
 
@@ -1601,7 +1666,10 @@ mod tests {
         flip(&fs, SNAPSHOT, HEADER_LEN);
         let recovered = load(&fs);
         let damage = recovered.damage.expect("damage");
-        assert!(damage.contains("snapshot") && damage.contains("corrupt"), "{damage}");
+        assert!(
+            damage.contains("snapshot") && damage.contains("corrupt"),
+            "{damage}"
+        );
         assert!(recovered.snapshot.is_none());
         assert!(names(&fs).contains(&"snapshot.damaged-1".to_string()));
     }

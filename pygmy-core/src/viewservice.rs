@@ -51,13 +51,20 @@
 //!
 //! - **No stale primary.** A member becomes the primary of a new view only
 //!   if it belongs to the last confirmed view (or no view was ever
-//!   confirmed); every other rule keeps the current primary.
+//!   confirmed), on the disk it was confirmed with; every other rule keeps
+//!   the current primary.
+//! - **One damaged disk loses nothing.** The proptest below damages one
+//!   replica's disk (emptied, or a lost log tail) while it is down, as
+//!   long as another holds every committed entry, and checks that the log
+//!   every new primary ends with (its own or the longest it adopts) holds
+//!   every committed entry.
 //! - **Epochs strictly increase** from one view to the next.
 //! - **Every member of a new view is up**, its primary usable, and the
 //!   primary is not among the backups; members come from `members` only,
 //!   each once.
-//! - **Progress.** When the primary is down and a usable member of the last
-//!   confirmed view is up, a new view is chosen.
+//! - **Progress.** When the primary is down and a usable, intact member of
+//!   the last confirmed view is up — certain of its log, or with every
+//!   other member of that view up — a new view is chosen.
 //! - Deterministic: the statuses come in an ordered map and ties are broken
 //!   by configuration order.
 //!
@@ -103,9 +110,8 @@ pub fn next_view(
 
     // A member's disk is intact when it is the one the record holds for it
     // (storage faults, see the module docs).
-    let intact = |n: &NodeId| {
-        up(n).is_some_and(|s| !s.recovering && record.disk_matches(n, s.disk))
-    };
+    let intact =
+        |n: &NodeId| up(n).is_some_and(|s| !s.recovering && record.disk_matches(n, s.disk));
 
     let on_intact_disk =
         |n: &NodeId| up(n).map(|s| !s.recovering && record.disk_matches(n, s.disk));
@@ -171,7 +177,12 @@ pub fn next_view(
             group,
             epoch,
             primary: current.primary.clone(),
-            backups: current.backups.iter().filter(|b| !gone(b)).cloned().collect(),
+            backups: current
+                .backups
+                .iter()
+                .filter(|b| !gone(b))
+                .cloned()
+                .collect(),
         });
     }
 
@@ -209,9 +220,9 @@ pub fn next_view(
 pub fn may_confirm(record: &GroupRecord, intact: &dyn Fn(&NodeId) -> Option<bool>) -> bool {
     let current = &record.current;
     record.confirmed.as_ref().is_none_or(|c| {
-        c.members().filter(|m| **m != current.primary).all(|m| {
-            current.backups.contains(m) || intact(m) == Some(false)
-        })
+        c.members()
+            .filter(|m| **m != current.primary)
+            .all(|m| current.backups.contains(m) || intact(m) == Some(false))
     })
 }
 

@@ -379,7 +379,14 @@ async fn fetch_state(
 ) -> pygmy_core::Result<(ReplicaStatus, State)> {
     let timeout = Duration::from_secs(1);
     let mut status = match transport
-        .call(node, Request::Heartbeat { views: vec![], disks: None }, timeout)
+        .call(
+            node,
+            Request::Heartbeat {
+                views: vec![],
+                disks: None,
+            },
+            timeout,
+        )
         .await?
     {
         Response::Status(s) => s,

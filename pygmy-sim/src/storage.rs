@@ -33,8 +33,8 @@
 use crate::simfs::SimFs;
 use parking_lot::Mutex;
 use pygmy_core::error::Result;
-use pygmy_core::fs::{Fs, FsFile};
 use pygmy_core::frontend::RecordStore;
+use pygmy_core::fs::{Fs, FsFile};
 use pygmy_core::types::{Group, NodeId};
 use pygmy_core::view::GroupRecord;
 use rand::rngs::SmallRng;
@@ -198,7 +198,10 @@ pub fn add_to(
         for other in &members[&group] {
             added.push((ms(at), Fault::Crash(other.0.clone())));
         }
-        added.push((ms(at + 1), Fault::Damage(damaged.clone(), Damage::draw(&mut rng))));
+        added.push((
+            ms(at + 1),
+            Fault::Damage(damaged.clone(), Damage::draw(&mut rng)),
+        ));
         // Back one after the other, the damaged one first more often.
         let first = ms((at + rng.gen_range(100..800)).min(end));
         let second = ms((at + rng.gen_range(900..3000)).min(end));
@@ -247,7 +250,11 @@ impl StorageFaults {
     /// Queues `damage` for `node`'s next boot.
     pub fn queue(&self, node: &str, damage: Damage) {
         let mut shared = self.inner.lock();
-        shared.pending.entry(node.to_string()).or_default().push(damage);
+        shared
+            .pending
+            .entry(node.to_string())
+            .or_default()
+            .push(damage);
     }
 
     /// What was applied or skipped so far (drained).
@@ -266,7 +273,10 @@ impl StorageFaults {
         // replaced disk looks like the old one.
         let boot = if trust_damage { 0 } else { *boot };
         let mut rng = SmallRng::seed_from_u64(seed ^ boot.wrapping_mul(0x9e37_79b9));
-        let salt: u64 = node.0.bytes().fold(0, |h, b| h.wrapping_mul(131).wrapping_add(b.into()));
+        let salt: u64 = node
+            .0
+            .bytes()
+            .fold(0, |h, b| h.wrapping_mul(131).wrapping_add(b.into()));
         rng.gen::<u64>() ^ salt
     }
 

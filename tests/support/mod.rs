@@ -149,7 +149,10 @@ impl Cluster {
         self.wait_health("both groups confirmed", pygmy::up::is_ready)
             .await;
         while self.read("up.out").matches("\nready: ").count() <= printed {
-            assert!(Instant::now() < deadline, "the resumed up never printed ready");
+            assert!(
+                Instant::now() < deadline,
+                "the resumed up never printed ready"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -244,7 +247,13 @@ impl Cluster {
     /// Replica `name`'s status (a heartbeat without views changes nothing).
     pub async fn status(&self, name: &str) -> ReplicaStatus {
         match self
-            .rpc(name, &Request::Heartbeat { views: Vec::new(), disks: None })
+            .rpc(
+                name,
+                &Request::Heartbeat {
+                    views: Vec::new(),
+                    disks: None,
+                },
+            )
             .await
         {
             Response::Status(s) => s,

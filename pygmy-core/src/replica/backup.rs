@@ -72,7 +72,12 @@ impl<T: Transport> Replica<T> {
         let (after, commit, archived, rebuild) = {
             let inner = self.inner.lock();
             let rebuild = inner.rebuild;
-            (inner.log.last(), inner.commit, inner.state.archived(), rebuild)
+            (
+                inner.log.last(),
+                inner.commit,
+                inner.state.archived(),
+                rebuild,
+            )
         };
         let request = Request::Fetch {
             epoch,

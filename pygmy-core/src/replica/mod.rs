@@ -32,11 +32,31 @@
 //!   view service to record the view as confirmed (`ViewReady`). Only then
 //!   does it commit the adopted entries and serve writes.
 //!
+//! - **Storage faults** (the model is in `logstore.rs`). A replica reports
+//!   its disk identity, and whether its log's end is *uncertain* (it
+//!   restarted with data and has not caught up with a primary since: a
+//!   torn, damaged or lost tail cannot be told apart). The view record
+//!   keeps each confirmed member's disk, and every heartbeat carries them;
+//!   a replica whose disk is not the recorded one is *recovering*: it
+//!   keeps the epoch but never starts a view, answers no pull (never
+//!   "diverged") and no read, until a confirmed view records its new disk.
+//!   A new disk (or one whose damaged files were set aside) asks the
+//!   primary for a snapshot first (`Fetch { rebuild }`), as its state is
+//!   the initial one. It refuses `StartView` until the view service has
+//!   told it the current views, so an old primary cannot fence it into a
+//!   stale epoch. A primary counts a backup's acknowledgement only for the
+//!   disk it was given with.
+//!
 //! # Guarantees
 //!
 //! - A committed entry is durable on every member of the view that
 //!   committed it; the view service only promotes a member of the last
 //!   confirmed view, so committed entries survive any n−1 crashes.
+//! - One damaged disk loses nothing: with the storage fault model above,
+//!   while another member of the last confirmed view holds its disk, no
+//!   committed entry is lost; the group serves again once an intact member
+//!   is up (with every other member of that view, if its log's end is
+//!   uncertain), and waits otherwise.
 //! - Two primaries never both commit: committing needs every backup's
 //!   acknowledgement, and a backup that accepted a newer view refuses the
 //!   old primary's epoch.
