@@ -130,7 +130,7 @@ fn log(c: &mut Criterion) {
             |b, &batch| {
                 // MemFs makes a sync copy the whole file (its durable image),
                 // so the log is emptied every RESET_AFTER entries, untimed.
-                let mut store = LogStore::open(MemFs::new(), "/bench").unwrap();
+                let mut store = LogStore::open(MemFs::new(), "/bench", 1).unwrap();
                 let mut next = 1;
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;

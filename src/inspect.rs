@@ -36,7 +36,10 @@ impl Inspector {
 
     /// Replica `name`'s status, as it answers a heartbeat.
     pub async fn status(&self, name: &str) -> Result<ReplicaStatus, String> {
-        let request = Request::Heartbeat { views: Vec::new() };
+        let request = Request::Heartbeat {
+            views: Vec::new(),
+            disks: None,
+        };
         match self.call(name, request).await? {
             Response::Status(status) => Ok(status),
             other => Err(format!("{name} answered a heartbeat with {other:?}")),

@@ -165,7 +165,8 @@ pub async fn run_node(
                 .with_public(fe as Arc<dyn PublicApi>, cfg.admin_token.clone())
         }
         Some(group) => {
-            let storage = LogStore::open(StdFs, &dir)?;
+            // A new or damaged disk gets a random identity (see `LogStore::open`).
+            let storage = LogStore::open(StdFs, &dir, rand::random::<u64>())?;
             let initial = match group {
                 Group::Catalog => {
                     let policy = CatalogPolicy {

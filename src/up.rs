@@ -9,7 +9,11 @@
 //! waits for the front end to report both groups ready, prints a summary,
 //! and stops every node on Ctrl-C or SIGTERM. A node that dies is reported,
 //! not restarted: a crash is the user's experiment to run (`pygmy chaos`
-//! restarts what it kills, and `up` notices the new process).
+//! restarts what it kills, and `up` notices the new process). A replica
+//! that dies while the cluster starts is reported too, and the rest keep
+//! running (one replica per group can serve); only the front end dying
+//! stops `up`. Replicas whose disk is new or damaged (they rebuild from a
+//! peer) are named in the summary.
 
 use crate::config::ClusterConfig;
 use crate::proc::{self, Attach};
@@ -284,18 +288,38 @@ pub fn summary(health: &Health) -> String {
         let down: Vec<&str> = health.down.iter().map(|n| n.as_str()).collect();
         lines.push(format!("down: {}", down.join(", ")));
     }
+    if !health.recovering.is_empty() {
+        let names: Vec<&str> = health.recovering.iter().map(|n| n.as_str()).collect();
+        lines.push(format!(
+            "recovering (disk new or damaged, rebuilding from its peer): {}",
+            names.join(", ")
+        ));
+    }
     lines.join("; ")
 }
 
-/// Fails if one of `children` has exited, with the end of its log.
-fn check_children(cfg: &ClusterConfig, children: &mut [(String, Child)]) -> Result<(), String> {
+/// Reports each replica of `children` that has exited, with the end of
+/// its log, once (in `reported`); the rest of the cluster keeps running, as
+/// one replica per group can serve. Fails if the front end exited: nothing
+/// serves without it.
+fn check_children(
+    cfg: &ClusterConfig,
+    children: &mut [(String, Child)],
+    reported: &mut std::collections::BTreeSet<String>,
+) -> Result<(), String> {
     for (name, child) in children.iter_mut() {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
+            let what = format!(
                 "{name} exited ({status}); the end of {}:\n{}",
                 proc::log_path(cfg, name).display(),
                 proc::log_tail(cfg, name, 5)
-            ));
+            );
+            if *name == cfg.frontend.name {
+                return Err(what);
+            }
+            if reported.insert(name.clone()) {
+                eprintln!("{what}\nthe rest of the cluster keeps running");
+            }
         }
     }
     Ok(())
@@ -314,8 +338,9 @@ pub async fn run(args: &UpArgs) -> Result<(), String> {
             proc::log_path(&cfg, &n.name).display()
         );
     }
+    let mut reported = std::collections::BTreeSet::new();
     let ready = wait_health(&cfg, Duration::from_secs(30), is_ready, || {
-        check_children(&cfg, &mut cluster.children)
+        check_children(&cfg, &mut cluster.children, &mut reported)
     })
     .await;
     if let Err(e) = ready {
@@ -328,7 +353,7 @@ pub async fn run(args: &UpArgs) -> Result<(), String> {
         &cfg,
         Duration::from_secs(10),
         |h| is_whole(&cfg, h),
-        || check_children(&cfg, &mut cluster.children),
+        || check_children(&cfg, &mut cluster.children, &mut reported),
     )
     .await;
     match (whole, health(&cfg).await) {

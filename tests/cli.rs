@@ -7,10 +7,12 @@
 
 mod support;
 
+use pygmy_core::frontend::Health;
 use pygmy_core::state::State;
 use pygmy_core::types::NodeId;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use support::{pygmy, Cluster, Http};
@@ -408,6 +410,90 @@ async fn kill_minus_nine_of_each_replica_kind_under_concurrent_buys_loses_nothin
             heartbeat.contains(&format!("replica is down node={name}")),
             "heartbeat.log records {name} going down:\n{heartbeat}"
         );
+    }
+}
+
+/// The primary of each group in the last view, by name.
+fn last_primaries(health: &Health) -> Vec<String> {
+    health
+        .views
+        .iter()
+        .map(|r| r.current.primary.to_string())
+        .collect()
+}
+
+/// Every file directly in `dir`.
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_last_primary_loses_nothing_committed() {
+    // Buys, then the whole cluster stops; the last primary of each group
+    // has its folder emptied (a replaced disk), then, in a second stop,
+    // one byte flipped in each of its files. Each time the cluster
+    // resumes, both replicas of each group hold exactly the state that was
+    // committed before the stop: the damaged one is rebuilt from its
+    // intact peer, never the other way round.
+    let mut c = Cluster::start().await;
+    let mut acknowledged = Vec::new();
+    for round in ["emptied folder", "a byte flipped in each file"] {
+        let buyers = Buyers::start(&c, 4);
+        wait_for_buys(&buyers, 0, 60).await;
+        let (orders, failures) = buyers.stop().await;
+        assert!(failures.is_empty(), "client requests failed: {failures:?}");
+        acknowledged.extend(orders);
+        let before = c.settled_states().await;
+        assert_nothing_lost(&before, &acknowledged);
+        let damaged = last_primaries(&c.wait_whole().await);
+        let data = c.cfg.data_dir.clone();
+        c.stop_and_resume(|_| {
+            for name in &damaged {
+                for file in files_in(&data.join(name)) {
+                    if round == "emptied folder" {
+                        std::fs::remove_file(&file).unwrap();
+                        continue;
+                    }
+                    let mut bytes = std::fs::read(&file).unwrap();
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    let middle = bytes.len() / 2;
+                    bytes[middle] ^= 0x10;
+                    std::fs::write(&file, &bytes).unwrap();
+                }
+            }
+        })
+        .await;
+        let after = c.settled_states().await;
+        for (name, state) in &after {
+            let expected = &before.iter().find(|(n, _)| n == name).unwrap().1;
+            assert!(
+                state == expected,
+                "{round}: {name} does not hold the state committed before the stop"
+            );
+        }
+        assert_nothing_lost(&after, &acknowledged);
+        let up = c.read("up.out");
+        for name in &damaged {
+            let log = c.read(&format!("{name}.log"));
+            let said = if round == "emptied folder" {
+                "new disk"
+            } else {
+                "storage damaged"
+            };
+            assert!(
+                log.contains(said),
+                "{round}: {name}'s log says what it found ({said}):\n{log}"
+            );
+        }
+        assert!(!up.contains("exited"), "{round}: a node exited:\n{up}");
     }
 }
 

@@ -55,6 +55,8 @@ struct Node {
     group: Group,
     fs: MemFs,
     replica: Option<Arc<Replica<InProcTransport>>>,
+    /// How many times it booted (its disk identity differs per boot).
+    boots: u64,
 }
 
 pub struct Embedded {
@@ -108,6 +110,7 @@ impl Embedded {
                         group,
                         fs: MemFs::new(),
                         replica: None,
+                        boots: 0,
                     },
                 );
             }
@@ -173,7 +176,15 @@ impl Embedded {
         if n.replica.is_some() {
             return Ok(());
         }
-        let storage = LogStore::open(n.fs.clone(), format!("/{node}"))?;
+        // Each boot's disk identity differs (it matters only if the disk
+        // is new or found damaged).
+        n.boots += 1;
+        let disk_id = n.boots.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(
+            node.0
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+        );
+        let storage = LogStore::open(n.fs.clone(), format!("/{node}"), disk_id)?;
         let initial = match n.group {
             Group::Catalog => State::Catalog(self.opts.catalog.clone()),
             Group::Order => State::Orders(OrderLedger::new()),

@@ -91,7 +91,7 @@ use crate::message::{Query, QueryResult, ReplicaStatus, Request, Response};
 use crate::transport::{Handler, Transport};
 use crate::types::{Book, Group, ItemId, Lsn, NodeId, OrderId, RequestId};
 use crate::view::GroupRecord;
-use crate::viewservice::next_view;
+use crate::viewservice::{may_confirm, next_view};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
@@ -226,6 +226,10 @@ pub struct Health {
     pub views: Vec<GroupRecord>,
     pub up: Vec<NodeId>,
     pub down: Vec<NodeId>,
+    /// Replicas up whose disk is not the one the view record holds for
+    /// them (new, emptied or damaged): they rebuild from an intact member.
+    #[serde(default)]
+    pub recovering: Vec<NodeId>,
 }
 
 struct Inner {
@@ -380,9 +384,15 @@ impl<T: Transport> FrontEnd<T> {
     /// Probes every replica once, then lets the view service react.
     /// Returns true when a new view was announced.
     pub async fn heartbeat_round(&self) -> bool {
-        let views: Vec<_> = {
+        let (views, disks) = {
             let inner = self.inner.lock();
-            inner.records.values().map(|r| r.current.clone()).collect()
+            let views: Vec<_> = inner.records.values().map(|r| r.current.clone()).collect();
+            let disks: BTreeMap<NodeId, u64> = inner
+                .records
+                .values()
+                .flat_map(|r| r.disks.iter().map(|(n, d)| (n.clone(), *d)))
+                .collect();
+            (views, disks)
         };
         let probed_at = Instant::now();
         let mut probes = JoinSet::new();
@@ -391,6 +401,7 @@ impl<T: Transport> FrontEnd<T> {
             let node = node.clone();
             let request = Request::Heartbeat {
                 views: views.clone(),
+                disks: Some(disks.clone()),
             };
             let timeout = self.cfg.heartbeat_interval.min(self.cfg.hop_timeout);
             probes.spawn(async move {
@@ -420,6 +431,16 @@ impl<T: Transport> FrontEnd<T> {
                         .is_some_and(|at| *at >= probed_at);
                     if raced {
                         s.serving = true;
+                    }
+                    let was = inner.status.get(&node).is_some_and(|p| p.recovering);
+                    if s.recovering && !was {
+                        tracing::warn!(
+                            target: "heartbeat",
+                            node = %node,
+                            disk = s.disk,
+                            recorded = ?disks.get(&node),
+                            "replica's disk is not the one the view record holds (new, emptied or damaged): it is recovering, and holds no committed entries until rebuilt from an intact member"
+                        );
                     }
                     inner.status.insert(node.clone(), s);
                     true
@@ -476,12 +497,17 @@ impl<T: Transport> FrontEnd<T> {
             let Some(view) = next_view(record.as_ref(), group, members, &status) else {
                 continue;
             };
-            let confirmed = inner.records.get(&group).and_then(|r| r.confirmed.clone());
+            let (confirmed, disks) = inner
+                .records
+                .get(&group)
+                .map(|r| (r.confirmed.clone(), r.disks.clone()))
+                .unwrap_or_default();
             let previous = inner.records.insert(
                 group,
                 GroupRecord {
                     current: view.clone(),
                     confirmed,
+                    disks,
                 },
             );
             let all: Vec<_> = inner.records.values().cloned().collect();
@@ -528,7 +554,13 @@ impl<T: Transport> FrontEnd<T> {
     }
 
     /// Records a new primary's confirmation of its view, durably.
-    fn view_ready(&self, group: Group, epoch: u64, commit: Lsn) -> Result<()> {
+    fn view_ready(
+        &self,
+        group: Group,
+        epoch: u64,
+        commit: Lsn,
+        disks: BTreeMap<NodeId, u64>,
+    ) -> Result<()> {
         let mut inner = self.inner.lock();
         let Some(record) = inner.records.get(&group) else {
             return Err(Error::StaleEpoch {
@@ -542,16 +574,41 @@ impl<T: Transport> FrontEnd<T> {
                 current: record.current.epoch,
             });
         }
+        // A primary unsure of its log's tail (it restarted) confirms only a
+        // view that holds every member that may have committed entries it
+        // lost (see `viewservice::may_confirm`); the view service replaces
+        // its view meanwhile.
+        let uncertain = inner
+            .status
+            .get(&record.current.primary)
+            .is_none_or(|s| s.uncertain);
+        let on_intact_disk = |n: &NodeId| {
+            let s = inner.status.get(n).filter(|_| inner.detector.is_up(n))?;
+            Some(!s.recovering && record.disk_matches(n, s.disk))
+        };
+        if !record.is_confirmed() && uncertain && !may_confirm(record, &on_intact_disk) {
+            return Err(Error::Unavailable(format!(
+                "{} may lack committed entries (its log's tail is uncertain) and its view lacks members that hold them",
+                record.current.primary
+            )));
+        }
         if !record.is_confirmed() {
-            let previous = record.confirmed.clone();
+            let previous = (record.confirmed.clone(), record.disks.clone());
             let current = record.current.clone();
+            // The disks of the view's members, as they pulled the whole log
+            // (a primary of an older build sends none: then none are known).
+            let disks: BTreeMap<NodeId, u64> = disks
+                .into_iter()
+                .filter(|(n, _)| current.contains(n))
+                .collect();
             if let Some(r) = inner.records.get_mut(&group) {
                 r.confirmed = Some(current);
+                r.disks = disks;
             }
             let all: Vec<_> = inner.records.values().cloned().collect();
             if let Err(e) = self.store.save(&all) {
                 if let Some(r) = inner.records.get_mut(&group) {
-                    r.confirmed = previous;
+                    (r.confirmed, r.disks) = previous;
                 }
                 return Err(e);
             }
@@ -966,17 +1023,23 @@ impl<T: Transport> FrontEnd<T> {
 
     pub fn health(&self) -> Health {
         let inner = self.inner.lock();
-        let (up, down) = self
+        let (up, down): (Vec<NodeId>, Vec<NodeId>) = self
             .cfg
             .catalog
             .iter()
             .chain(self.cfg.order.iter())
             .cloned()
             .partition(|n| inner.detector.is_up(n));
+        let recovering = up
+            .iter()
+            .filter(|n| inner.status.get(*n).is_some_and(|s| s.recovering))
+            .cloned()
+            .collect();
         Health {
             views: inner.records.values().cloned().collect(),
             up,
             down,
+            recovering,
         }
     }
 
@@ -994,7 +1057,8 @@ impl<T: Transport> Handler for FrontEnd<T> {
                 group,
                 epoch,
                 commit,
-            } => self.view_ready(group, epoch, commit),
+                disks,
+            } => self.view_ready(group, epoch, commit, disks),
             Request::Invalidate { keys, lsn } => {
                 self.inner.lock().cache.invalidate(&keys, lsn);
                 Ok(())

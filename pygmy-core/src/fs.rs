@@ -47,6 +47,16 @@ pub trait Fs: Send + Sync + 'static {
         bytes.truncate(usize::try_from(len).unwrap_or(usize::MAX));
         Ok(bytes)
     }
+    /// Whether `path` exists, and whether it holds any bytes: `None` when
+    /// missing, `Some(false)` when empty. The default reads the file; a real
+    /// disk reads one byte.
+    fn probe(&self, path: &Path) -> io::Result<Option<bool>> {
+        match self.read_at(path, 0, 1) {
+            Ok(bytes) => Ok(Some(!bytes.is_empty())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
     /// Opens `path` for appending, creating it empty if missing.
     fn open_append(&self, path: &Path) -> io::Result<Self::File>;
     /// Creates or truncates `path`, writes `bytes` and syncs the file

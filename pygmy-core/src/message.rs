@@ -18,18 +18,32 @@ use crate::state::{Snapshot, State};
 use crate::types::{Book, Epoch, Group, ItemId, LogPos, Lsn, NodeId, OrderId, RequestId};
 use crate::view::View;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
     /// Liveness probe. Carries the current view of every group, so replicas
-    /// learn new views (and where the other group's primary is) from it.
-    Heartbeat { views: Vec<View> },
+    /// learn new views (and where the other group's primary is) from it,
+    /// and the disk identity the view record holds for each member of a
+    /// confirmed view, so a replica whose disk is not that one knows it is
+    /// recovering (`None` from anyone but the view service: tools and
+    /// checks that only want a status).
+    Heartbeat {
+        views: Vec<View>,
+        #[serde(default)]
+        disks: Option<BTreeMap<NodeId, u64>>,
+    },
     /// The primary of `epoch` has synced its backups and asks the view
     /// service to record the view as confirmed before it serves writes.
     ViewReady {
         group: Group,
         epoch: Epoch,
         commit: Lsn,
+        /// The disk identity of each member, as it pulled the whole log:
+        /// the view record keeps them, so the view service knows which
+        /// members' disks hold the committed entries.
+        #[serde(default)]
+        disks: BTreeMap<NodeId, u64>,
     },
     /// Committed catalog changes: drop these cache keys; `lsn` is the commit.
     Invalidate { keys: Vec<CacheKey>, lsn: Lsn },
@@ -72,6 +86,14 @@ pub enum Request {
         /// back carries only the archive records after it.
         #[serde(default)]
         archived: u64,
+        /// The asker's disk identity: a new one means its earlier
+        /// acknowledgements no longer hold.
+        #[serde(default)]
+        disk: u64,
+        /// The asker's disk is new or was set aside: it wants the whole
+        /// committed state (a snapshot), not entries after `after`.
+        #[serde(default)]
+        rebuild: bool,
     },
 }
 
@@ -125,6 +147,17 @@ pub struct ReplicaStatus {
     /// Running digest of the commands it applied, up to `commit`: equal on
     /// replicas with equal state (see [`chain_digest`](crate::state::chain_digest)).
     pub digest: u64,
+    /// Its disk's identity (see `Recovered::disk`).
+    #[serde(default)]
+    pub disk: u64,
+    /// It restarted with data and has not resynchronised since: its log's
+    /// tail may have been lost, so it may lack committed entries.
+    #[serde(default)]
+    pub uncertain: bool,
+    /// Its disk is not the one the view record holds for it: it holds no
+    /// committed entries until rebuilt from an intact member.
+    #[serde(default)]
+    pub recovering: bool,
 }
 
 /// The answer to `Fetch`.

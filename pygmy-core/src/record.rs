@@ -79,6 +79,7 @@ mod tests {
         GroupRecord {
             current: view.clone(),
             confirmed: Some(view),
+            disks: [(NodeId::new("catalog-1"), 7)].into_iter().collect(),
         }
     }
 

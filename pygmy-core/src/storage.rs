@@ -20,6 +20,22 @@ pub struct Recovered {
     pub snapshot: Option<Snapshot>,
     /// The log entries after the snapshot, in lsn order, without gaps.
     pub entries: Vec<Entry>,
+    /// This disk's identity: a random number written when the disk was
+    /// new (or its damaged contents were set aside). The view service
+    /// records it per member, so a replaced or rebuilt disk is known as
+    /// one that no longer holds what the old one held.
+    pub disk: u64,
+    /// The store held nothing of this replica when it was opened (a new or
+    /// emptied folder), or what it held was damaged and set aside: its
+    /// identity was written just now.
+    pub new_disk: bool,
+    /// The damage found when it was opened (the file and what was wrong),
+    /// if its contents were set aside.
+    pub damage: Option<String>,
+    /// A bad tail cut off the log when it was opened (where, and how many
+    /// bytes). A torn write after the last sync looks like this, but so
+    /// does a damaged last record, which may have been committed.
+    pub cut_tail: Option<String>,
 }
 
 /// A replica's durable state.
@@ -33,10 +49,17 @@ pub struct Recovered {
 ///   (write to a temporary file, sync, rename, sync the directory).
 /// - An `Err` from any method means the disk can no longer be trusted: the
 ///   replica stops acknowledging writes.
+/// - Damage is not an `Err` of `load`: a store that finds its files damaged
+///   (see "Storage faults" in `logstore.rs`) renames them aside and loads
+///   as a new, empty disk, saying so in [`Recovered::damage`].
 pub trait Storage: Send + 'static {
     /// Reads everything back (the view, the latest snapshot, the log after it).
-    /// Cuts a torn or corrupt tail off the log.
+    /// Cuts a torn tail off the log; sets damaged contents aside.
     fn load(&mut self) -> Result<Recovered>;
+    /// Sets every file aside (renamed, never deleted) because of `problem`,
+    /// found above the store (the order archive does not match the
+    /// snapshot), and loads as a new, empty disk with a new identity.
+    fn set_aside(&mut self, problem: &str) -> Result<Recovered>;
     /// Appends entries after the current last one (lsns must follow on).
     fn append(&mut self, entries: &[Entry]) -> Result<()>;
     /// Drops every entry with an lsn greater than `lsn`.

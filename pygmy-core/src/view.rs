@@ -3,6 +3,7 @@
 
 use crate::types::{Epoch, Group, NodeId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// `(epoch, primary, backups)` of one group. A replica rejects any message
 /// carrying an older epoch than the view it has accepted.
@@ -37,11 +38,23 @@ impl View {
 pub struct GroupRecord {
     pub current: View,
     pub confirmed: Option<View>,
+    /// The disk identity of each member of `confirmed`, as its primary saw
+    /// them when it confirmed it: a member whose disk is no longer that one
+    /// (replaced, emptied, or set aside as damaged) does not hold the
+    /// committed entries. Empty in records from before disk identities.
+    #[serde(default)]
+    pub disks: BTreeMap<NodeId, u64>,
 }
 
 impl GroupRecord {
     /// True when the current view has been confirmed by its primary.
     pub fn is_confirmed(&self) -> bool {
         self.confirmed.as_ref().map(|v| v.epoch) == Some(self.current.epoch)
+    }
+
+    /// Whether `disk` is the disk the record holds for `node` (true when it
+    /// holds none: a member outside the confirmed view, or an old record).
+    pub fn disk_matches(&self, node: &NodeId, disk: u64) -> bool {
+        self.disks.get(node).is_none_or(|d| *d == disk)
     }
 }

@@ -51,13 +51,20 @@
 //!
 //! - **No stale primary.** A member becomes the primary of a new view only
 //!   if it belongs to the last confirmed view (or no view was ever
-//!   confirmed); every other rule keeps the current primary.
+//!   confirmed), on the disk it was confirmed with; every other rule keeps
+//!   the current primary.
+//! - **One damaged disk loses nothing.** The proptest below damages one
+//!   replica's disk (emptied, or a lost log tail) while it is down, as
+//!   long as another holds every committed entry, and checks that the log
+//!   every new primary ends with (its own or the longest it adopts) holds
+//!   every committed entry.
 //! - **Epochs strictly increase** from one view to the next.
 //! - **Every member of a new view is up**, its primary usable, and the
 //!   primary is not among the backups; members come from `members` only,
 //!   each once.
-//! - **Progress.** When the primary is down and a usable member of the last
-//!   confirmed view is up, a new view is chosen.
+//! - **Progress.** When the primary is down and a usable, intact member of
+//!   the last confirmed view is up — certain of its log, or with every
+//!   other member of that view up — a new view is chosen.
 //! - Deterministic: the statuses come in an ordered map and ties are broken
 //!   by configuration order.
 //!
@@ -101,11 +108,21 @@ pub fn next_view(
         .fold(current.epoch, Epoch::max)
         + 1;
 
+    // A member's disk is intact when it is the one the record holds for it
+    // (storage faults, see the module docs).
+    let intact =
+        |n: &NodeId| up(n).is_some_and(|s| !s.recovering && record.disk_matches(n, s.disk));
+
+    let on_intact_disk =
+        |n: &NodeId| up(n).map(|s| !s.recovering && record.disk_matches(n, s.disk));
     // 2. Replace the primary.
     let restarted = |s: &ReplicaStatus| {
         !s.ready
+            || s.recovering
+            || !record.disk_matches(&current.primary, s.disk)
             || s.epoch > current.epoch
             || (record.is_confirmed() && s.epoch == current.epoch && !s.serving)
+            || (s.uncertain && !may_confirm(record, &on_intact_disk))
     };
     let primary = up(&current.primary);
     if primary.is_none_or(restarted) {
@@ -114,9 +131,25 @@ pub fn next_view(
             // Nothing was ever committed: every member holds all of it.
             None => true,
         };
-        let candidates: Vec<&NodeId> = members
+        // Members that hold every committed entry, bar a lost log tail.
+        let holders: Vec<&NodeId> = members
             .iter()
-            .filter(|m| eligible(m) && usable(m).is_some())
+            .filter(|m| eligible(m) && usable(m).is_some() && intact(m))
+            .collect();
+        // Every other member of the confirmed view is up, and either
+        // usable (so the new primary adopts its log if longer) or known to
+        // hold nothing (its disk is new): an uncertain holder may lead then.
+        let accounted = |m: &NodeId| {
+            record.confirmed.as_ref().is_none_or(|c| {
+                c.members()
+                    .filter(|o| *o != m)
+                    .all(|o| up(o).is_some_and(|s| s.ready || !intact(o)))
+            })
+        };
+        let candidates: Vec<&NodeId> = holders
+            .iter()
+            .copied()
+            .filter(|m| usable(m).is_some_and(|s| !s.uncertain) || accounted(m))
             .collect();
         // The longest log; on a tie the first in configuration order
         // (`max_by_key` keeps the last maximum, so search from the back).
@@ -128,7 +161,7 @@ pub fn next_view(
             group,
             epoch,
             primary: (*new_primary).clone(),
-            backups: candidates
+            backups: holders
                 .iter()
                 .filter(|m| **m != *new_primary)
                 .map(|m| (*m).clone())
@@ -136,8 +169,10 @@ pub fn next_view(
         });
     }
 
-    // 3. Drop dead backups.
-    if current.backups.iter().any(|b| up(b).is_none()) {
+    // 3. Drop dead backups, and those of a confirmed view whose disk is not
+    // the one it was confirmed with.
+    let gone = |b: &NodeId| up(b).is_none() || (record.is_confirmed() && !intact(b));
+    if current.backups.iter().any(gone) {
         return Some(View {
             group,
             epoch,
@@ -145,7 +180,7 @@ pub fn next_view(
             backups: current
                 .backups
                 .iter()
-                .filter(|b| up(b).is_some())
+                .filter(|b| !gone(b))
                 .cloned()
                 .collect(),
         });
@@ -172,6 +207,22 @@ pub fn next_view(
             .filter(|m| current.backups.contains(m) || joins(m))
             .cloned()
             .collect(),
+    })
+}
+
+/// Whether the primary of `record.current` may have it confirmed, as far as
+/// storage faults go: a primary whose log's tail is uncertain (it
+/// restarted and has not resynchronised since) may lack committed entries,
+/// so its view must hold every other member of the last confirmed view
+/// whose disk may hold them (its view start then adopts the longest log).
+/// `intact(n)`: `Some(false)` when `n` is up on a disk that is not the one
+/// the record holds for it (so it holds nothing), `None` when unknown.
+pub fn may_confirm(record: &GroupRecord, intact: &dyn Fn(&NodeId) -> Option<bool>) -> bool {
+    let current = &record.current;
+    record.confirmed.as_ref().is_none_or(|c| {
+        c.members()
+            .filter(|m| **m != current.primary)
+            .all(|m| current.backups.contains(m) || intact(m) == Some(false))
     })
 }
 
@@ -213,6 +264,9 @@ mod tests {
             end: LogPos::new(epoch, end),
             commit: end,
             digest: 0,
+            disk: i as u64,
+            uncertain: false,
+            recovering: false,
         }
     }
 
@@ -226,7 +280,16 @@ mod tests {
     }
 
     fn record(current: View, confirmed: Option<View>) -> GroupRecord {
-        GroupRecord { current, confirmed }
+        // Each member's disk is `i` (see `status`).
+        let disks = confirmed
+            .iter()
+            .flat_map(|c| c.members().map(|m| (m.clone(), index(m) as u64)))
+            .collect();
+        GroupRecord {
+            current,
+            confirmed,
+            disks,
+        }
     }
 
     fn confirmed(v: View) -> GroupRecord {
@@ -368,6 +431,10 @@ mod tests {
         end: LogPos,
         /// Holds every committed entry.
         has_all: bool,
+        /// Its disk's identity (a damaged disk gets a new one).
+        disk: u64,
+        /// Restarted with data and not resynchronised since.
+        uncertain: bool,
     }
 
     #[derive(Clone, Debug)]
@@ -385,6 +452,11 @@ mod tests {
         /// A heartbeat round: up replicas learn the current view, then the
         /// view service decides from their answers.
         Tick,
+        /// A down replica's disk is damaged and set aside (or emptied): a
+        /// new disk, empty.
+        Damage(usize),
+        /// A down replica's log loses this many entries at its tail.
+        LoseTail(usize, u64),
     }
 
     fn step(k: usize) -> impl Strategy<Value = Step> {
@@ -396,6 +468,8 @@ mod tests {
             3 => (1..100u64).prop_map(Step::Commit),
             1 => ((0..k), (1..300u64)).prop_map(|(i, x)| Step::Scribble(i, x)),
             6 => Just(Step::Tick),
+            1 => (0..k).prop_map(Step::Damage),
+            1 => ((0..k), (1..50u64)).prop_map(|(i, x)| Step::LoseTail(i, x)),
         ]
     }
 
@@ -416,9 +490,13 @@ mod tests {
         ) {
             let fresh = Sim {
                 up: true, ready: true, epoch: 0, serving: false,
-                end: LogPos::ZERO, has_all: true,
+                end: LogPos::ZERO, has_all: true, disk: 0, uncertain: false,
             };
             let mut sims = vec![fresh; k];
+            for (i, s) in sims.iter_mut().enumerate() {
+                s.disk = i as u64;
+            }
+            let mut next_disk = k as u64;
             let mut rec: Option<GroupRecord> = None;
             let mut committed: u64 = 0;
             let all = members(k);
@@ -431,6 +509,27 @@ mod tests {
                     Step::Restart(i) if i < k && !sims[i].up => {
                         sims[i].up = true;
                         sims[i].ready = true;
+                        sims[i].uncertain = sims[i].end != LogPos::ZERO || sims[i].epoch > 0;
+                    }
+                    // The fault model: one replica's storage (here r0's) may
+                    // be damaged while it is down, as long as another holds
+                    // every committed entry.
+                    Step::Damage(0) if k > 1 && !sims[0].up
+                        && sims[1..].iter().any(|s| s.has_all) =>
+                    {
+                        let s = &mut sims[0];
+                        s.disk = next_disk;
+                        next_disk += 1;
+                        s.has_all = committed == 0;
+                        s.end = LogPos::ZERO;
+                        s.epoch = 0;
+                    }
+                    Step::LoseTail(0, x) if k > 1 && !sims[0].up
+                        && sims[1..].iter().any(|s| s.has_all) =>
+                    {
+                        let s = &mut sims[0];
+                        s.end = LogPos::new(s.end.epoch, s.end.lsn.saturating_sub(x));
+                        s.has_all = s.has_all && s.end.lsn >= committed;
                     }
                     Step::DiskFails(i) if i < k => {
                         sims[i].ready = false;
@@ -440,22 +539,35 @@ mod tests {
                         let Some(r) = rec.as_mut() else { continue };
                         let v = r.current.clone();
                         let p = &sims[index(&v.primary)];
+                        // A recovering replica never starts a view.
+                        // A primary unsure of its log's tail needs every
+                        // member that may hold committed entries in its view.
+                        let on_intact = |m: &NodeId| {
+                            let s = &sims[index(m)];
+                            s.up.then(|| r.disk_matches(m, s.disk))
+                        };
                         let ok = !r.is_confirmed()
                             && p.ready
+                            && r.disk_matches(&v.primary, p.disk)
+                            && (!p.uncertain || may_confirm(r, &on_intact))
                             && v.members().all(|m| {
                                 let s = &sims[index(m)];
                                 s.up && s.epoch == v.epoch
                             });
                         if ok {
-                            // StartView: every member ends with the primary's
-                            // (adopted, longest) log.
-                            let has_all = p.has_all;
-                            let end = v.members().map(|m| sims[index(m)].end).max().unwrap();
+                            // StartView: every member ends with the log the
+                            // primary adopts.
+                            let adopted = adopted(&sims, &v);
+                            let has_all = sims[adopted].has_all;
+                            let end = sims[adopted].end;
                             for m in v.members() {
-                                sims[index(m)].has_all = has_all;
-                                sims[index(m)].end = end;
+                                let s = &mut sims[index(m)];
+                                s.has_all = has_all;
+                                s.end = end;
+                                s.uncertain = false;
                             }
                             sims[index(&v.primary)].serving = true;
+                            r.disks = v.members().map(|m| (m.clone(), sims[index(m)].disk)).collect();
                             r.confirmed = Some(v);
                         }
                     }
@@ -478,9 +590,13 @@ mod tests {
                     }
                     Step::Scribble(i, x) if i < k => {
                         let in_view = rec.as_ref().is_some_and(|r| r.current.contains(&n(i)));
-                        if !in_view {
+                        // Only a running old primary writes (a restarted one
+                        // first adopts the view's longest log).
+                        if !in_view && sims[i].up && !sims[i].uncertain {
                             let s = &mut sims[i];
-                            s.end = LogPos::new(s.epoch, s.end.lsn + x);
+                            // In the epoch of its last entry: only that
+                            // epoch's primary (it, once) wrote entries in it.
+                            s.end = LogPos::new(s.end.epoch, s.end.lsn + x);
                         }
                     }
                     Step::Tick => {
@@ -502,14 +618,28 @@ mod tests {
                                 end: s.end,
                                 commit: if s.has_all { committed } else { 0 },
                                 digest: 0,
+                                disk: s.disk,
+                                uncertain: s.uncertain,
+                                recovering: rec.as_ref().is_some_and(|r| !r.disk_matches(&n(i), s.disk)),
                             });
                             (n(i), st)
                         }).collect();
                         let decided = next_view(rec.as_ref(), Group::Catalog, &all, &status);
                         if let Some(r) = &rec {
+                            // A member of the last confirmed view that may
+                            // lead: up, ready, on its recorded disk, and
+                            // certain of its log or with every other member
+                            // of that view up (ready, or known empty).
+                            let intact = |m: &NodeId| r.disk_matches(m, sims[index(m)].disk);
                             let usable_confirmed = all.iter().any(|m| {
                                 let s = &sims[index(m)];
-                                s.up && s.ready
+                                let others = r.confirmed.as_ref().is_none_or(|c| {
+                                    c.members().filter(|o| *o != m).all(|o| {
+                                        let so = &sims[index(o)];
+                                        so.up && (so.ready || !intact(o))
+                                    })
+                                });
+                                s.up && s.ready && intact(m) && (!s.uncertain || others)
                                     && r.confirmed.as_ref().is_none_or(|c| c.contains(m))
                             });
                             let p = &sims[index(&r.current.primary)];
@@ -517,7 +647,10 @@ mod tests {
                                 prop_assert!(decided.is_some(), "stuck: {:?} {:?}", r, sims);
                             }
                             let backup_down = r.current.backups.iter().any(|b| !sims[index(b)].up);
-                            if p.up && p.ready && backup_down {
+                            // (A primary that restarted with its log's tail
+                            // in doubt is replaced instead, or waited for.)
+                            let p_intact = r.disk_matches(&r.current.primary, p.disk);
+                            if p.up && p.ready && !p.uncertain && p_intact && backup_down {
                                 prop_assert!(decided.is_some(), "dead backup kept: {:?}", r);
                             }
                         }
@@ -538,20 +671,35 @@ mod tests {
                         prop_assert!(sims[index(&v.primary)].ready);
                         let new_primary = previous.as_ref().is_none_or(|p| p.primary != v.primary);
                         if new_primary {
-                            prop_assert!(sims[index(&v.primary)].has_all,
-                                "{} lacks committed entries, promoted in {:?} from {:?}",
-                                v.primary, v, rec);
+                            // Its view start adopts the longest log of the
+                            // view: that one must hold every committed entry.
+                            let adopted = adopted(&sims, &v);
+                            prop_assert!(sims[adopted].has_all,
+                                "r{} lacks committed entries, adopted in {:?} from {:?}: {:?}",
+                                adopted, v, rec, sims);
                             if let Some(c) = rec.as_ref().and_then(|r| r.confirmed.as_ref()) {
                                 prop_assert!(c.contains(&v.primary));
                             }
                         }
-                        let confirmed = rec.and_then(|r| r.confirmed);
-                        rec = Some(GroupRecord { current: v, confirmed });
+                        let (confirmed, disks) = rec.map(|r| (r.confirmed, r.disks)).unwrap_or_default();
+                        rec = Some(GroupRecord { current: v, confirmed, disks });
                     }
                     _ => {}
                 }
             }
         }
+    }
+
+    /// Whose log the primary of `v` ends with after its view start: the
+    /// longest backup's if longer than its own (it adopts only a longer one).
+    fn adopted(sims: &[Sim], v: &View) -> usize {
+        let own = index(&v.primary);
+        v.backups
+            .iter()
+            .map(index)
+            .filter(|b| sims[*b].end > sims[own].end)
+            .max_by_key(|b| sims[*b].end)
+            .unwrap_or(own)
     }
 
     fn index(m: &NodeId) -> usize {

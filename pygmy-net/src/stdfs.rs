@@ -159,13 +159,13 @@ mod tests {
     fn log_store_round_trips_on_the_real_disk() {
         let tmp = TempDir::new("logstore");
         let dir = tmp.0.join("catalog-1");
-        let mut store = LogStore::open(StdFs, &dir).unwrap();
+        let mut store = LogStore::open(StdFs, &dir, 7).unwrap();
         store.append(&[entry(1), entry(2), entry(3)]).unwrap();
         store.truncate_after(2).unwrap();
         store.append(&[entry(3)]).unwrap();
         store.sync().unwrap();
         drop(store);
-        let mut store = LogStore::open(StdFs, &dir).unwrap();
+        let mut store = LogStore::open(StdFs, &dir, 7).unwrap();
         let recovered = store.load().unwrap();
         assert_eq!(recovered.entries, vec![entry(1), entry(2), entry(3)]);
     }

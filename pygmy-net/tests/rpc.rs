@@ -38,6 +38,8 @@ fn fetch(wait_ms: u64) -> Request {
         limit: 10,
         wait_ms,
         archived: 0,
+        disk: 0,
+        rebuild: false,
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::net::{SimConnector, SimListener};
 use crate::simfs::SimFs;
+use crate::storage::{PublishedRecords, StorageFaults, DATA};
 use pygmy_core::catalog::{Catalog, CatalogPolicy};
 use pygmy_core::frontend::{Clock, FrontEnd, FrontEndConfig};
 use pygmy_core::fs::{Fs, FsFile};
@@ -72,6 +73,13 @@ pub struct ClusterOptions {
     /// Deliberately broken: the catalog applies a retried admin change
     /// again, ignoring its idempotency key.
     pub ignore_admin_keys: bool,
+    /// Deliberately broken: replicas trust a damaged disk, as earlier
+    /// builds did (cut the log at the first bad record, keep one disk
+    /// identity whatever happens to the disk, never doubt a log's tail).
+    pub trust_damage: bool,
+    /// Damage queued for crashed replicas, and the run's view record (see
+    /// `storage.rs`). `run` gives each run its own.
+    pub storage: StorageFaults,
 }
 
 impl ClusterOptions {
@@ -183,7 +191,10 @@ fn transport(opts: &ClusterOptions) -> Arc<HttpTransport<SimConnector>> {
 
 /// Boots the front end (called by turmoil on every start).
 pub async fn frontend_host(opts: ClusterOptions, seed: u64) -> turmoil::Result {
-    let records = RecordFile::new(disk(&opts), "/data/views");
+    let records = PublishedRecords {
+        store: RecordFile::new(disk(&opts), "/data/views"),
+        faults: opts.storage.clone(),
+    };
     let fe = FrontEnd::new(
         frontend_config(&opts, seed),
         transport(&opts),
@@ -210,7 +221,15 @@ async fn serve_forever(port: u16, app: App) -> turmoil::Result {
 
 /// Boots a replica (called by turmoil on every start).
 pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> turmoil::Result {
-    let storage: Box<dyn Storage> = Box::new(LogStore::open(disk(&opts), "/data")?);
+    // Damage done to the disk while the replica was down lands now.
+    opts.storage.apply_pending(&node, group);
+    let disk_id = opts.storage.disk_id(&node, opts.trust_damage);
+    let store = if opts.trust_damage {
+        LogStore::open_trusting_damage(disk(&opts), DATA, disk_id)?
+    } else {
+        LogStore::open(disk(&opts), DATA, disk_id)?
+    };
+    let storage: Box<dyn Storage> = Box::new(store);
     let initial = match group {
         Group::Catalog => State::Catalog(opts.catalog()),
         Group::Order => State::Orders(OrderLedger::new()),
@@ -221,6 +240,7 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
     cfg.unsafe_unsynced_archive = opts.unsynced_archive;
     cfg.unsafe_skip_reconcile = opts.skip_reconcile;
     cfg.unsafe_read_any = opts.read_any;
+    cfg.unsafe_trust_disk = opts.trust_damage;
     let replica = Replica::start(cfg, transport(&opts), storage, initial, sim_clock())?;
     serve_forever(port, App::new(replica as Arc<dyn Handler>, TOKEN)).await
 }

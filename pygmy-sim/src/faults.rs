@@ -22,6 +22,8 @@ pub enum Fault {
     Latency(u64),
     /// Loss and latency back to normal.
     Calm,
+    /// The crashed replica's disk is damaged (see `storage.rs`).
+    Damage(String, crate::storage::Damage),
 }
 
 impl fmt::Display for Fault {
@@ -35,6 +37,7 @@ impl fmt::Display for Fault {
             Fault::Loss(p) => write!(f, "message loss {p}"),
             Fault::Latency(ms) => write!(f, "latency up to {ms} ms"),
             Fault::Calm => write!(f, "loss and latency back to normal"),
+            Fault::Damage(n, d) => write!(f, "damage {n}: {d}"),
         }
     }
 }

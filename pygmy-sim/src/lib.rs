@@ -27,6 +27,8 @@
 //! - `cluster`: host factories for the front end and the replicas.
 //! - `workload`: clients speaking the public HTTP API, recording history.
 //! - `faults`: fault schedules drawn from the seed.
+//! - `storage`: storage faults (damage to a crashed replica's disk, within
+//!   the storage fault model) and the run's view of the view record.
 //! - `history`: operations, answers, and the shared recorder.
 //! - `check`: the invariant checkers.
 //! - `fresh`: the read-inclusive linearizability check and order reads.
@@ -41,6 +43,7 @@ pub mod net;
 pub mod prices;
 pub mod run;
 pub mod simfs;
+pub mod storage;
 pub mod workload;
 
 // Replaying a seed needs turmoil to seed tokio's runtime RNG, which it can

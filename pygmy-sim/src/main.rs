@@ -47,6 +47,9 @@ struct Args {
     /// or `restock-too-many` (a buy of more copies than are left restocks
     /// the item, as issue 15 found) or `ignore-admin-keys` (a retried
     /// restock or price change applies again despite its idempotency key).
+    /// or `trust-damaged-disk` (replicas trust a damaged disk: cut the log
+    /// at the first bad record, keep their disk identity, never doubt a
+    /// log's tail).
     #[arg(
         long = "break",
         value_parser = [
@@ -61,6 +64,7 @@ struct Args {
             "read-any",
             "restock-too-many",
             "ignore-admin-keys",
+            "trust-damaged-disk",
         ]
     )]
     broken: Option<String>,
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Some("read-any") => opts.cluster.read_any = true,
         Some("restock-too-many") => opts.cluster.restock_too_many = true,
         Some("ignore-admin-keys") => opts.cluster.ignore_admin_keys = true,
+        Some("trust-damaged-disk") => opts.cluster.trust_damage = true,
         _ => {}
     }
     if let Some(seed) = args.seed {

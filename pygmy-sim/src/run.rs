@@ -35,6 +35,7 @@ use crate::cluster::{self, ClusterOptions, TOKEN};
 use crate::faults::{self, Fault, Schedule};
 use crate::history::{History, Recorder};
 use crate::net::SimConnector;
+use crate::storage::StorageFaults;
 use crate::workload::{self, WorkloadOptions};
 use parking_lot::Mutex;
 use pygmy_core::command::Order;
@@ -68,6 +69,8 @@ pub struct SimOptions {
     /// A client stops retrying an operation after this long (its outcome
     /// is then unknown, as for a client that went away).
     pub give_up_after: Duration,
+    /// Whether the schedule adds storage faults (see `storage.rs`).
+    pub storage_faults: bool,
 }
 
 impl Default for SimOptions {
@@ -87,7 +90,10 @@ impl Default for SimOptions {
                 read_any: false,
                 restock_too_many: false,
                 ignore_admin_keys: false,
+                trust_damage: false,
+                storage: StorageFaults::default(),
             },
+            storage_faults: true,
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
             faults: 5,
@@ -143,7 +149,14 @@ struct Final {
 /// Runs one seed.
 pub fn run_seed(seed: u64, opts: &SimOptions) -> Report {
     let nodes = opts.cluster.nodes();
-    let schedule = faults::draw(seed, &nodes, opts.fault_window, opts.faults);
+    let mut schedule = faults::draw(seed, &nodes, opts.fault_window, opts.faults);
+    if opts.storage_faults {
+        let members = Group::ALL
+            .iter()
+            .map(|g| (*g, opts.cluster.members(*g)))
+            .collect();
+        crate::storage::add_to(&mut schedule, seed, &members, opts.fault_window);
+    }
     run_with(seed, opts, schedule)
 }
 
@@ -181,7 +194,11 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
         .repair_rate(0.05)
         .rng_seed(seed)
         .build();
-    cluster::add_hosts(&mut sim, &opts.cluster, seed);
+    // This run's own queue of storage faults and view of the record.
+    let mut cluster_opts = opts.cluster.clone();
+    cluster_opts.storage = StorageFaults::new(seed);
+    let storage = cluster_opts.storage.clone();
+    cluster::add_hosts(&mut sim, &cluster_opts, seed);
 
     let recorder = Recorder::new();
     let items = vec![1, 2, 3];
@@ -227,6 +244,14 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
         let now = sim.elapsed();
         while pending.front().is_some_and(|(at, _)| *at <= now) {
             let (_, fault) = pending.pop_front().expect("checked above");
+            if let Fault::Damage(node, damage) = &fault {
+                // Only on a replica that is down (the model's "while down").
+                if crashed.contains(node) {
+                    storage.queue(node, damage.clone());
+                    trace.push(format!("{:.3}s {fault}", now.as_secs_f64()));
+                }
+                continue;
+            }
             apply(&mut sim, &fault, &mut crashed, &mut trace, now);
         }
         if !healed && now >= opts.heal_at {
@@ -241,7 +266,11 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
                 now,
             );
         }
-        match sim.step() {
+        let stepped = sim.step();
+        for line in storage.take_log() {
+            trace.push(format!("{:.3}s {line}", sim.elapsed().as_secs_f64()));
+        }
+        match stepped {
             Ok(true) => break,
             Ok(false) => {}
             Err(e) => {
@@ -296,6 +325,8 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("restock-too-many")
         } else if opts.cluster.ignore_admin_keys {
             Some("ignore-admin-keys")
+        } else if opts.cluster.trust_damage {
+            Some("trust-damaged-disk")
         } else {
             None
         },
@@ -335,6 +366,8 @@ fn apply(
             sim.set_fail_rate(0.0);
             sim.set_max_message_latency(Duration::from_millis(2));
         }
+        // Queued by the run loop, which knows the run's storage faults.
+        Fault::Damage(..) => {}
     }
     trace.push(format!("{:.3}s {fault}", now.as_secs_f64()));
 }
@@ -408,7 +441,14 @@ async fn fetch_state(
 ) -> pygmy_core::Result<(ReplicaStatus, State)> {
     let timeout = Duration::from_secs(1);
     let mut status = match transport
-        .call(node, Request::Heartbeat { views: vec![] }, timeout)
+        .call(
+            node,
+            Request::Heartbeat {
+                views: vec![],
+                disks: None,
+            },
+            timeout,
+        )
         .await?
     {
         Response::Status(s) => s,

@@ -163,7 +163,7 @@ mod tests {
         sim.host("host", move || {
             let found = found_in_host.clone();
             async move {
-                let mut store = LogStore::open(SimFs, DIR)?;
+                let mut store = LogStore::open(SimFs, DIR, 7)?;
                 let recovered = store.load()?;
                 let boot = {
                     let mut found = found.lock();

@@ -9,6 +9,7 @@ use pygmy_sim::check::{
 use pygmy_sim::faults::{Fault, Schedule};
 use pygmy_sim::fresh::FRESH_READS;
 use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
+use pygmy_sim::storage::Damage;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -322,4 +323,50 @@ fn a_catalog_that_restocks_on_any_refused_buy_is_caught() {
         caught >= 3,
         "restocking on any refused buy was caught on only {caught} of 10 seeds"
     );
+}
+
+/// Both order replicas die at once, after buys were acknowledged; the disk
+/// of order-1 (the primary since the start) is damaged while it is down,
+/// and it comes back alone, two seconds before order-2.
+fn damaged_primary_returns_first(damage: Damage) -> Schedule {
+    Schedule {
+        events: vec![
+            at(4_000, Fault::Crash(node("order-1"))),
+            at(4_000, Fault::Crash(node("order-2"))),
+            at(4_001, Fault::Damage(node("order-1"), damage)),
+            at(4_300, Fault::Restart(node("order-1"))),
+            at(6_500, Fault::Restart(node("order-2"))),
+        ],
+    }
+}
+
+#[test]
+fn a_cluster_that_trusts_a_damaged_disk_is_caught() {
+    // A flipped bit in the middle of the log, an emptied folder, a lost
+    // log tail: a store that cuts the log at the damage (or starts empty
+    // under its old identity) and a view service that believes it let the
+    // damaged replica lead alone, and committed orders vanish when its
+    // intact peer returns and is cut to match. The honest cluster waits
+    // for the intact replica instead, and the same seeds pass.
+    let honest = SimOptions::default();
+    let mut broken = honest.clone();
+    broken.cluster.trust_damage = true;
+    for damage in [
+        Damage::FlipBit {
+            file: "log",
+            at: 0.5,
+        },
+        Damage::Empty,
+        Damage::LoseTail { fraction: 0.3 },
+    ] {
+        let what = format!("trusted damage ({damage})");
+        let caught = seeds_caught(
+            &what,
+            0..3,
+            (&honest, &broken),
+            |seed, opts| run_with(seed, opts, damaged_primary_returns_first(damage.clone())),
+            &[ORDERS_DURABLE, CONSERVATION, LINEARIZABLE],
+        );
+        assert!(caught >= 1, "{what} was caught on none of 3 seeds");
+    }
 }

@@ -115,6 +115,48 @@ impl Cluster {
         cluster
     }
 
+    /// Stops the whole cluster as a user would (SIGTERM to `pygmy up`, which
+    /// stops every node), runs `between` on the cluster's folder, then
+    /// resumes it with `pygmy up --dir` and waits until both groups serve.
+    pub async fn stop_and_resume(&mut self, between: impl FnOnce(&Path)) {
+        pygmy::proc::signal(self.up.id(), "TERM").expect("SIGTERM to pygmy up");
+        let deadline = Instant::now() + PATIENCE;
+        while self.up.try_wait().expect("wait for up").is_none() {
+            assert!(Instant::now() < deadline, "pygmy up did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for n in self.cfg.nodes() {
+            while pygmy::proc::running_pid(&self.cfg, &n.name).is_some() {
+                assert!(Instant::now() < deadline, "{} did not stop", n.name);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        between(&self.dir);
+        let out = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.join("up.out"))
+            .expect("up.out");
+        let printed = self.read("up.out").matches("\nready: ").count();
+        self.up = pygmy()
+            .args(["up", "--dir"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("clone"))
+            .stderr(out)
+            .spawn()
+            .expect("resume pygmy up");
+        self.wait_health("both groups confirmed", pygmy::up::is_ready)
+            .await;
+        while self.read("up.out").matches("\nready: ").count() <= printed {
+            assert!(
+                Instant::now() < deadline,
+                "the resumed up never printed ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.cfg.frontend.addr)
     }
@@ -205,7 +247,13 @@ impl Cluster {
     /// Replica `name`'s status (a heartbeat without views changes nothing).
     pub async fn status(&self, name: &str) -> ReplicaStatus {
         match self
-            .rpc(name, &Request::Heartbeat { views: Vec::new() })
+            .rpc(
+                name,
+                &Request::Heartbeat {
+                    views: Vec::new(),
+                    disks: None,
+                },
+            )
             .await
         {
             Response::Status(s) => s,

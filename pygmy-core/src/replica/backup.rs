@@ -69,9 +69,15 @@ impl<T: Transport> Replica<T> {
     async fn pull_once(&self, peer: &NodeId, epoch: Epoch, wait: bool) -> Result<Pulled> {
         // My end must be durable: the primary counts it as my acknowledgement.
         self.flush().await?;
-        let (after, commit, archived) = {
+        let (after, commit, archived, rebuild) = {
             let inner = self.inner.lock();
-            (inner.log.last(), inner.commit, inner.state.archived())
+            let rebuild = inner.rebuild;
+            (
+                inner.log.last(),
+                inner.commit,
+                inner.state.archived(),
+                rebuild,
+            )
         };
         let request = Request::Fetch {
             epoch,
@@ -85,6 +91,8 @@ impl<T: Transport> Replica<T> {
                 0
             },
             archived,
+            disk: self.disk_id,
+            rebuild,
         };
         let reply = self
             .transport
@@ -111,6 +119,12 @@ impl<T: Transport> Replica<T> {
                 let target = commit.min(inner.log.last().lsn);
                 if !inner.serving {
                     self.apply_to(&mut inner, target);
+                }
+                // Caught up with my view's primary: I hold every entry it
+                // has committed, whatever my disk lost.
+                let from_primary = inner.view.as_ref().is_some_and(|v| v.primary == *peer);
+                if from_primary && inner.uncertain && inner.log.last().lsn >= commit {
+                    inner.uncertain = false;
                 }
                 drop(inner);
                 self.bump();

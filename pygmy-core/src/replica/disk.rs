@@ -87,7 +87,10 @@ impl<T: Transport> Replica<T> {
         if moved(&inner, epoch, asked_after) {
             return Ok(());
         }
-        if snapshot.pos.lsn <= inner.commit || snapshot.state.group() != self.cfg.group {
+        // A rebuild takes the snapshot whatever its position: my state is
+        // the initial one, not the store's.
+        let behind = snapshot.pos.lsn > inner.commit || inner.rebuild;
+        if !behind || snapshot.state.group() != self.cfg.group {
             return Ok(());
         }
         tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
@@ -128,6 +131,9 @@ impl<T: Transport> Replica<T> {
         inner.commit = snapshot.pos.lsn;
         inner.synced = snapshot.pos.lsn;
         inner.state = snapshot.state;
+        // Rebuilt: I hold the committed state, as of the primary's commit.
+        inner.rebuild = false;
+        inner.uncertain = false;
         drop(inner);
         self.bump();
         Ok(())

@@ -32,11 +32,31 @@
 //!   view service to record the view as confirmed (`ViewReady`). Only then
 //!   does it commit the adopted entries and serve writes.
 //!
+//! - **Storage faults** (the model is in `logstore.rs`). A replica reports
+//!   its disk identity, and whether its log's end is *uncertain* (it
+//!   restarted with data and has not caught up with a primary since: a
+//!   torn, damaged or lost tail cannot be told apart). The view record
+//!   keeps each confirmed member's disk, and every heartbeat carries them;
+//!   a replica whose disk is not the recorded one is *recovering*: it
+//!   keeps the epoch but never starts a view, answers no pull (never
+//!   "diverged") and no read, until a confirmed view records its new disk.
+//!   A new disk (or one whose damaged files were set aside) asks the
+//!   primary for a snapshot first (`Fetch { rebuild }`), as its state is
+//!   the initial one. It refuses `StartView` until the view service has
+//!   told it the current views, so an old primary cannot fence it into a
+//!   stale epoch. A primary counts a backup's acknowledgement only for the
+//!   disk it was given with.
+//!
 //! # Guarantees
 //!
 //! - A committed entry is durable on every member of the view that
 //!   committed it; the view service only promotes a member of the last
 //!   confirmed view, so committed entries survive any n−1 crashes.
+//! - One damaged disk loses nothing: with the storage fault model above,
+//!   while another member of the last confirmed view holds its disk, no
+//!   committed entry is lost; the group serves again once an intact member
+//!   is up (with every other member of that view, if its log's end is
+//!   uncertain), and waits otherwise.
 //! - Two primaries never both commit: committing needs every backup's
 //!   acknowledgement, and a backup that accepted a newer view refuses the
 //!   old primary's epoch.
@@ -137,6 +157,10 @@ pub struct ReplicaConfig {
     /// epoch reserved for but lost, so their copies can be forgotten with no
     /// order. Never set otherwise.
     pub unsafe_skip_reconcile: bool,
+    /// Deliberately broken, for the simulation's own tests: the replica
+    /// trusts its disk after a restart (it never reports its log's end as
+    /// uncertain), as earlier builds did. Never set otherwise.
+    pub unsafe_trust_disk: bool,
 }
 
 impl ReplicaConfig {
@@ -156,6 +180,7 @@ impl ReplicaConfig {
             unsafe_forget_pending: false,
             unsafe_skip_reconcile: false,
             unsafe_unsynced_archive: false,
+            unsafe_trust_disk: false,
             fetch_limit: 1024,
             read_wait: Duration::from_millis(50),
             unsafe_read_any: false,
@@ -188,6 +213,24 @@ struct Inner {
     started: Epoch,
     /// Primary: how far each backup of the view has durably pulled.
     matched: BTreeMap<NodeId, Lsn>,
+    /// Primary: the disk each backup pulled with (a new disk voids what
+    /// the old one acknowledged).
+    matched_disk: BTreeMap<NodeId, u64>,
+    /// My log's tail may have been lost (I restarted with data) and I have
+    /// not resynchronised since: I may lack committed entries.
+    uncertain: bool,
+    /// My disk is not the one the view record holds for me: I hold no
+    /// committed entries, so I never act as primary, never answer a pull
+    /// or a read, until a confirmed view records this disk.
+    recovering: bool,
+    /// My disk is new (or was set aside): I want the whole committed state
+    /// from the primary, as a snapshot, before anything else.
+    rebuild: bool,
+    /// I know the current epoch: from my stored view or from the view
+    /// service. A replica that knows none (a new disk) refuses to be
+    /// fenced into a view by a primary before the view service has told
+    /// it the current one, which could be an old primary's.
+    epoch_known: bool,
     waiters: BTreeMap<Lsn, Vec<Waiter>>,
     /// Catalog primary: invalidations not yet delivered to the front end.
     outbox: Vec<(Vec<CacheKey>, Lsn)>,
@@ -201,6 +244,8 @@ pub struct Replica<T: Transport> {
     /// Itself, to hand to the tasks it spawns.
     weak: Weak<Replica<T>>,
     cfg: ReplicaConfig,
+    /// My disk's identity (see `Recovered::disk`).
+    disk_id: u64,
     transport: Arc<T>,
     clock: Clock,
     inner: Mutex<Inner>,
@@ -238,18 +283,41 @@ impl<T: Transport> Replica<T> {
                 cfg.group
             )));
         }
-        let recovered = storage.load()?;
-        let (mut state, base, digest) = match &recovered.snapshot {
-            Some(s) => (s.state.clone(), s.pos, s.digest),
-            None => {
-                let digest = initial.digest();
-                (initial, crate::types::LogPos::ZERO, digest)
+        let mut recovered = storage.load()?;
+        let (state, base, digest) = loop {
+            let (mut state, base, digest) = match &recovered.snapshot {
+                Some(s) => (s.state.clone(), s.pos, s.digest),
+                None => {
+                    let digest = initial.digest();
+                    (initial.clone(), crate::types::LogPos::ZERO, digest)
+                }
+            };
+            if let State::Orders(ledger) = &mut state {
+                // Cut back to what the snapshot covers: the log replays the
+                // rest. An archive that does not match the snapshot is
+                // damage like any other: set aside, start empty.
+                if let Err(e) = ledger.attach(storage.archive()?) {
+                    if recovered.new_disk {
+                        return Err(Error::Storage(e));
+                    }
+                    recovered = storage.set_aside(&format!("orders: {e}"))?;
+                    continue;
+                }
             }
+            break (state, base, digest);
         };
-        if let State::Orders(ledger) = &mut state {
-            // Cut back to what the snapshot covers: the log replays the rest.
-            ledger.attach(storage.archive()?).map_err(Error::Storage)?;
+        if let Some(damage) = &recovered.damage {
+            tracing::error!(
+                node = %cfg.me,
+                damage = %damage,
+                "disk damaged: its files were set aside; recovering from an intact member"
+            );
         }
+        // A restart with data: the log's tail may be gone (a torn write, or
+        // a lost or damaged tail that cannot be told from one).
+        let uncertain = !recovered.new_disk && !cfg.unsafe_trust_disk;
+        let (disk, rebuild) = (recovered.disk, recovered.new_disk);
+        let epoch_known = recovered.view.is_some();
         let log = MemLog::new(base, recovered.entries);
         let synced = log.last().lsn;
         tracing::info!(
@@ -257,6 +325,9 @@ impl<T: Transport> Replica<T> {
             view = ?recovered.view.as_ref().map(|v| v.epoch),
             snapshot = %base,
             end = %log.last(),
+            disk,
+            new_disk = rebuild,
+            uncertain,
             "replica loaded"
         );
         let inner = Inner {
@@ -270,6 +341,11 @@ impl<T: Transport> Replica<T> {
             serving: false,
             started: 0,
             matched: BTreeMap::new(),
+            matched_disk: BTreeMap::new(),
+            uncertain,
+            recovering: false,
+            rebuild,
+            epoch_known,
             waiters: BTreeMap::new(),
             outbox: Vec::new(),
             driving: BTreeSet::new(),
@@ -279,6 +355,7 @@ impl<T: Transport> Replica<T> {
         let replica = Arc::new_cyclic(|weak| Replica {
             weak: weak.clone(),
             cfg,
+            disk_id: disk,
             transport,
             clock,
             inner: Mutex::new(inner),
@@ -326,6 +403,9 @@ impl<T: Transport> Replica<T> {
             end: inner.log.pos_at(inner.synced).unwrap_or(inner.log.base()),
             commit: inner.commit,
             digest: inner.digest,
+            disk: self.disk_id,
+            uncertain: inner.uncertain,
+            recovering: inner.recovering,
         }
     }
 
@@ -379,11 +459,40 @@ impl<T: Transport> Replica<T> {
         Ok(())
     }
 
+    /// Learns from the view service which disk its record holds for me: if
+    /// it holds one and mine is not it, I am recovering (see `Inner`).
+    fn observe_disks(&self, disks: &BTreeMap<NodeId, u64>) {
+        let mut inner = self.inner.lock();
+        inner.epoch_known = true;
+        let recorded = disks.get(&self.cfg.me).copied();
+        let recovering = recorded.is_some_and(|d| d != self.disk_id);
+        if recovering != inner.recovering {
+            if recovering {
+                tracing::warn!(
+                    node = %self.cfg.me,
+                    disk = self.disk_id,
+                    recorded = ?recorded,
+                    "my disk is not the one the view record holds for me: recovering (never primary, no source of truth) until rebuilt"
+                );
+                inner.serving = false;
+                fail_waiters(&mut inner, 0);
+            } else {
+                tracing::info!(node = %self.cfg.me, disk = self.disk_id, "the view record holds my disk: recovered");
+            }
+            inner.recovering = recovering;
+            drop(inner);
+            self.bump();
+        }
+    }
+
     /// Accepts a newer view of my group: stores it, then takes my role in it.
     fn observe_view(&self, view: View) -> Result<()> {
         let mut inner = self.inner.lock();
         let current = Self::epoch(&inner);
-        if view.epoch == current && view.primary == self.cfg.me && inner.started < current {
+        // A recovering replica holds no committed entries: it keeps the
+        // epoch (to refuse older ones) but never starts a view.
+        let lead = view.primary == self.cfg.me && !inner.recovering;
+        if view.epoch == current && lead && inner.started < current {
             // I restarted as the primary of my current view, maybe before
             // it was confirmed: the view service waits for me to confirm it,
             // so start it again (it is safe to redo: see `start_view`).
@@ -404,13 +513,18 @@ impl<T: Transport> Replica<T> {
             return Err(e);
         }
         tracing::info!(node = %self.cfg.me, epoch = view.epoch, primary = %view.primary, "accepted view");
-        let primary = view.primary == self.cfg.me;
+        if view.primary == self.cfg.me && !lead {
+            tracing::warn!(node = %self.cfg.me, epoch = view.epoch, "named primary while recovering: not starting the view");
+        }
+        let primary = lead;
+        inner.epoch_known = true;
         inner.view = Some(view.clone());
         inner.serving = false;
         if primary {
             inner.started = view.epoch;
         }
         inner.matched.clear();
+        inner.matched_disk.clear();
         if !primary {
             // Entries still waiting may be committed by the next primary or
             // lost; the caller cannot know which.
@@ -460,10 +574,16 @@ impl<T: Transport> Replica<T> {
     /// The replica, locked for a read, unless its disk failed.
     fn readable(&self) -> Result<MutexGuard<'_, Inner>> {
         let inner = self.inner.lock();
-        match &inner.failed {
-            Some(f) => Err(Error::Unavailable(format!("replica disk failed: {f}"))),
-            None => Ok(inner),
+        if let Some(f) = &inner.failed {
+            return Err(Error::Unavailable(format!("replica disk failed: {f}")));
         }
+        // A new or damaged disk's state is the initial one, not the store's.
+        if inner.recovering || (inner.rebuild && !inner.serving) {
+            return Err(Error::Unavailable(
+                "replica is rebuilding its disk from an intact member".into(),
+            ));
+        }
+        Ok(inner)
     }
 
     /// What was read from `inner`, with the commit lsn it was read at;
@@ -551,13 +671,21 @@ impl<T: Transport> Replica<T> {
 
     async fn dispatch(&self, request: Request) -> Result<Response> {
         match request {
-            Request::Heartbeat { views } => {
+            Request::Heartbeat { views, disks } => {
+                if let Some(disks) = disks {
+                    self.observe_disks(&disks);
+                }
                 self.observe_views(views)?;
                 Ok(Response::Status(self.status()))
             }
             Request::StartView { view } => {
                 if view.group != self.cfg.group {
                     return Err(Error::InvalidInput("view of another group".into()));
+                }
+                if !self.inner.lock().epoch_known {
+                    return Err(Error::Unavailable(
+                        "new disk: waiting to hear the current views from the view service".into(),
+                    ));
                 }
                 let epoch = view.epoch;
                 self.observe_view(view)?;
@@ -581,6 +709,8 @@ impl<T: Transport> Replica<T> {
                 limit,
                 wait_ms,
                 archived,
+                disk,
+                rebuild,
             } => {
                 let wait = Duration::from_millis(wait_ms).min(self.cfg.poll_wait);
                 let asked = Asked {
@@ -588,6 +718,8 @@ impl<T: Transport> Replica<T> {
                     known_commit: commit,
                     limit,
                     archived,
+                    disk,
+                    rebuild,
                 };
                 self.serve_fetch(epoch, from, asked, wait).await
             }

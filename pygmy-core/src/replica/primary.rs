@@ -26,6 +26,10 @@ pub(super) struct Asked {
     pub limit: usize,
     /// How far its order archive goes (see `Request::Fetch`).
     pub archived: u64,
+    /// Its disk's identity.
+    pub disk: u64,
+    /// It wants the whole committed state (its disk is new).
+    pub rebuild: bool,
 }
 
 /// An appended entry's commit, to wait on (see [`Replica::append`]).
@@ -216,10 +220,18 @@ impl<T: Transport> Replica<T> {
             if !self.still_in(&view) {
                 return;
             }
+            let disks = {
+                let inner = self.inner.lock();
+                let mut disks = inner.matched_disk.clone();
+                disks.retain(|b, _| view.backups.contains(b));
+                disks.insert(self.cfg.me.clone(), self.disk_id);
+                disks
+            };
             let req = Request::ViewReady {
                 group: view.group,
                 epoch: view.epoch,
                 commit: target,
+                disks,
             };
             match self
                 .transport
@@ -238,6 +250,10 @@ impl<T: Transport> Replica<T> {
                 return;
             }
             inner.serving = true;
+            // Every backup holds my whole log, which is the longest of the
+            // view's: nothing committed is missing from it.
+            inner.uncertain = false;
+            inner.rebuild = false;
             self.recompute_commit(&mut inner);
             tracing::info!(node = %self.cfg.me, epoch = view.epoch, commit = inner.commit, "serving as primary");
         }
@@ -268,6 +284,8 @@ impl<T: Transport> Replica<T> {
             known_commit,
             limit,
             archived,
+            disk,
+            rebuild,
         } = asked;
         let mut rx = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
@@ -281,7 +299,26 @@ impl<T: Transport> Replica<T> {
                         current,
                     });
                 }
-                let answer = inner.log.answer(after, limit.max(1));
+                if inner.recovering {
+                    // My log is no source of truth: an answer such as
+                    // "your log diverges" would cut committed entries.
+                    return Err(Error::Unavailable(
+                        "recovering: my disk is new or was damaged; not a source of truth".into(),
+                    ));
+                }
+                // A backup on a new disk: what its old one acknowledged is
+                // gone, so its acknowledgement restarts from what it asks.
+                if inner.matched_disk.get(&from) != Some(&disk) {
+                    inner.matched_disk.insert(from.clone(), disk);
+                    if let Some(m) = inner.matched.get_mut(&from) {
+                        *m = (*m).min(after.lsn);
+                    }
+                }
+                let answer = if rebuild {
+                    FetchAnswer::Snapshot
+                } else {
+                    inner.log.answer(after, limit.max(1))
+                };
                 match answer {
                     FetchAnswer::Entries(entries) => {
                         let mut acked = false;
