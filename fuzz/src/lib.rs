@@ -19,7 +19,13 @@
 //!   going through HTTP, so the fuzzer reaches deeper into the types).
 //! - [`query`]: query-string and id parsing alone.
 //!
-//! Disk formats are fuzzed by the disk targets listed in `run.sh`.
+//! - [`disk`]: every file a replica or the front end reads back — the log,
+//!   `log.prev`, the snapshot, the view, the disk identity, the order
+//!   archive, the front end's view record — taken from a real store and
+//!   damaged (flipped bytes, cut tails, lost files, arbitrary bytes, and
+//!   well-framed records with damaged payloads), then opened. Opening
+//!   fails cleanly or sets the damage aside; what loads is a log in lsn
+//!   order without gaps, following on from the snapshot.
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
@@ -204,4 +210,231 @@ pub fn query(data: &[u8]) {
         }
     }
     let _ = pygmy_net::query::decode(&text);
+}
+
+/// The folder the disk target's store lives in.
+const DIR: &str = "/data/replica";
+/// The front end's view record, beside it.
+const VIEWS: &str = "/data/frontend/views";
+/// The files a replica's folder may hold (see `logstore.rs`), and the
+/// front end's view record.
+const FILES: &[&str] = &[
+    "log", "snapshot", "log.prev", "log.next", "view", "disk-id", "orders", VIEWS,
+];
+
+/// How one file of a real store is damaged.
+#[derive(Arbitrary, Debug)]
+enum Damage {
+    /// XOR one byte (a flipped bit anywhere).
+    Flip { file: u8, at: u32, mask: u8 },
+    /// Cut the file (a torn or lost tail).
+    Truncate { file: u8, at: u32 },
+    /// Lose the file.
+    Remove { file: u8 },
+    /// Arbitrary bytes in its place.
+    Replace { file: u8, bytes: Vec<u8> },
+    /// Records with valid framing (length and CRC) around arbitrary
+    /// payloads: reaches the decoders behind the CRC check.
+    Records { file: u8, payloads: Vec<Vec<u8>> },
+    /// One byte of one record's payload changed, and the record framed
+    /// again with a valid CRC: a well-formed file holding a payload that
+    /// is almost, but not quite, what the store wrote.
+    EditRecord { file: u8, record: u8, at: u32, byte: u8 },
+}
+
+#[derive(Arbitrary, Debug)]
+struct DiskInput {
+    damage: Vec<Damage>,
+    /// What the order archive's caller expects of it (from the snapshot).
+    mark: (u64, u64, u64),
+}
+
+fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+fn path_of(name: &str) -> std::path::PathBuf {
+    if name.starts_with('/') {
+        name.into()
+    } else {
+        std::path::Path::new(DIR).join(name)
+    }
+}
+
+/// The files of a store that has lived a little: a snapshot, a log after
+/// it, a view, an identity, and the front end's record of the views.
+fn baseline() -> &'static std::collections::BTreeMap<&'static str, Vec<u8>> {
+    use pygmy_core::command::{Command, Entry, OrderCommand};
+    use pygmy_core::fs::Fs;
+    use pygmy_core::logstore::LogStore;
+    use pygmy_core::state::{Snapshot, State};
+    use pygmy_core::storage::Storage;
+    use pygmy_core::types::{Group, LogPos, NodeId};
+    use pygmy_core::view::{GroupRecord, View};
+
+    static FILES_OF_A_STORE: OnceLock<std::collections::BTreeMap<&'static str, Vec<u8>>> =
+        OnceLock::new();
+    FILES_OF_A_STORE.get_or_init(|| {
+        let fs = pygmy_core::memfs::MemFs::new();
+        let view = View {
+            group: Group::Catalog,
+            epoch: 2,
+            primary: NodeId::new("catalog-1"),
+            backups: vec![NodeId::new("catalog-2")],
+        };
+        let entry = |lsn| Entry {
+            pos: LogPos { epoch: 2, lsn },
+            command: Command::Order(OrderCommand::Begin {
+                request: format!("request-{lsn}"),
+                item: lsn % 7 + 1,
+                qty: 1,
+                created: 1_700_000_000_000 + lsn,
+            }),
+        };
+        let mut store = LogStore::open(fs.clone(), DIR, 42).expect("a new store");
+        store.load().expect("an empty store loads");
+        store.save_view(&view).expect("a view");
+        store
+            .append(&(1..=4).map(entry).collect::<Vec<_>>())
+            .expect("entries");
+        store.sync().expect("a sync");
+        store
+            .save_snapshot(&Snapshot {
+                pos: LogPos { epoch: 2, lsn: 4 },
+                state: State::Catalog(pygmy_core::catalog::Catalog::builtin()),
+                digest: 0,
+            })
+            .expect("a snapshot");
+        store
+            .append(&(5..=9).map(entry).collect::<Vec<_>>())
+            .expect("entries");
+        store.sync().expect("a sync");
+        let records = pygmy_core::record::RecordFile::new(fs.clone(), VIEWS);
+        records
+            .save(&vec![GroupRecord {
+                current: view.clone(),
+                confirmed: Some(view),
+                disks: [(NodeId::new("catalog-1"), 42), (NodeId::new("catalog-2"), 43)]
+                    .into_iter()
+                    .collect(),
+            }])
+            .expect("a view record");
+        FILES
+            .iter()
+            .filter_map(|name| {
+                let bytes = fs.read(&path_of(name)).expect("a read")?;
+                Some((*name, bytes))
+            })
+            .collect()
+    })
+}
+
+/// A real store's files, damaged as the input says, then opened as a
+/// replica and the front end open them: opening fails with an error or
+/// sets the damage aside, and never panics or allocates without bound.
+/// What it loads is a log in lsn order without gaps.
+pub fn disk(data: &[u8]) {
+    use pygmy_core::fs::Fs;
+    use pygmy_core::logstore::LogStore;
+    use pygmy_core::storage::Storage;
+
+    let Ok(input) = DiskInput::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    let mut files: std::collections::BTreeMap<&str, Vec<u8>> = baseline().clone();
+    let name = |file: &u8| FILES[*file as usize % FILES.len()];
+    for damage in input.damage.iter().take(8) {
+        match damage {
+            Damage::Flip { file, at, mask } => {
+                if let Some(bytes) = files.get_mut(name(file)).filter(|b| !b.is_empty()) {
+                    let at = *at as usize % bytes.len();
+                    bytes[at] ^= mask;
+                }
+            }
+            Damage::Truncate { file, at } => {
+                if let Some(bytes) = files.get_mut(name(file)) {
+                    let at = *at as usize % (bytes.len() + 1);
+                    bytes.truncate(at);
+                }
+            }
+            Damage::Remove { file } => {
+                files.remove(name(file));
+            }
+            Damage::Replace { file, bytes } => {
+                files.insert(name(file), bytes.clone());
+            }
+            Damage::Records { file, payloads } => {
+                let mut bytes = Vec::new();
+                for payload in payloads.iter().take(16) {
+                    frame(&mut bytes, payload);
+                }
+                files.insert(name(file), bytes);
+            }
+            Damage::EditRecord {
+                file,
+                record,
+                at,
+                byte,
+            } => {
+                let Some(bytes) = files.get_mut(name(file)) else {
+                    continue;
+                };
+                let mut payloads = Vec::new();
+                let mut offset = 0;
+                while let Some((payload, next)) = pygmy_core::logstore::decode_record(bytes, offset) {
+                    payloads.push(payload.to_vec());
+                    offset = next;
+                }
+                if payloads.is_empty() {
+                    continue;
+                }
+                let index = *record as usize % payloads.len();
+                let payload = &mut payloads[index];
+                if payload.is_empty() {
+                    continue;
+                }
+                let at = *at as usize % payload.len();
+                payload[at] = *byte;
+                bytes.clear();
+                for payload in &payloads {
+                    frame(bytes, payload);
+                }
+            }
+        }
+    }
+    let fs = pygmy_core::memfs::MemFs::new();
+    fs.create_dir_all(std::path::Path::new(DIR)).expect("a folder");
+    fs.create_dir_all(std::path::Path::new(VIEWS).parent().expect("a parent"))
+        .expect("a folder");
+    for (name, bytes) in &files {
+        fs.write_synced(&path_of(name), bytes).expect("a write");
+    }
+
+    if let Ok(mut store) = LogStore::open(fs.clone(), DIR, 7) {
+        if let Ok(recovered) = store.load() {
+            let lsns: Vec<_> = recovered.entries.iter().map(|e| e.pos.lsn).collect();
+            assert!(
+                lsns.windows(2).all(|w| w[1] == w[0] + 1),
+                "loaded a log with gaps or out of order: {lsns:?}"
+            );
+            if let (Some(snapshot), Some(first)) = (&recovered.snapshot, lsns.first()) {
+                assert_eq!(
+                    *first,
+                    snapshot.pos.lsn + 1,
+                    "the loaded log does not follow on from the snapshot"
+                );
+            }
+        }
+    }
+    if let Ok(file) = pygmy_core::archive::open_file(fs.clone(), std::path::Path::new(DIR)) {
+        let (len, count, digest) = input.mark;
+        let mark = pygmy_core::archive::ArchiveMark { len, count, digest };
+        if let Ok(archive) = pygmy_core::archive::Archive::open(file, mark) {
+            let _ = archive.records_from(mark, 0);
+        }
+    }
+    let _ = pygmy_core::record::RecordFile::new(fs, VIEWS)
+        .load::<Vec<pygmy_core::view::GroupRecord>>();
 }

@@ -36,3 +36,8 @@ fn rpc_json_regressions() {
 fn query_regressions() {
     assert!(replay("query", pygmy_fuzz::query) > 0);
 }
+
+#[test]
+fn disk_regressions() {
+    assert!(replay("disk", pygmy_fuzz::disk) > 0);
+}
