@@ -272,9 +272,7 @@ fn stale_reads_caught(
 fn a_cache_that_keeps_fills_older_than_its_marks_is_caught() {
     // A lookup read before a buy is acknowledged comes back after the
     // buy's invalidation and is cached anyway: a later hit misses the buy.
-    let caught = stale_reads_caught("stale fills", STALE_FILLS, |o| {
-        o.cluster.stale_fills = true
-    });
+    let caught = stale_reads_caught("stale fills", STALE_FILLS, |o| o.cluster.stale_fills = true);
     assert!(
         caught >= 2,
         "keeping stale fills was caught on only {caught} of seeds {STALE_FILLS:?}"
