@@ -497,6 +497,21 @@ impl Search {
     }
 }
 
+/// A slow network from 1.5 s to 9 s: every message delayed up to 300 ms,
+/// so read answers, invalidations and buy answers overtake one another —
+/// the races the cache's rules are for. The schedule of the stale-read
+/// tests (`tests/broken.rs`, `pygmy-sim --slow-network`).
+pub fn slow_network() -> crate::faults::Schedule {
+    use crate::faults::Fault;
+    use std::time::Duration;
+    crate::faults::Schedule {
+        events: vec![
+            (Duration::from_millis(1_500), Fault::Latency(300)),
+            (Duration::from_millis(9_000), Fault::Calm),
+        ],
+    }
+}
+
 /// Order reads: each finds its order, with the item and quantity of the
 /// buy that was told its id, once that buy was acknowledged (or another
 /// read found the order) before the read was invoked.

@@ -25,6 +25,12 @@ struct Args {
     /// machine's cores); 1 runs them one after the other in this process.
     #[arg(long)]
     jobs: Option<usize>,
+    /// Instead of the seed's own fault schedule, a slow network from 1.5 s
+    /// to 9 s (every message delayed up to 300 ms, so answers and
+    /// invalidations overtake one another): the schedule of the stale-read
+    /// tests in `tests/broken.rs`.
+    #[arg(long)]
+    slow_network: bool,
     /// Simulated clients (default 4); more clients, more concurrency.
     #[arg(long)]
     clients: Option<usize>,
@@ -120,7 +126,11 @@ fn main() -> ExitCode {
                 .with_ansi(false)
                 .init();
         }
-        let report = run_seed(seed, &opts);
+        let report = if args.slow_network {
+            pygmy_sim::run::run_with(seed, &opts, pygmy_sim::fresh::slow_network())
+        } else {
+            run_seed(seed, &opts)
+        };
         if args.summary {
             print!("{}", Summary::of(&report).to_lines());
             return ExitCode::SUCCESS;
@@ -145,13 +155,14 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
     let how = match std::env::current_exe() {
-        Ok(exe) if jobs > 1 => Jobs::Processes {
+        Ok(exe) if jobs > 1 || args.slow_network => Jobs::Processes {
             exe,
             jobs,
             args: args
                 .broken
                 .iter()
                 .flat_map(|b| ["--break".to_string(), b.clone()])
+                .chain(args.slow_network.then(|| "--slow-network".to_string()))
                 .chain(
                     args.clients
                         .iter()

@@ -176,7 +176,7 @@ fn align_task_ids() {
     for _ in 0..=TASK_ID_ALIGN {
         let id = rt.spawn(async {}).id().to_string();
         let id: u64 = id.parse().expect("tokio task ids print as numbers");
-        if (id + 1) % TASK_ID_ALIGN == 0 {
+        if id % TASK_ID_ALIGN == TASK_ID_ALIGN - 1 {
             return;
         }
     }
