@@ -219,6 +219,10 @@ struct Inner {
     /// My log's tail may have been lost (I restarted with data) and I have
     /// not resynchronised since: I may lack committed entries.
     uncertain: bool,
+    /// The epoch whose view start adopted the longest of its backups'
+    /// logs (0: none): from then on my log holds everything theirs do, so
+    /// I may tell them to cut theirs even while uncertain of my own end.
+    adopted: Epoch,
     /// My disk is not the one the view record holds for me: I hold no
     /// committed entries, so I never act as primary, never answer a pull
     /// or a read, until a confirmed view records this disk.
@@ -343,6 +347,7 @@ impl<T: Transport> Replica<T> {
             matched: BTreeMap::new(),
             matched_disk: BTreeMap::new(),
             uncertain,
+            adopted: 0,
             recovering: false,
             rebuild,
             epoch_known,

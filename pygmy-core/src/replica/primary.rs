@@ -185,11 +185,28 @@ impl<T: Transport> Replica<T> {
         // confirmed view, this replica included), so this keeps as many
         // acknowledged-or-not writes as possible; it is not needed for safety,
         // and a failure here is not fatal.
+        // Unless my log's end is uncertain (I restarted; its tail may be
+        // lost): then the longest log may hold committed entries I lack,
+        // and I must not serve without it.
         if let Some((b, end)) = ends.iter().max_by_key(|(_, end)| *end) {
-            let mine = self.inner.lock().log.last();
+            let (mine, uncertain) = {
+                let inner = self.inner.lock();
+                (inner.log.last(), inner.uncertain)
+            };
             if *end > mine {
-                let _ = self.catch_up_from(b, view.epoch, false).await;
+                let adopted = self.catch_up_from(b, view.epoch, false).await;
+                if let (true, Err(e)) = (uncertain, adopted) {
+                    tracing::warn!(node = %self.cfg.me, epoch = view.epoch, error = %e, "could not adopt a longer log while unsure of my own: not serving");
+                    return;
+                }
             }
+        }
+        {
+            let mut inner = self.inner.lock();
+            if !self.still_in_locked(&inner, &view) {
+                return;
+            }
+            inner.adopted = view.epoch;
         }
         // 3. Own log durable, then wait until every backup pulled all of it.
         if self.flush().await.is_err() {
@@ -313,6 +330,21 @@ impl<T: Transport> Replica<T> {
                     if let Some(m) = inner.matched.get_mut(&from) {
                         *m = (*m).min(after.lsn);
                     }
+                }
+                // My log's tail may be lost: an asker whose log is not a
+                // prefix of mine may hold committed entries I lack, so I
+                // never tell it to cut or replace its log.
+                let foreign = after.lsn >= inner.log.base().lsn && !inner.log.contains(after);
+                let my_backup = inner.adopted == epoch
+                    && inner
+                        .view
+                        .as_ref()
+                        .is_some_and(|v| v.backups.contains(&from));
+                if inner.uncertain && foreign && !rebuild && !my_backup {
+                    return Err(Error::Unavailable(
+                        "my log's end is uncertain (I restarted): not a source of truth for yours"
+                            .into(),
+                    ));
                 }
                 let answer = if rebuild {
                     FetchAnswer::Snapshot
