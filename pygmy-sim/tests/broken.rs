@@ -253,13 +253,14 @@ fn a_catalog_that_restocks_on_any_refused_buy_is_caught() {
     broken.cluster.restock_too_many = true;
     let caught = seeds_caught(
         "restocking on any refused buy",
-        0..10,
+        0..6,
         (&honest, &broken),
         run_seed,
         &[LINEARIZABLE, READS_NOT_LOST],
     );
+    // Caught on every one of seeds 0..10 when written.
     assert!(
         caught >= 3,
-        "restocking on any refused buy was caught on only {caught} of 10 seeds"
+        "restocking on any refused buy was caught on only {caught} of 6 seeds"
     );
 }
