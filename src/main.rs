@@ -106,6 +106,7 @@ async fn node(cfg: ClusterConfig, name: String) -> Result<(), String> {
             _ = term.recv() => {},
         }
     };
+    tokio::spawn(pygmy::malloc::trim_every(std::time::Duration::from_secs(5)));
     pygmy::node::run_node(&cfg, &name, shutdown)
         .await
         .map_err(|e| e.to_string())
@@ -146,6 +147,7 @@ fn main() -> ExitCode {
         Cmd::Up(args) => runtime(0).and_then(|rt| rt.block_on(pygmy::up::run(&args))),
         Cmd::Node { config, name } => {
             pygmy::malloc::one_arena();
+            raise_fd_limit();
             node_config(&config, &name)
                 .and_then(|cfg| runtime(cfg.threads_of(&name))?.block_on(node(cfg, name)))
         }
@@ -157,6 +159,25 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("pygmy: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit, so that a node
+/// can hold its `limits.max_connections` (4,096 by default) where the soft
+/// limit is the common 1,024 (Go's runtime does the same). Best effort: if
+/// it fails, connections beyond the limit wait in the listen backlog.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }

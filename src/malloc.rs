@@ -21,3 +21,31 @@ pub fn one_arena() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
+
+/// Hands memory freed inside the heap back to the operating system.
+///
+/// With one arena, memory freed by connections that have gone (each held a
+/// read buffer and its task) stays in the arena's free lists, scattered
+/// between live blocks, so the heap's top is rarely free and glibc's own
+/// trimming does nothing: 2,000 slow clients that came and went left a
+/// front end at 31 MB instead of 11. `malloc_trim` also releases the free
+/// pages inside the heap. A no-op off glibc.
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and releases the allocator's own free
+    // memory; it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Every `every`, [`trim`]s the heap, so memory a burst of clients held
+/// returns once they leave. A trim of a heap with nothing to give back costs
+/// microseconds.
+pub async fn trim_every(every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        trim();
+    }
+}

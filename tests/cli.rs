@@ -720,7 +720,13 @@ fn bad_flags_and_missing_clusters_are_named_in_the_error() {
     let (code, err) = run(&["up", "--dir", dir]);
     assert_eq!(code, Some(1));
     assert!(err.contains("catalog-2 and order-1 both use"), "{err}");
-    let (code, err) = run(&["node", "--config", toml.to_str().unwrap(), "--name", "frontend"]);
+    let (code, err) = run(&[
+        "node",
+        "--config",
+        toml.to_str().unwrap(),
+        "--name",
+        "frontend",
+    ]);
     assert_eq!(code, Some(1));
     assert!(err.contains("both use"), "{err}");
 }

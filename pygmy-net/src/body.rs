@@ -65,21 +65,24 @@ where
     }
 }
 
-/// Decodes a JSON object body; `what` names it in the error ("the buy
-/// body"). Anything but an object is refused: serde would otherwise take
-/// a JSON array such as `[5]` for a struct's fields in order.
+/// Decodes a JSON body; `what` names it in the error ("the rpc request").
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Failure> {
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        Some(_) => {
-            return Err(Failure::bad_request(format!(
-                "{what} must be a JSON object"
-            )))
-        }
-        None => return Err(Failure::bad_request(format!("{what} is empty"))),
-    }
     serde_json::from_slice(bytes)
         .map_err(|e| Failure::bad_request(format!("{what} is not valid JSON: {e}")))
+}
+
+/// Decodes a public body, which must be a JSON object; `what` names it in
+/// the error ("the buy body"). Anything but an object is refused: serde
+/// would otherwise take a JSON array such as `[5]` for a struct's fields
+/// in order.
+pub fn decode_object<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Failure> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => decode(bytes, what),
+        Some(_) => Err(Failure::bad_request(format!(
+            "{what} must be a JSON object"
+        ))),
+        None => Err(Failure::bad_request(format!("{what} is empty"))),
+    }
 }
 
 #[cfg(test)]
@@ -158,14 +161,14 @@ mod tests {
     #[test]
     fn only_a_json_object_is_a_body() {
         for bad in [&b"[5]"[..], b"5", b"\"x\"", b"null", b"  ", b""] {
-            let err = decode::<crate::wire::BuyBody>(bad, "the buy body").err();
+            let err = decode_object::<crate::wire::BuyBody>(bad, "the buy body").err();
             assert_eq!(
                 err.map(|f| f.status),
                 Some(StatusCode::BAD_REQUEST),
                 "{bad:?}"
             );
         }
-        let ok = decode::<crate::wire::BuyBody>(b" {\"qty\": 5}", "the buy body");
+        let ok = decode_object::<crate::wire::BuyBody>(b" {\"qty\": 5}", "the buy body");
         assert_eq!(ok.map(|b| b.qty), Ok(Some(5)));
     }
 

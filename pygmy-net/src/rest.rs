@@ -12,7 +12,7 @@
 
 use crate::api::Public;
 use crate::auth::{bearer, token_matches};
-use crate::body::{decode, read_limited, BodyLimit, BoxError};
+use crate::body::{decode_object, read_limited, BodyLimit, BoxError};
 use crate::query::Params;
 use crate::wire::{
     bought_message, json, Books, BuyBody, BuyReply, Failure, HttpResponse, PriceBody, PublicOrder,
@@ -91,7 +91,8 @@ where
             admin(public, &parts.headers)?;
             let id = id?;
             let key = idempotency_key(&parts.headers)?;
-            let body: PriceBody = decode(&read_limited(body, limit).await?, "the price body")?;
+            let body: PriceBody =
+                decode_object(&read_limited(body, limit).await?, "the price body")?;
             Ok(json(
                 StatusCode::OK,
                 &api.set_price(id, body.cost, key).await?,
@@ -103,13 +104,14 @@ where
             admin(public, &parts.headers)?;
             let id = id?;
             let key = idempotency_key(&parts.headers)?;
-            let body: RestockBody = decode(&read_limited(body, limit).await?, "the restock body")?;
+            let body: RestockBody =
+                decode_object(&read_limited(body, limit).await?, "the restock body")?;
             Ok(json(StatusCode::OK, &api.restock(id, body.qty, key).await?))
         }
         Route::AddBook => {
             admin(public, &parts.headers)?;
             let key = idempotency_key(&parts.headers)?;
-            let book: Book = decode(&read_limited(body, limit).await?, "the book")?;
+            let book: Book = decode_object(&read_limited(body, limit).await?, "the book")?;
             let book = api.add_book(book, key).await?;
             let mut response = json(StatusCode::CREATED, &book);
             if let Ok(location) = HeaderValue::from_str(&format!("/books/{}", book.id)) {
@@ -126,7 +128,9 @@ pub fn buy_qty(bytes: &[u8]) -> Result<u64, Failure> {
     let qty = if bytes.iter().all(u8::is_ascii_whitespace) {
         1
     } else {
-        decode::<BuyBody>(bytes, "the buy body")?.qty.unwrap_or(1)
+        decode_object::<BuyBody>(bytes, "the buy body")?
+            .qty
+            .unwrap_or(1)
     };
     if qty == 0 {
         return Err(Failure::bad_request("qty must be at least 1"));

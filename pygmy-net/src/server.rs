@@ -87,7 +87,9 @@ impl Default for Limits {
     /// microseconds; a phone on a bad link in well under that), 60 s idle
     /// (above the 30 s the nodes' own pooled clients keep an unused
     /// connection, so a node never reuses a connection its peer is closing),
-    /// 1,024 connections (the listen backlog holds as many more), and
+    /// 4,096 connections (so 2,000 slow clients leave room for everyone
+    /// else; the listen backlog holds 1,024 more; each open connection
+    /// costs about 20 KiB, see docs/BENCHMARKS.md), and
     /// 16 KiB of headers (no client of this API sends more than a few
     /// hundred bytes).
     fn default() -> Self {
@@ -95,7 +97,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            max_connections: 4096,
             max_header_bytes: 16 << 10,
         }
     }

@@ -32,6 +32,16 @@
 //! or not yet committed and so above the commit point the mark is bounded
 //! by.
 //!
+//! A request id (the client's `Idempotency-Key`) names one buy: its item
+//! and quantity. The ledger keeps what each id asked for (pending, ordered
+//! or refused), so a request arriving under a known id with another item
+//! or quantity is refused as `KeyReused` (422) and buys nothing, on this
+//! primary or any later one; the check is repeated once the `Begin` is
+//! committed and the catalog has answered, in case another request under
+//! the id got there first. While a buy runs on this primary, a different
+//! buy under its id is refused at once as `Conflict` (409); the same buy
+//! again joins it.
+//!
 //! The catalog primary pushes `(keys, lsn)` invalidations for every committed
 //! change to the front end, in order, retrying until delivered.
 
