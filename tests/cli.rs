@@ -13,7 +13,7 @@ use pygmy_core::types::NodeId;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use support::{pygmy, Cluster, Http};
 
@@ -257,6 +257,11 @@ struct Buyers {
 
 impl Buyers {
     fn start(c: &Cluster, clients: usize) -> Buyers {
+        // Keys are unique across every set of buyers in the process: a
+        // second set reusing the first one's keys would get its orders
+        // back (idempotent retries), not new ones.
+        static SETS: AtomicU64 = AtomicU64::new(0);
+        let set = SETS.fetch_add(1, Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let orders = Arc::new(Mutex::new(Vec::new()));
         let failures = Arc::new(Mutex::new(Vec::new()));
@@ -270,7 +275,7 @@ impl Buyers {
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
                         let id = 1 + (n + i as u64) % 7;
-                        let key = format!("buyer-{i}-{n}");
+                        let key = format!("buyer-{set}-{i}-{n}");
                         let answer = http
                             .send(
                                 hyper::Method::POST,
