@@ -8,7 +8,8 @@
 //!
 //! - the state of an item is its `(stock, cost)`;
 //! - `Buy(qty)`, `Restock(qty)`: the stock counter of `check.rs` (the
-//!   restock-on-empty rule included), answered `Bought { remaining }`,
+//!   restock-on-empty rule included: only a buy that finds the item sold
+//!   out restocks it), answered `Bought { remaining }`,
 //!   `OutOfStock`, `Restocked { count }`;
 //! - `SetPrice(cost)`: sets the cost, answered `PriceSet`;
 //! - a read — a lookup, or one book of a search answer — returns the state:
@@ -119,6 +120,10 @@ impl FreshOp {
             Kind::Buy { qty, expect } => {
                 let (after, answer) = match state.stock.checked_sub(qty) {
                     Some(left) => (left, Some(left)),
+                    // As in `check.rs`: more copies asked for than are left,
+                    // while some are: refused, nothing changes; only a
+                    // sold-out item is restocked.
+                    None if state.stock > 0 => (state.stock, None),
                     None => (
                         state
                             .stock
