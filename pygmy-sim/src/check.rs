@@ -456,14 +456,14 @@ pub fn check_linearizable_ending_at(
 
 /// What a buy or restock does to the stock.
 #[derive(Clone, Copy, Debug)]
-enum Effect {
+pub(crate) enum Effect {
     Buy(u64),
     Restock(u64),
 }
 
 /// The spec's answer to an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Bought { remaining: u64 },
     OutOfStock,
     Restocked { count: u64 },
@@ -471,7 +471,11 @@ enum Outcome {
 
 /// The sequential spec: the stock after `effect` and the answer it gets, or
 /// `None` if it cannot apply (a restock overflowing a u64).
-fn apply(effect: Effect, stock: u64, restock_on_empty: Option<u64>) -> Option<(u64, Outcome)> {
+pub(crate) fn apply(
+    effect: Effect,
+    stock: u64,
+    restock_on_empty: Option<u64>,
+) -> Option<(u64, Outcome)> {
     match effect {
         Effect::Buy(qty) => Some(match stock.checked_sub(qty) {
             Some(remaining) => (remaining, Outcome::Bought { remaining }),

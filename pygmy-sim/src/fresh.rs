@@ -49,7 +49,7 @@
 //! created the order was acknowledged (or after another read found it) must
 //! find it, with the buy's item and quantity.
 
-use crate::check::{Violation, DEFAULT_SEARCH_BUDGET};
+use crate::check::{self, Effect, Outcome, Violation, DEFAULT_SEARCH_BUDGET};
 use crate::history::{History, Op, Ret};
 use pygmy_core::types::{Book, ItemId, OrderId};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -118,19 +118,12 @@ impl FreshOp {
     fn step(&self, state: ItemState, restock_on_empty: Option<u64>) -> Option<ItemState> {
         match self.kind {
             Kind::Buy { qty, expect } => {
-                let (after, answer) = match state.stock.checked_sub(qty) {
-                    Some(left) => (left, Some(left)),
-                    // As in `check.rs`: more copies asked for than are left,
-                    // while some are: refused, nothing changes; only a
-                    // sold-out item is restocked.
-                    None if state.stock > 0 => (state.stock, None),
-                    None => (
-                        state
-                            .stock
-                            .checked_add(restock_on_empty.unwrap_or(0))
-                            .unwrap_or(state.stock),
-                        None,
-                    ),
+                // The sequential spec of `check.rs`, restock rule included.
+                let (after, outcome) =
+                    check::apply(Effect::Buy(qty), state.stock, restock_on_empty)?;
+                let answer = match outcome {
+                    Outcome::Bought { remaining } => Some(remaining),
+                    _ => None,
                 };
                 expect.is_none_or(|e| e == answer).then_some(ItemState {
                     stock: after,
