@@ -18,7 +18,7 @@
 use crate::config::ClusterConfig;
 use crate::proc::{self, Attach};
 use pygmy_core::frontend::Health;
-use pygmy_core::types::{Group, NodeId};
+use pygmy_core::types::NodeId;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -209,22 +209,16 @@ pub fn stop(cfg: &ClusterConfig, children: &mut [(String, Child)]) {
 /// The front end's `GET /health`, parsed.
 pub async fn health(cfg: &ClusterConfig) -> Result<Health, String> {
     let url = format!("http://{}/health", cfg.frontend.addr);
+    // 503 is the same page while the store cannot serve (for probes).
     match crate::http::get_json(&url).await? {
-        (200, body) => serde_json::from_value(body).map_err(|e| format!("{url}: {e}")),
+        (200 | 503, body) => serde_json::from_value(body).map_err(|e| format!("{url}: {e}")),
         (status, body) => Err(format!("{url} answered {status}: {body}")),
     }
 }
 
-/// Both groups have a view confirmed by its primary, and both primaries
-/// answer the front end's heartbeats: the store serves. (A restarted front
-/// end has its views from its durable record before it has heard from
-/// anyone, so a confirmed view alone is not enough.)
+/// Both groups serve (see [`Health::is_ready`]).
 pub fn is_ready(health: &Health) -> bool {
-    health.views.len() == Group::ALL.len()
-        && health
-            .views
-            .iter()
-            .all(|r| r.is_confirmed() && health.up.contains(&r.current.primary))
+    health.is_ready()
 }
 
 /// Ready, no replica down, and every replica a member of its group's view:

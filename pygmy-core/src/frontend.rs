@@ -232,6 +232,21 @@ pub struct Health {
     pub recovering: Vec<NodeId>,
 }
 
+impl Health {
+    /// The store can serve: every group has a view confirmed by its
+    /// primary, and that primary answers heartbeats. (A restarted front end
+    /// holds its views from its durable record before it has heard from
+    /// anyone, so a confirmed view alone is not enough.) `GET /health`
+    /// answers 503 while this is false, for orchestrators' probes.
+    pub fn is_ready(&self) -> bool {
+        self.views.len() == Group::ALL.len()
+            && self
+                .views
+                .iter()
+                .all(|r| r.is_confirmed() && self.up.contains(&r.current.primary))
+    }
+}
+
 struct Inner {
     records: BTreeMap<Group, GroupRecord>,
     status: BTreeMap<NodeId, ReplicaStatus>,

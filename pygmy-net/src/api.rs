@@ -12,7 +12,8 @@
 //! | `GET /books/{id}` | REST | the book |
 //! | `POST /books/{id}/buy` | REST | 201 `{"order", "message"}`; `Idempotency-Key` header, body `{"qty": n}` optional |
 //! | `GET /orders/{id}` | REST | the order |
-//! | `GET /health` | REST | the front end's health |
+//! | `GET /health` | REST | the front end's health; 503 while the store cannot serve |
+//! | `GET /live`, `GET /ready` | probes | on every node, see [`App`](crate::App) |
 //! | `POST /books` | REST, admin | 201, the new book (body: a book) |
 //! | `PUT /books/{id}/price` | REST, admin | the book (body `{"cost": c}`) |
 //! | `POST /books/{id}/restock` | REST, admin | the book (body `{"qty": n}`) |
@@ -61,6 +62,11 @@ pub trait PublicApi: Send + Sync + 'static {
     async fn add_book(&self, book: Book, key: Option<String>) -> Result<Book>;
     /// What `GET /health` shows.
     fn health(&self) -> serde_json::Value;
+    /// Whether the store can serve now; `GET /health` answers 503 while it
+    /// cannot (the same page), so an orchestrator's probe can wait for it.
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// The public side of a server: the API and the admin token.

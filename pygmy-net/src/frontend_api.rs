@@ -43,4 +43,7 @@ impl<T: Transport> PublicApi for FrontEnd<T> {
         // fail, and if it ever did an explicit null is clearer than a panic.
         serde_json::to_value(FrontEnd::health(self)).unwrap_or(serde_json::Value::Null)
     }
+    fn ready(&self) -> bool {
+        FrontEnd::health(self).is_ready()
+    }
 }

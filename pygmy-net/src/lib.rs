@@ -41,6 +41,6 @@ pub mod wire;
 
 pub use accept::Accept;
 pub use api::PublicApi;
-pub use app::App;
+pub use app::{App, Readiness};
 pub use client::{tokio_transport, HttpTransport};
 pub use server::{serve, Limits};

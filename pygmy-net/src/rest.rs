@@ -70,7 +70,14 @@ where
             StatusCode::OK,
             &PublicOrder::from(api.order(id?).await?),
         )),
-        Route::Health => Ok(json(StatusCode::OK, &api.health())),
+        Route::Health => {
+            let status = if api.ready() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Ok(json(status, &api.health()))
+        }
         Route::Buy(id) => {
             let id = id?;
             let key = idempotency_key(&parts.headers)?;

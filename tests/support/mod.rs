@@ -197,7 +197,8 @@ impl Cluster {
     /// The front end's health, once it answers.
     pub async fn health(&self) -> Option<Health> {
         let (status, body) = self.http.get(&self.url("/health")).await.ok()?;
-        (status == 200).then(|| serde_json::from_value(body).ok())?
+        // 503: the same page while the store cannot serve.
+        (status == 200 || status == 503).then(|| serde_json::from_value(body).ok())?
     }
 
     /// Polls `/health` until `done` holds.
