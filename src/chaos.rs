@@ -510,7 +510,7 @@ fn view_of(h: &Health, group: Group) -> Option<&pygmy_core::view::View> {
 
 /// Every replica's state, once the cluster has settled: whole, each group's
 /// replicas at the same commit, no buy pending.
-async fn settle_and_read(
+pub(crate) async fn settle_and_read(
     cfg: &ClusterConfig,
     inspector: &Inspector,
     patience: Duration,
@@ -560,10 +560,10 @@ async fn read_all(
     Ok(states)
 }
 
-type Checked = (Vec<GroupEnd>, Vec<ItemBalance>, Vec<u64>, usize);
+pub(crate) type Checked = (Vec<GroupEnd>, Vec<ItemBalance>, Vec<u64>, usize);
 
 /// Compares replicas, balances the books, looks for every acknowledged order.
-fn check_states(
+pub(crate) fn check_states(
     states: &[(String, Group, State, u64)],
     acknowledged: &[u64],
     problems: &mut Vec<String>,

@@ -1,7 +1,24 @@
 //! A cluster's configuration: every node's address, the replicas of each
 //! group, the tokens, where data lives, and the timings. `pygmy up` writes
-//! the one it uses as `pygmy.toml` in its data folder, so it can be copied to
-//! run nodes on machines of their own (`pygmy node --config FILE --name N`).
+//! the one it uses as `pygmy.toml` in its data folder; `pygmy init --hosts`
+//! writes one for nodes on machines (or containers) of their own, run with
+//! `pygmy node --config FILE --name N` (see docs/DEPLOY.md).
+//!
+//! # Addresses
+//!
+//! Each node has an `advertise` address, the `host:port` every other node
+//! and client dials (a hostname, a service name or an IP), and optionally a
+//! `listen` address, what the node binds (`0.0.0.0:8011` in a container,
+//! whose own address its peers do not use). Without `listen` a node binds
+//! its advertised address, as on one machine. (`addr` is read as
+//! `advertise`, as configurations written before the two were apart.)
+//!
+//! # Paths
+//!
+//! A node keeps its data in its `data` folder if it has one, else in
+//! `data_dir/NAME/`. Relative paths (`data_dir`, a node's `data`,
+//! `catalog_file`) are taken from the folder of the configuration file on
+//! the machine that runs the node, so one file serves every machine.
 
 use pygmy_core::frontend::FrontEndConfig;
 use pygmy_core::replica::ReplicaConfig;
@@ -12,11 +29,51 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// One node: its name and `host:port`.
+/// One node: its name, where it is reached and where it listens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     pub name: String,
+    /// The `host:port` other nodes and clients dial.
+    #[serde(rename = "advertise", alias = "addr")]
     pub addr: String,
+    /// The `host:port` this node binds (default: `addr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// This node's data folder (default: `data_dir/NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+}
+
+impl NodeSpec {
+    /// A node listening where it is reached.
+    pub fn new(name: impl Into<String>, addr: impl Into<String>) -> Self {
+        NodeSpec {
+            name: name.into(),
+            addr: addr.into(),
+            listen: None,
+            data: None,
+        }
+    }
+
+    /// The address this node binds.
+    pub fn listen_addr(&self) -> &str {
+        self.listen.as_deref().unwrap_or(&self.addr)
+    }
+}
+
+/// Checks that `addr` is `host:port` with a port from 0 to 65535, naming
+/// node `name` and the setting (`what`) otherwise.
+fn check_host_port(name: &str, what: &str, addr: &str) -> Result<u16, String> {
+    let bad = |why: &str| format!("node {name} has {what} {addr:?}; {why}");
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(bad("expected host:port"));
+    };
+    if host.trim_matches(['[', ']']).is_empty() {
+        return Err(bad("the host is empty (expected host:port)"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| bad("its port is not a number from 0 to 65535"))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,10 +207,7 @@ impl ClusterConfig {
         token: String,
         admin_token: String,
     ) -> Self {
-        let spec = |name: String, port: u16| NodeSpec {
-            name,
-            addr: format!("127.0.0.1:{port}"),
-        };
+        let spec = |name: String, port: u16| NodeSpec::new(name, format!("127.0.0.1:{port}"));
         let catalog = (0..replicas)
             .map(|i| spec(format!("catalog-{}", i + 1), base_port + 1 + i as u16))
             .collect();
@@ -195,28 +249,19 @@ impl ClusterConfig {
             }
             // Two nodes on one host and port cannot both listen; say so now
             // rather than when the second one fails to bind.
-            if let Some((host, port)) = n.addr.rsplit_once(':') {
-                let Ok(port) = port.parse::<u16>() else {
+            let port = check_host_port(&n.name, "address", &n.addr)?;
+            if let Some(listen) = &n.listen {
+                check_host_port(&n.name, "listen address", listen)?;
+            }
+            let host = n.addr.rsplit_once(':').map_or("", |(h, _)| h);
+            let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+            if let Some(other) = ports.insert((host, port), &n.name) {
+                if port != 0 {
                     return Err(format!(
-                        "node {} has address {:?}; its port is not a number from 0 to 65535",
+                        "nodes {other} and {} both use address {} (port {port} twice)",
                         n.name, n.addr
                     ));
-                };
-                let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
-                if let Some(other) = ports.insert((host, port), &n.name) {
-                    if port != 0 {
-                        return Err(format!(
-                            "nodes {other} and {} both use address {} (port {port} twice)",
-                            n.name, n.addr
-                        ));
-                    }
                 }
-            }
-            if n.addr.parse::<std::net::SocketAddr>().is_err() && !n.addr.contains(':') {
-                return Err(format!(
-                    "node {} has address {:?}; expected host:port",
-                    n.name, n.addr
-                ));
             }
         }
         if self.token.is_empty() || self.admin_token.is_empty() {
@@ -291,6 +336,36 @@ impl ClusterConfig {
         cfg
     }
 
+    /// Where node `name` keeps its data: its own `data` folder, or
+    /// `data_dir/NAME`.
+    pub fn node_dir(&self, name: &str) -> PathBuf {
+        self.node(name)
+            .and_then(|n| n.data.clone())
+            .unwrap_or_else(|| self.data_dir.join(name))
+    }
+
+    /// Makes the relative paths absolute, from `base` (the folder of the
+    /// configuration file).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data_dir);
+        if let Some(file) = &mut self.catalog_file {
+            resolve(file);
+        }
+        for n in std::iter::once(&mut self.frontend)
+            .chain(self.catalog.iter_mut())
+            .chain(self.order.iter_mut())
+        {
+            if let Some(data) = &mut n.data {
+                resolve(data);
+            }
+        }
+    }
+
     pub fn replica_config(&self, name: &str, group: Group) -> ReplicaConfig {
         ReplicaConfig::new(NodeId::new(name), group, NodeId::new(&self.frontend.name))
     }
@@ -311,7 +386,14 @@ impl ClusterConfig {
                 e.utf8_error().valid_up_to()
             )
         })?;
-        Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let mut cfg = Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        cfg.resolve_paths(&base);
+        Ok(cfg)
     }
 
     pub fn from_toml(text: &str) -> Result<Self, String> {
@@ -386,6 +468,42 @@ mod tests {
         assert!(cfg.validate().is_ok());
         cfg.order[1].addr = "127.0.0.1:99999".into();
         assert!(cfg.validate().unwrap_err().contains("port"));
+    }
+
+    #[test]
+    fn listen_and_advertise_are_apart_and_addr_still_reads() {
+        let mut cfg = local();
+        cfg.catalog[0].listen = Some("0.0.0.0:8011".into());
+        cfg.catalog[0].addr = "catalog-1:8011".into();
+        let text = cfg.to_toml();
+        assert!(text.contains("advertise = \"catalog-1:8011\""), "{text}");
+        assert!(text.contains("listen = \"0.0.0.0:8011\""), "{text}");
+        let back = ClusterConfig::from_toml(&text).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(back.catalog[0].listen_addr(), "0.0.0.0:8011");
+        assert_eq!(back.catalog[1].listen_addr(), "127.0.0.1:8012");
+        // A file written when `addr` was both.
+        let old = local().to_toml().replace("advertise =", "addr =");
+        assert_eq!(ClusterConfig::from_toml(&old).unwrap(), local());
+        cfg.order[0].listen = Some("0.0.0.0".into());
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains("order-1") && err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_configuration_folder() {
+        let mut cfg = local();
+        cfg.order[1].data = Some("disks/two".into());
+        cfg.catalog_file = Some("books.json".into());
+        cfg.resolve_paths(std::path::Path::new("/etc/pygmy"));
+        assert_eq!(cfg.data_dir, PathBuf::from("/etc/pygmy/data"));
+        assert_eq!(cfg.node_dir("order-1"), PathBuf::from("/etc/pygmy/data/order-1"));
+        assert_eq!(cfg.node_dir("order-2"), PathBuf::from("/etc/pygmy/disks/two"));
+        assert_eq!(cfg.catalog_file, Some(PathBuf::from("/etc/pygmy/books.json")));
+        // Absolute paths stay as they are.
+        cfg.data_dir = "/srv/pygmy".into();
+        cfg.resolve_paths(std::path::Path::new("/elsewhere"));
+        assert_eq!(cfg.node_dir("frontend"), PathBuf::from("/srv/pygmy/frontend"));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! pygmy load --duration 10s         # client traffic; a latency table per operation
 //! pygmy chaos --target each         # kill -9 and restart each replica under load; check nothing was lost
 //! pygmy node --config F --name N    # one node, for machines of its own
+//! pygmy init --hosts a,b,c,d,e      # write the configuration of a cluster on those hosts
+//! pygmy check --config F            # is anything lost or diverged? (after faults)
+//! pygmy probe URL                   # exit 0 on a 2xx answer (a container's health check)
 //! ```
 //!
 //! Exit codes: 0 success; 1 the command failed (for `load`, a request
@@ -66,6 +69,19 @@ enum Cmd {
     /// line per event with time, node and level; RUST_LOG sets the level. The
     /// front end also appends its heartbeat lines to DATA_DIR/heartbeat.log.
     /// Stops on Ctrl-C or SIGTERM (a SIGKILL loses nothing acknowledged).
+    /// Write the configuration of a cluster whose nodes run on the given hosts.
+    ///
+    /// Node i (frontend, catalog-1.., order-1..) goes to host i mod n on port
+    /// --base-port + i, listens on --listen-host and is advertised as
+    /// HOST:PORT. Run each node with `pygmy node --config FILE --name NAME`
+    /// (see docs/DEPLOY.md).
+    Init(pygmy::init::InitArgs),
+    /// Check a running cluster: replicas identical, stock and orders balance,
+    /// acknowledged orders present. Exits 1 if anything is lost or diverged.
+    Check(pygmy::check::CheckArgs),
+    /// Ask an HTTP URL; exit 0 on a 2xx answer, 1 otherwise (a health check
+    /// for images without curl).
+    Probe(pygmy::probe::ProbeArgs),
     Node {
         /// The cluster's configuration (TOML; `pygmy up` writes one as DIR/pygmy.toml).
         #[arg(long)]
@@ -126,6 +142,21 @@ async fn load(args: &pygmy::load::LoadArgs) -> Result<(), String> {
     }
 }
 
+async fn check(args: &pygmy::check::CheckArgs) -> Result<(), String> {
+    let report = pygmy::check::run(args).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", report.text());
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(format!("check: {} problems", report.problems.len()))
+    }
+}
+
 async fn chaos(args: &pygmy::chaos::ChaosArgs) -> Result<(), String> {
     let report = pygmy::chaos::run(args).await?;
     if args.json {
@@ -151,6 +182,13 @@ fn main() -> ExitCode {
             node_config(&config, &name)
                 .and_then(|cfg| runtime(cfg.threads_of(&name))?.block_on(node(cfg, name)))
         }
+        Cmd::Init(args) => pygmy::init::run(&args),
+        Cmd::Check(args) => runtime(0).and_then(|rt| rt.block_on(check(&args))),
+        Cmd::Probe(args) => runtime(1).and_then(|rt| {
+            let line = rt.block_on(pygmy::probe::run(&args))?;
+            println!("{line}");
+            Ok(())
+        }),
         Cmd::Load(args) => runtime(0).and_then(|rt| rt.block_on(load(&args))),
         Cmd::Chaos(args) => runtime(0).and_then(|rt| rt.block_on(chaos(&args))),
     };

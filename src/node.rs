@@ -29,7 +29,8 @@ use pygmy_core::state::State;
 use pygmy_core::transport::Handler;
 use pygmy_core::types::Group;
 use pygmy_net::stdfs::StdFs;
-use pygmy_net::{serve, tokio_transport, App, PublicApi};
+use pygmy_core::message::ReplicaStatus;
+use pygmy_net::{serve, tokio_transport, App, PublicApi, Readiness};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -137,11 +138,12 @@ pub async fn run_node(
     let spec = cfg
         .node(name)
         .ok_or_else(|| format!("no node named {name:?} in the configuration"))?;
-    let dir = cfg.data_dir.join(name);
+    let dir = cfg.node_dir(name);
     let transport = Arc::new(tokio_transport(cfg.addrs(), cfg.token.clone()));
-    let listener = tokio::net::TcpListener::bind(&spec.addr)
+    let listen = spec.listen_addr();
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("{name}: cannot listen on {}: {e}", spec.addr))?;
+        .map_err(|e| format!("{name}: cannot listen on {listen}: {e}"))?;
     let app = match cfg.group_of(name) {
         None => {
             let records = RecordFile::new(StdFs, dir.join("views"));
@@ -161,8 +163,14 @@ pub async fn run_node(
                 .collect();
             tracing::info!(target: HEARTBEAT_TARGET, resumed = ?views, "front end started");
             fe.start();
+            let probe = fe.clone();
+            let readiness: Readiness = Arc::new(move || {
+                let health = probe.health();
+                (health.is_ready(), serde_json::json!({ "views": health.views.len(), "up": health.up, "down": health.down }))
+            });
             App::new(fe.clone() as Arc<dyn Handler>, cfg.token.clone())
                 .with_public(fe as Arc<dyn PublicApi>, cfg.admin_token.clone())
+                .with_readiness(readiness)
         }
         Some(group) => {
             // A new or damaged disk gets a random identity (see `LogStore::open`).
@@ -184,12 +192,14 @@ pub async fn run_node(
                 initial,
                 wall_clock(),
             )?;
-            App::new(replica as Arc<dyn Handler>, cfg.token.clone())
+            let probe = replica.clone();
+            let readiness: Readiness = Arc::new(move || replica_readiness(&probe.status()));
+            App::new(replica as Arc<dyn Handler>, cfg.token.clone()).with_readiness(readiness)
         }
     };
     // `node` repeats the line's prefix in `pygmy node`'s log, and names the
     // node when several run in one process (examples/cluster.rs).
-    tracing::info!(node = name, addr = %spec.addr, data = %dir.display(), "listening");
+    tracing::info!(node = name, listen, advertise = %spec.addr, data = %dir.display(), "listening");
     serve(
         listener,
         Arc::new(app.with_limits(cfg.limits.to_limits())),
@@ -198,6 +208,22 @@ pub async fn run_node(
     .await;
     tracing::info!(node = name, "stopped");
     Ok(())
+}
+
+/// A replica's `GET /ready`: it has accepted a view, finished loading and
+/// resyncing, and its disk is not being rebuilt from its peer. Until then
+/// it cannot take its part in its group (it may still answer the
+/// internal RPC, which is how it catches up).
+pub fn replica_readiness(status: &ReplicaStatus) -> (bool, serde_json::Value) {
+    let ready = status.epoch > 0 && status.ready && !status.recovering;
+    let detail = serde_json::json!({
+        "epoch": status.epoch,
+        "serving": status.serving,
+        "loaded": status.ready,
+        "recovering": status.recovering,
+        "commit": status.commit,
+    });
+    (ready, detail)
 }
 
 /// The books a catalog replica starts from: the configured file, or the
