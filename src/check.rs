@@ -50,8 +50,8 @@ pub struct CheckReport {
 
 /// Reads a list of order ids, one per line (blank lines skipped).
 fn read_orders(path: &std::path::Path) -> Result<Vec<u64>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--orders {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--orders {}: {e}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -107,7 +107,11 @@ impl CheckReport {
                 .iter()
                 .map(|r| format!("{} commit {} digest {}", r.name, r.commit, r.digest))
                 .collect();
-            let same = if g.identical { "identical" } else { "DIFFERENT" };
+            let same = if g.identical {
+                "identical"
+            } else {
+                "DIFFERENT"
+            };
             out.push_str(&format!("{:<8} {same}: {}\n", g.group, parts.join(", ")));
         }
         let sold: u64 = self.books.iter().map(|b| b.ordered).sum();

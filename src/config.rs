@@ -497,13 +497,25 @@ mod tests {
         cfg.catalog_file = Some("books.json".into());
         cfg.resolve_paths(std::path::Path::new("/etc/pygmy"));
         assert_eq!(cfg.data_dir, PathBuf::from("/etc/pygmy/data"));
-        assert_eq!(cfg.node_dir("order-1"), PathBuf::from("/etc/pygmy/data/order-1"));
-        assert_eq!(cfg.node_dir("order-2"), PathBuf::from("/etc/pygmy/disks/two"));
-        assert_eq!(cfg.catalog_file, Some(PathBuf::from("/etc/pygmy/books.json")));
+        assert_eq!(
+            cfg.node_dir("order-1"),
+            PathBuf::from("/etc/pygmy/data/order-1")
+        );
+        assert_eq!(
+            cfg.node_dir("order-2"),
+            PathBuf::from("/etc/pygmy/disks/two")
+        );
+        assert_eq!(
+            cfg.catalog_file,
+            Some(PathBuf::from("/etc/pygmy/books.json"))
+        );
         // Absolute paths stay as they are.
         cfg.data_dir = "/srv/pygmy".into();
         cfg.resolve_paths(std::path::Path::new("/elsewhere"));
-        assert_eq!(cfg.node_dir("frontend"), PathBuf::from("/srv/pygmy/frontend"));
+        assert_eq!(
+            cfg.node_dir("frontend"),
+            PathBuf::from("/srv/pygmy/frontend")
+        );
     }
 
     #[test]

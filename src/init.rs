@@ -47,10 +47,9 @@ pub struct InitArgs {
 /// The configuration `args` describe.
 pub fn config(args: &InitArgs) -> Result<ClusterConfig, String> {
     let hosts: Vec<&str> = args.hosts.iter().map(|h| h.trim()).collect();
-    if let Some(bad) = hosts
-        .iter()
-        .find(|h| h.is_empty() || h.contains(['/', ' ', '@']) || h.contains(':') && !h.starts_with('['))
-    {
+    if let Some(bad) = hosts.iter().find(|h| {
+        h.is_empty() || h.contains(['/', ' ', '@']) || h.contains(':') && !h.starts_with('[')
+    }) {
         return Err(format!(
             "--hosts: {bad:?} is not a host name or address (IPv6: in brackets, [::1])"
         ));
@@ -83,7 +82,11 @@ pub fn config(args: &InitArgs) -> Result<ClusterConfig, String> {
 /// `pygmy init`: writes the file and says what it wrote.
 pub fn run(args: &InitArgs) -> Result<(), String> {
     let cfg = config(args)?;
-    write_new(&args.out, &cfg.to_toml(), if args.readable { 0o644 } else { 0o600 })?;
+    write_new(
+        &args.out,
+        &cfg.to_toml(),
+        if args.readable { 0o644 } else { 0o600 },
+    )?;
     println!("wrote {}:", args.out.display());
     for n in cfg.nodes() {
         println!(

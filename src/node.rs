@@ -22,6 +22,7 @@ use crate::config::ClusterConfig;
 use pygmy_core::catalog::{Catalog, CatalogPolicy};
 use pygmy_core::frontend::{Clock, FrontEnd};
 use pygmy_core::logstore::LogStore;
+use pygmy_core::message::ReplicaStatus;
 use pygmy_core::orders::OrderLedger;
 use pygmy_core::record::RecordFile;
 use pygmy_core::replica::Replica;
@@ -29,7 +30,6 @@ use pygmy_core::state::State;
 use pygmy_core::transport::Handler;
 use pygmy_core::types::Group;
 use pygmy_net::stdfs::StdFs;
-use pygmy_core::message::ReplicaStatus;
 use pygmy_net::{serve, tokio_transport, App, PublicApi, Readiness};
 use std::future::Future;
 use std::path::Path;
@@ -166,7 +166,10 @@ pub async fn run_node(
             let probe = fe.clone();
             let readiness: Readiness = Arc::new(move || {
                 let health = probe.health();
-                (health.is_ready(), serde_json::json!({ "views": health.views.len(), "up": health.up, "down": health.down }))
+                (
+                    health.is_ready(),
+                    serde_json::json!({ "views": health.views.len(), "up": health.up, "down": health.down }),
+                )
             });
             App::new(fe.clone() as Arc<dyn Handler>, cfg.token.clone())
                 .with_public(fe as Arc<dyn PublicApi>, cfg.admin_token.clone())

@@ -23,8 +23,8 @@ use crate::body::{BodyLimit, BoxError};
 use crate::rpc::{self, RPC_PATH};
 use crate::server::Limits;
 use crate::wire::{json, Failure, HttpResponse};
-use hyper::StatusCode;
 use hyper::body::Body;
+use hyper::StatusCode;
 use pygmy_core::transport::Handler;
 use std::sync::Arc;
 
