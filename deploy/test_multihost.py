@@ -420,6 +420,7 @@ def run_suite(cluster):
             continue
         t0 = time.time()
         result = {"scenario": name, "ok": False}
+        buyer = None
         try:
             health = cluster.wait_whole()
             target = target_of(health)
@@ -453,6 +454,13 @@ def run_suite(cluster):
                 log(verdict.stdout + verdict.stderr)
         except Exception as e:  # a scenario that breaks is a failed scenario
             result["error"] = str(e)
+        finally:
+            # A buyer left running would keep the next scenarios' cluster
+            # from ever settling.
+            if buyer is not None and buyer.is_alive():
+                buyer.stop.set()
+                buyer.join()
+                acked.extend(buyer.acked)
         result["seconds"] = round(time.time() - t0, 1)
         log(f"{name}: {'PASS' if result['ok'] else 'FAIL'} {result}")
         results.append(result)
