@@ -67,13 +67,11 @@ pub fn config(args: &InitArgs) -> Result<ClusterConfig, String> {
         n.addr = format!("{}:{port}", hosts[i % hosts.len()]);
         n.listen = Some(format!("{}:{port}", args.listen_host));
     };
-    let mut i = 0;
-    for n in std::iter::once(&mut cfg.frontend)
+    let nodes = std::iter::once(&mut cfg.frontend)
         .chain(cfg.catalog.iter_mut())
-        .chain(cfg.order.iter_mut())
-    {
+        .chain(cfg.order.iter_mut());
+    for (i, n) in nodes.enumerate() {
         place(i, n);
-        i += 1;
     }
     cfg.validate()?;
     Ok(cfg)
