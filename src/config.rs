@@ -481,7 +481,7 @@ mod tests {
         let back = ClusterConfig::from_toml(&text).unwrap();
         assert_eq!(back, cfg);
         assert_eq!(back.catalog[0].listen_addr(), "0.0.0.0:8011");
-        assert_eq!(back.catalog[1].listen_addr(), "127.0.0.1:8012");
+        assert_eq!(back.catalog[1].listen_addr(), "127.0.0.1:8002");
         // A file written when `addr` was both.
         let old = local().to_toml().replace("advertise =", "addr =");
         assert_eq!(ClusterConfig::from_toml(&old).unwrap(), local());
