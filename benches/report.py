@@ -104,7 +104,7 @@ def free_ports(count: int) -> int:
     raise Failed(f"found no {count} consecutive free ports")
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
