@@ -17,8 +17,8 @@
 
 use crate::config::ClusterConfig;
 use crate::proc::{self, Attach};
-use pygmy_core::frontend::Health;
-use pygmy_core::types::{Group, NodeId};
+use pygmy_core::unstable::frontend::Health;
+use pygmy_core::unstable::types::{Group, NodeId};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;

@@ -8,7 +8,7 @@ use crate::rpc::{self, RPC_PATH};
 use crate::server::Limits;
 use crate::wire::{Failure, HttpResponse};
 use hyper::body::Body;
-use pygmy_core::transport::Handler;
+use pygmy_core::unstable::transport::Handler;
 use std::sync::Arc;
 
 /// Default body limit of internal requests (a log batch or a snapshot).
