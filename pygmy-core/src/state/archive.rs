@@ -628,8 +628,8 @@ pub fn open_file<F: Fs + Clone>(fs: F, dir: &Path) -> io::Result<Box<dyn Archive
 /// Opens an order replica's archive file (created empty if missing). The
 /// replica calls it when it starts, and again after it set damaged files
 /// aside. The archive is the order ledger's, not the log store's, so the
-/// code that wires a replica hands it in beside the [`Storage`]
-/// (crate::storage::Storage), usually on the same folder:
+/// code that wires a replica hands it in beside the
+/// [`Storage`](crate::storage::Storage), usually on the same folder:
 /// [`opener`]`(fs, dir)`.
 pub type ArchiveOpener = Box<dyn FnMut() -> crate::Result<Box<dyn ArchiveFile>> + Send>;
 
