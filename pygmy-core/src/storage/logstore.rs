@@ -85,8 +85,10 @@
 //!   above, under a new identity: the view service counts the replica as
 //!   holding committed entries only once it has synchronised again.
 //!
-//! The decoders over bytes — [`decode_record`], [`decode_single`] (view,
-//! snapshot, view record, identity), [`check_log`] (a whole log) — return
+//! The decoders over bytes — [`decode_record`] and
+//! [`decode_single`](crate::files::framing::decode_single) (view, snapshot,
+//! view record, identity), in `files/framing.rs`, and [`check_log`] (a
+//! whole log) — return
 //! an error, never panic, and check every length field against the bytes
 //! before reading or allocating.
 //!
