@@ -22,15 +22,15 @@
 //! Figures and the machine they came from: docs/BENCHMARKS.md.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pygmy_core::balancer::{Balancer, Policy};
-use pygmy_core::cache::{Cache, CacheKey, CachedValue};
-use pygmy_core::catalog::{Catalog, CatalogPolicy};
-use pygmy_core::command::{CatalogCommand, Command, Entry};
-use pygmy_core::embedded::{Embedded, EmbeddedOptions};
-use pygmy_core::logstore::LogStore;
-use pygmy_core::memfs::MemFs;
-use pygmy_core::storage::Storage;
-use pygmy_core::types::{Book, LogPos, NodeId};
+use pygmy_core::unstable::files::memfs::MemFs;
+use pygmy_core::unstable::frontend::reads::balancer::{Balancer, Policy};
+use pygmy_core::unstable::frontend::reads::cache::{Cache, CacheKey, CachedValue};
+use pygmy_core::unstable::state::catalog::{Catalog, CatalogPolicy};
+use pygmy_core::unstable::state::command::{CatalogCommand, Command, Entry};
+use pygmy_core::unstable::storage::logstore::LogStore;
+use pygmy_core::unstable::storage::Storage;
+use pygmy_core::unstable::store::{Embedded, EmbeddedOptions};
+use pygmy_core::unstable::types::{Book, LogPos, NodeId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -196,7 +196,14 @@ const STORE_BUDGET: u64 = 256;
 /// whole run would drift (see docs/BENCHMARKS.md).
 fn on_young_stores<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, buys: u64, one: F) -> Duration
 where
-    F: Fn(Arc<pygmy_core::frontend::FrontEnd<pygmy_core::inproc::InProcTransport>>, u64) -> Fut,
+    F: Fn(
+        Arc<
+            pygmy_core::unstable::frontend::FrontEnd<
+                pygmy_core::unstable::transport::inproc::InProcTransport,
+            >,
+        >,
+        u64,
+    ) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let per_store = (STORE_BUDGET / buys).max(1);

@@ -10,15 +10,13 @@
 //! replica answers it: book 2 always ends two copies down. A test runs this
 //! same scenario a thousand times (`pygmy-core/tests/embedded.rs`).
 
-use pygmy_core::embedded::{Embedded, EmbeddedOptions};
-use pygmy_core::types::Group;
-use std::time::Duration;
+use pygmy_core::{Group, Store, StoreBuilder};
 
 type Error = Box<dyn std::error::Error>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (before, after) = scenario(EmbeddedOptions::default(), |line| println!("{line}")).await?;
+    let (before, after) = scenario(Store::builder(), |line| println!("{line}")).await?;
     assert_eq!(after + 2, before, "a read missed an acknowledged buy");
     Ok(())
 }
@@ -27,13 +25,11 @@ async fn main() -> Result<(), Error> {
 /// during the failover, restarts the crashed replica and looks book 2 up.
 /// Returns book 2's copies as the first search showed them and as the last
 /// lookup did; `say` gets each line of the story.
-pub async fn scenario(opts: EmbeddedOptions, say: impl Fn(String)) -> Result<(u64, u64), Error> {
-    let store = Embedded::start(opts)?;
-    store.wait_ready(Duration::from_secs(5)).await?;
-    let fe = store.frontend.clone();
+pub async fn scenario(builder: StoreBuilder, say: impl Fn(String)) -> Result<(u64, u64), Error> {
+    let store = builder.start().await?;
 
     let mut before = None;
-    for book in fe.search("distributed systems").await? {
+    for book in store.search("distributed systems").await? {
         say(format!(
             "{:>2}  {:<55} ${:<3} {} left",
             book.id, book.title, book.cost, book.count
@@ -43,29 +39,22 @@ pub async fn scenario(opts: EmbeddedOptions, say: impl Fn(String)) -> Result<(u6
         }
     }
     let before = before.ok_or("book 2 is not in the catalog")?;
-    let receipt = fe.buy(2, 1, Some("my-first-order".into())).await?;
-    say(format!(
-        "bought {:?} as order {}",
-        receipt.order.title, receipt.order.id
-    ));
+    let order = store.buy_once(2, 1, "my-first-order").await?;
+    say(format!("bought {:?} as order {}", order.title, order.id));
 
     // Crash the order primary; the next buy fails over to the backup.
-    let primary = fe
-        .health()
-        .views
-        .iter()
-        .find(|r| r.current.group == Group::Order)
-        .map(|r| r.current.primary.clone())
+    let primary = store
+        .primary(Group::Order)
         .ok_or("the order group has no view")?;
     say(format!("crashing {primary}"));
-    store.crash(&primary);
-    let receipt = fe.buy(2, 1, None).await?;
+    store.crash(&primary)?;
+    let order = store.buy(2, 1).await?;
     say(format!(
         "bought again as order {} during the failover",
-        receipt.order.id
+        order.id
     ));
     store.restart(&primary)?;
-    let after = fe.lookup(2).await?.count;
+    let after = store.lookup(2).await?.count;
     say(format!(
         "{primary} restarted; book 2 has {after} copies left"
     ));

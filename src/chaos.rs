@@ -37,9 +37,9 @@ use crate::inspect::{balances, Inspector, ItemBalance};
 use crate::load::{self, parse_duration, Counts, Mix, Plan, Report, TrafficArgs, Until};
 use crate::proc::{self, Attach};
 use crate::up::{self, is_whole};
-use pygmy_core::frontend::Health;
-use pygmy_core::state::State;
-use pygmy_core::types::{Group, NodeId};
+use pygmy_core::unstable::frontend::Health;
+use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::types::{Group, NodeId};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -501,7 +501,7 @@ async fn frontend_round(
     })
 }
 
-fn view_of(h: &Health, group: Group) -> Option<&pygmy_core::view::View> {
+fn view_of(h: &Health, group: Group) -> Option<&pygmy_core::unstable::view::View> {
     h.views
         .iter()
         .find(|r| r.current.group == group)

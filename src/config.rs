@@ -20,9 +20,9 @@
 //! `catalog_file`) are taken from the folder of the configuration file on
 //! the machine that runs the node, so one file serves every machine.
 
-use pygmy_core::frontend::FrontEndConfig;
-use pygmy_core::replica::ReplicaConfig;
-use pygmy_core::types::{Group, NodeId};
+use pygmy_core::unstable::frontend::FrontEndConfig;
+use pygmy_core::unstable::replication::ReplicaConfig;
+use pygmy_core::unstable::types::{Group, NodeId};
 use pygmy_net::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -404,7 +404,9 @@ impl ClusterConfig {
 }
 
 /// Reads a catalog file: a JSON list of books.
-pub fn read_books(path: &std::path::Path) -> Result<Vec<pygmy_core::types::Book>, String> {
+pub fn read_books(
+    path: &std::path::Path,
+) -> Result<Vec<pygmy_core::unstable::types::Book>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the catalog file {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| {

@@ -10,12 +10,14 @@
 
 use crate::config::ClusterConfig;
 use hyper_util::client::legacy::connect::HttpConnector;
-use pygmy_core::catalog::Catalog;
-use pygmy_core::message::{Query, QueryResult, ReplicaStatus, Request, Response};
-use pygmy_core::orders::OrderLedger;
-use pygmy_core::state::State;
-use pygmy_core::transport::Transport;
-use pygmy_core::types::{Lsn, NodeId};
+use pygmy_core::unstable::state::catalog::Catalog;
+use pygmy_core::unstable::state::orders::OrderLedger;
+use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::transport::message::{
+    Query, QueryResult, ReplicaStatus, Request, Response,
+};
+use pygmy_core::unstable::transport::Transport;
+use pygmy_core::unstable::types::{Lsn, NodeId};
 use pygmy_net::{tokio_transport, HttpTransport};
 use std::time::Duration;
 

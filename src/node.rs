@@ -13,22 +13,23 @@
 //! ```
 //!
 //! `RUST_LOG` sets what is logged (`info` when unset; `RUST_LOG=debug`,
-//! `RUST_LOG=pygmy_core::replica=debug,info`, ...). The front end also
+//! `RUST_LOG=pygmy_core::unstable::replication=debug,info`, ...). The front end also
 //! writes its heartbeat lines — replicas going up or down, new and
 //! confirmed views — to `heartbeat.log` in the data folder, like the
 //! original's heartbeat log, whatever `RUST_LOG` says.
 
 use crate::config::ClusterConfig;
-use pygmy_core::catalog::{Catalog, CatalogPolicy};
-use pygmy_core::frontend::{Clock, FrontEnd};
-use pygmy_core::logstore::LogStore;
-use pygmy_core::message::ReplicaStatus;
-use pygmy_core::orders::OrderLedger;
-use pygmy_core::record::RecordFile;
-use pygmy_core::replica::Replica;
-use pygmy_core::state::State;
-use pygmy_core::transport::Handler;
-use pygmy_core::types::Group;
+use pygmy_core::unstable::files::record::RecordFile;
+use pygmy_core::unstable::frontend::{Clock, FrontEnd};
+use pygmy_core::unstable::replication::{DiskWait, Replica};
+use pygmy_core::unstable::state::archive;
+use pygmy_core::unstable::state::catalog::{Catalog, CatalogPolicy};
+use pygmy_core::unstable::state::orders::OrderLedger;
+use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::storage::logstore::LogStore;
+use pygmy_core::unstable::transport::message::ReplicaStatus;
+use pygmy_core::unstable::transport::Handler;
+use pygmy_core::unstable::types::Group;
 use pygmy_net::stdfs::StdFs;
 use pygmy_net::{serve, tokio_transport, App, PublicApi, Readiness};
 use std::future::Future;
@@ -188,11 +189,16 @@ pub async fn run_node(
                 }
                 Group::Order => State::Orders(OrderLedger::new()),
             };
+            let mut replica_cfg = cfg.replica_config(name, group);
+            // This node, not the replica, knows the runtime it runs on.
+            (replica_cfg.append_wait, replica_cfg.snapshot_wait) =
+                DiskWait::for_runtime(&tokio::runtime::Handle::current());
             let replica = Replica::start(
-                cfg.replica_config(name, group),
+                replica_cfg,
                 transport,
                 Box::new(storage),
                 initial,
+                Some(archive::opener(StdFs, &dir)),
                 wall_clock(),
             )?;
             let probe = replica.clone();

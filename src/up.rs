@@ -17,8 +17,8 @@
 
 use crate::config::ClusterConfig;
 use crate::proc::{self, Attach};
-use pygmy_core::frontend::Health;
-use pygmy_core::types::NodeId;
+use pygmy_core::unstable::frontend::Health;
+use pygmy_core::unstable::types::NodeId;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;

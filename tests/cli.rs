@@ -7,9 +7,9 @@
 
 mod support;
 
-use pygmy_core::frontend::Health;
-use pygmy_core::state::State;
-use pygmy_core::types::NodeId;
+use pygmy_core::unstable::frontend::Health;
+use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::types::NodeId;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -509,7 +509,7 @@ async fn a_restarted_backup_resyncs_what_it_missed() {
     let catalog = health
         .views
         .iter()
-        .find(|r| r.current.group == pygmy_core::types::Group::Catalog)
+        .find(|r| r.current.group == pygmy_core::unstable::types::Group::Catalog)
         .unwrap();
     let backup = catalog.current.backups[0].to_string();
     let primary = catalog.current.primary.to_string();
@@ -572,7 +572,7 @@ async fn a_restarted_front_end_keeps_its_views_and_serves_the_same_data() {
     assert!(c.health().await.is_none(), "the front end is dead");
     c.restart("frontend");
     let after = c.wait_whole().await;
-    let views = |h: &pygmy_core::frontend::Health| {
+    let views = |h: &pygmy_core::unstable::frontend::Health| {
         h.views
             .iter()
             .map(|r| r.current.clone())

@@ -30,9 +30,9 @@
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use pygmy_core::embedded::{Embedded, EmbeddedOptions};
-use pygmy_core::message::{Request, Response};
-use pygmy_core::transport::Handler;
+use pygmy_core::unstable::store::{Embedded, EmbeddedOptions};
+use pygmy_core::unstable::transport::message::{Request, Response};
+use pygmy_core::unstable::transport::Handler;
 use pygmy_net::App;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -266,18 +266,18 @@ fn path_of(name: &str) -> std::path::PathBuf {
 /// The files of a store that has lived a little: a snapshot, a log after
 /// it, a view, an identity, and the front end's record of the views.
 fn baseline() -> &'static std::collections::BTreeMap<&'static str, Vec<u8>> {
-    use pygmy_core::command::{Command, Entry, OrderCommand};
-    use pygmy_core::fs::Fs;
-    use pygmy_core::logstore::LogStore;
-    use pygmy_core::state::{Snapshot, State};
-    use pygmy_core::storage::Storage;
-    use pygmy_core::types::{Group, LogPos, NodeId};
-    use pygmy_core::view::{GroupRecord, View};
+    use pygmy_core::unstable::state::command::{Command, Entry, OrderCommand};
+    use pygmy_core::unstable::files::Fs;
+    use pygmy_core::unstable::storage::logstore::LogStore;
+    use pygmy_core::unstable::state::{Snapshot, State};
+    use pygmy_core::unstable::storage::Storage;
+    use pygmy_core::unstable::types::{Group, LogPos, NodeId};
+    use pygmy_core::unstable::view::{GroupRecord, View};
 
     static FILES_OF_A_STORE: OnceLock<std::collections::BTreeMap<&'static str, Vec<u8>>> =
         OnceLock::new();
     FILES_OF_A_STORE.get_or_init(|| {
-        let fs = pygmy_core::memfs::MemFs::new();
+        let fs = pygmy_core::unstable::files::memfs::MemFs::new();
         let view = View {
             group: Group::Catalog,
             epoch: 2,
@@ -303,7 +303,7 @@ fn baseline() -> &'static std::collections::BTreeMap<&'static str, Vec<u8>> {
         store
             .save_snapshot(&Snapshot {
                 pos: LogPos { epoch: 2, lsn: 4 },
-                state: State::Catalog(pygmy_core::catalog::Catalog::builtin()),
+                state: State::Catalog(pygmy_core::unstable::state::catalog::Catalog::builtin()),
                 digest: 0,
             })
             .expect("a snapshot");
@@ -311,7 +311,7 @@ fn baseline() -> &'static std::collections::BTreeMap<&'static str, Vec<u8>> {
             .append(&(5..=9).map(entry).collect::<Vec<_>>())
             .expect("entries");
         store.sync().expect("a sync");
-        let records = pygmy_core::record::RecordFile::new(fs.clone(), VIEWS);
+        let records = pygmy_core::unstable::files::record::RecordFile::new(fs.clone(), VIEWS);
         records
             .save(&vec![GroupRecord {
                 current: view.clone(),
@@ -336,9 +336,9 @@ fn baseline() -> &'static std::collections::BTreeMap<&'static str, Vec<u8>> {
 /// sets the damage aside, and never panics or allocates without bound.
 /// What it loads is a log in lsn order without gaps.
 pub fn disk(data: &[u8]) {
-    use pygmy_core::fs::Fs;
-    use pygmy_core::logstore::LogStore;
-    use pygmy_core::storage::Storage;
+    use pygmy_core::unstable::files::Fs;
+    use pygmy_core::unstable::storage::logstore::LogStore;
+    use pygmy_core::unstable::storage::Storage;
 
     let Ok(input) = DiskInput::arbitrary(&mut Unstructured::new(data)) else {
         return;
@@ -383,7 +383,7 @@ pub fn disk(data: &[u8]) {
                 };
                 let mut payloads = Vec::new();
                 let mut offset = 0;
-                while let Some((payload, next)) = pygmy_core::logstore::decode_record(bytes, offset) {
+                while let Some((payload, next)) = pygmy_core::unstable::storage::logstore::decode_record(bytes, offset) {
                     payloads.push(payload.to_vec());
                     offset = next;
                 }
@@ -404,7 +404,7 @@ pub fn disk(data: &[u8]) {
             }
         }
     }
-    let fs = pygmy_core::memfs::MemFs::new();
+    let fs = pygmy_core::unstable::files::memfs::MemFs::new();
     fs.create_dir_all(std::path::Path::new(DIR)).expect("a folder");
     fs.create_dir_all(std::path::Path::new(VIEWS).parent().expect("a parent"))
         .expect("a folder");
@@ -428,13 +428,13 @@ pub fn disk(data: &[u8]) {
             }
         }
     }
-    if let Ok(file) = pygmy_core::archive::open_file(fs.clone(), std::path::Path::new(DIR)) {
+    if let Ok(file) = pygmy_core::unstable::state::archive::open_file(fs.clone(), std::path::Path::new(DIR)) {
         let (len, count, digest) = input.mark;
-        let mark = pygmy_core::archive::ArchiveMark { len, count, digest };
-        if let Ok(archive) = pygmy_core::archive::Archive::open(file, mark) {
+        let mark = pygmy_core::unstable::state::archive::ArchiveMark { len, count, digest };
+        if let Ok(archive) = pygmy_core::unstable::state::archive::Archive::open(file, mark) {
             let _ = archive.records_from(mark, 0);
         }
     }
-    let _ = pygmy_core::record::RecordFile::new(fs, VIEWS)
-        .load::<Vec<pygmy_core::view::GroupRecord>>();
+    let _ = pygmy_core::unstable::files::record::RecordFile::new(fs, VIEWS)
+        .load::<Vec<pygmy_core::unstable::view::GroupRecord>>();
 }

@@ -1,47 +1,136 @@
 //! # Pygmy core
 //!
-//! All of Pygmy's logic, with no sockets, no files and no wall clock: the
-//! catalog and order state machines, primary-backup replication, the view
-//! service, the read cache, the balancer and the front end. Transport and
-//! storage sit behind traits ([`Transport`](transport::Transport),
-//! [`Storage`](storage::Storage), [`Fs`](fs::Fs)); `pygmy-net` implements
-//! them over hyper and real files, `pygmy-sim` over turmoil.
+//! Pygmy is a replicated book store: a front end that answers clients, and
+//! two replicated services behind it, the **catalog** (books, prices,
+//! stock) and the **order ledger** (the purchases). This crate holds all of
+//! its logic, with no sockets and no files of its own: `pygmy-net` runs it
+//! over HTTP and real files, `pygmy-sim` under turmoil's simulated network
+//! and disk, and [`Store`] runs the whole store in one process.
+//!
+//! # Where to start
+//!
+//! Embedding the store: [`Store::builder`], then the client operations on
+//! [`Store`] — [`search`](Store::search), [`lookup`](Store::lookup),
+//! [`buy`](Store::buy), [`buy_once`](Store::buy_once),
+//! [`order`](Store::order), [`restock`](Store::restock), … — and, for
+//! experiments, [`crash`](Store::crash) and [`restart`](Store::restart) of
+//! a replica.
+//!
+//! ```
+//! use pygmy_core::{Group, Store};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> pygmy_core::Result<()> {
+//! // Three replicas of each group, in memory.
+//! let store = Store::builder().replicas(3).start().await?;
+//! let before = store.lookup(2).await?.count;
+//! store.buy_once(2, 1, "my-first-order").await?;
+//!
+//! // Crash the order group's primary: the next buy fails over.
+//! let primary = store.primary(Group::Order).expect("the order group has a view");
+//! store.crash(&primary)?;
+//! store.buy(2, 1).await?;
+//! store.restart(&primary)?;
+//! store.wait_ready(Duration::from_secs(5)).await?;
+//!
+//! // Whichever replica answers, the read shows both buys.
+//! assert_eq!(store.lookup(2).await?.count, before - 2);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A durable store keeps its files in a folder:
+//! [`StoreBuilder::durable`], with `pygmy_net::stdfs::StdFs` for a real
+//! disk (the `durable` example in the repository's `examples/`).
+//!
+//! Reading the code: follow one buy from [`Store::buy`] into the front end
+//! (`frontend/writes.rs` by way of `frontend/mod.rs`), to the order
+//! primary (`replication/buy.rs`: the saga), its log and commit
+//! (`replication/primary.rs`, `replication/disk.rs`), the catalog's
+//! reservation (`state/catalog.rs`) and the order ledger
+//! (`state/orders.rs`).
+//!
+//! # Guarantees
+//!
+//! - **Nothing acknowledged is lost** while, in each group, one member of
+//!   the last confirmed view keeps its disk: a write is acknowledged only
+//!   once every member of its view holds it durably. With `n` replicas a
+//!   group survives `n - 1` crashes; a disk damaged while its replica was
+//!   down is set aside and rebuilt from an intact member.
+//! - **Buys happen exactly once** per idempotency key, across crashes of
+//!   either primary: stock and orders always agree (`initial + restocked −
+//!   stock = copies in orders`, per book).
+//! - **Reads are linearizable**: a read through the front end reflects
+//!   every write acknowledged before it was sent, whether the cache, a
+//!   backup or the primary answers it.
+//! - **No split brain**: views carry epochs, and a replica refuses an older
+//!   epoch, so two primaries never both commit.
+//!
+//! Limits: one front end (the view service) at a time; while it is down,
+//! nothing changes views. See the module docs of `replication` and
+//! `frontend` for the caveats.
 //!
 //! # Layout
 //!
-//! - `types`, `error`, `command`: shared values, the error enum, log commands.
-//! - `catalog`, `orders`, `state`: the deterministic state machines;
-//!   `archive`: the file of finished buys under the order ledger.
-//! - `view`, `viewservice`, `detector`: views, how the front end picks the
-//!   next one, heartbeat failure detection.
-//! - `message`, `transport`, `inproc`: what nodes send each other and how.
-//! - `fs`, `memfs`, `storage`, `logstore`, `record`: the durable formats.
-//! - `replica`: a replica of either group (replication, view change, resync).
-//! - `cache`, `balancer`, `batcher`, `frontend`: the front end.
+//! From the bottom up; each layer uses only the ones above it in this list
+//! (no module imports a layer below it), and everything but the root's
+//! items is reached through [`unstable`].
+//!
+//! - `types.rs`, `error.rs`, `view.rs`: shared values (ids, books, log
+//!   positions, the clock, cache keys), the error enum (variants named by
+//!   what the caller should do), a group's view `(epoch, primary,
+//!   backups)`.
+//! - `files/`: the small file-system trait every durable format is written
+//!   against (`mod.rs`), an in-memory disk that can lose unsynced writes
+//!   (`memfs.rs`), the record framing of every file (`framing.rs`: length,
+//!   CRC, payload) and the one-record file (`record.rs`).
+//! - `state/`: the deterministic state machines and their log commands —
+//!   the catalog (`catalog.rs`), the order ledger (`orders.rs`) and its
+//!   archive file of finished buys (`archive.rs`), the commands and
+//!   outcomes (`command.rs`), and the one [`State`](unstable::state::State)
+//!   type the replication is written against (`mod.rs`).
+//! - `storage/`: a replica's durable log, snapshots and view behind the
+//!   `Storage` trait (`mod.rs`), and its on-disk format and storage fault
+//!   model (`logstore.rs`). It knows of the order archive only its file
+//!   name, to set it aside with the rest.
+//! - `transport/`: the messages between nodes (`message.rs`), the
+//!   `Transport` trait (`mod.rs`) and the in-process transport
+//!   (`inproc.rs`).
+//! - `replication/`: a replica of either group — views, log shipping by
+//!   pull, commit, view start, resync (`mod.rs`, `primary.rs`,
+//!   `backup.rs`, `log.rs`), its disk work (`disk.rs`), and the buy saga
+//!   the order primary drives (`buy.rs`).
+//! - `frontend/`: what clients talk to — the view service's rules
+//!   (`viewservice.rs`) and failure detector (`detector.rs`), the read side
+//!   (`reads/`: cache, balancer, batcher), and the front end itself
+//!   (`mod.rs`: view service driving, reads, writes, health).
+//! - `store.rs`: the whole store in one process, [`Store`].
+//! - `unstable.rs`: the layers above, re-exported for Pygmy's own adapters.
+//!
+//! Not yet where it belongs (issue 16): replication still holds
+//! catalog-only code (the invalidation outbox and pusher, cache keys
+//! computed in `primary.rs`) and order-only code (the buy saga in
+//! `replication/buy.rs`, the finisher and reconciliation, the archive hooks
+//! on `State`), and `frontend/mod.rs` still holds the view service's
+//! driving, the read path and the write path together.
 
-pub mod archive;
-pub mod balancer;
-pub mod batcher;
-pub mod cache;
-pub mod catalog;
-pub mod command;
-pub mod detector;
-pub mod embedded;
-pub mod error;
-pub mod frontend;
-pub mod fs;
-pub mod inproc;
-pub mod logstore;
-pub mod memfs;
-pub mod message;
-pub mod orders;
-pub mod record;
-pub mod replica;
-pub mod state;
-pub mod storage;
-pub mod transport;
-pub mod types;
-pub mod view;
-pub mod viewservice;
+mod error;
+mod files;
+mod frontend;
+mod replication;
+mod state;
+mod storage;
+mod store;
+mod transport;
+mod types;
+mod view;
+
+pub mod unstable;
 
 pub use error::{Error, Result};
+pub use files::memfs::MemFs;
+pub use files::{Fs, FsFile};
+pub use state::command::Order;
+pub use store::{Store, StoreBuilder};
+pub use types::{Book, Group, ItemId, NodeId, OrderId};

@@ -3,6 +3,25 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
+
+/// Milliseconds since the Unix epoch, for the timestamps of orders and
+/// heartbeats (a real clock in pygmy-net, sim time in pygmy-sim). Handed in
+/// to the front end and the replicas, which never read the wall clock.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// What a front end caches, and what an invalidation names: one `search`
+/// result or one `lookup` result. The catalog primary computes these keys
+/// for each committed change and pushes them to the front end
+/// ([`Request::Invalidate`](crate::transport::message::Request::Invalidate)),
+/// whose cache (`frontend/reads/cache.rs`) drops them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CacheKey {
+    /// The books of a topic.
+    Search(String),
+    /// One book by id.
+    Lookup(ItemId),
+}
 
 /// A view's epoch: every view change increments it, and a replica rejects any
 /// message carrying an older one.

@@ -1,9 +1,9 @@
 //! The replicated store end to end in one process: replication, failover,
 //! resync and exactly-once buys over the in-process transport.
 
-use pygmy_core::embedded::{replica_name, Embedded, EmbeddedOptions};
-use pygmy_core::state::State;
-use pygmy_core::types::Group;
+use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::store::{replica_name, Embedded, EmbeddedOptions};
+use pygmy_core::unstable::types::Group;
 use pygmy_core::Error;
 use std::time::Duration;
 
@@ -144,11 +144,11 @@ async fn the_embedded_example_never_reads_a_stale_count_in_a_thousand_runs() {
     // takes milliseconds. Before reads carried a minimum commit point, the
     // lookup sometimes reached a backup that had not yet learnt of the
     // second buy's commit (1 run in 26 of the example showed 99 copies).
-    let mut opts = EmbeddedOptions::default();
-    opts.frontend.heartbeat_interval = Duration::from_millis(2);
-    opts.frontend.retry_delay = Duration::from_millis(1);
     for run in 0..1_000 {
-        let (before, after) = example::scenario(opts.clone(), |_| {})
+        let builder = pygmy_core::Store::builder()
+            .heartbeat_interval(Duration::from_millis(2))
+            .unstable_options(|o| o.frontend.retry_delay = Duration::from_millis(1));
+        let (before, after) = example::scenario(builder, |_| {})
             .await
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert_eq!(

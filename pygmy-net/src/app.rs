@@ -25,7 +25,7 @@ use crate::server::Limits;
 use crate::wire::{json, Failure, HttpResponse};
 use hyper::body::Body;
 use hyper::StatusCode;
-use pygmy_core::transport::Handler;
+use pygmy_core::unstable::transport::Handler;
 use std::sync::Arc;
 
 /// Default body limit of internal requests (a log batch or a snapshot).

@@ -6,10 +6,10 @@
 
 use crate::api::PublicApi;
 use async_trait::async_trait;
-use pygmy_core::command::Order;
-use pygmy_core::frontend::FrontEnd;
-use pygmy_core::transport::Transport;
-use pygmy_core::types::{Book, ItemId, OrderId};
+use pygmy_core::unstable::frontend::FrontEnd;
+use pygmy_core::unstable::state::command::Order;
+use pygmy_core::unstable::transport::Transport;
+use pygmy_core::unstable::types::{Book, ItemId, OrderId};
 use pygmy_core::Result;
 
 #[async_trait]

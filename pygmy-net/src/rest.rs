@@ -21,13 +21,13 @@ use crate::wire::{
 use hyper::body::Body;
 use hyper::header::{HeaderMap, HeaderValue, LOCATION};
 use hyper::StatusCode;
-use pygmy_core::types::{Book, ItemId};
+use pygmy_core::unstable::types::{Book, ItemId};
 
 /// The header a client names its buy with.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Longest accepted idempotency key: keys are stored in the order ledger
 /// and the catalog's admin table.
-pub use pygmy_core::frontend::MAX_KEY_LEN;
+pub use pygmy_core::unstable::frontend::MAX_KEY_LEN;
 
 /// A REST route; ids are parsed already (a malformed one is the `Err`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use crate::body::{decode, read_limited, BodyLimit, BoxError};
 use crate::wire::{bytes_response, Failure, HttpResponse};
 use hyper::body::Body;
 use hyper::{Method, StatusCode};
-use pygmy_core::message::{Request, Response};
-use pygmy_core::transport::Handler;
+use pygmy_core::unstable::transport::message::{Request, Response};
+use pygmy_core::unstable::transport::Handler;
 
 /// The path of the internal endpoint.
 pub const RPC_PATH: &str = "/internal/rpc";

@@ -6,7 +6,7 @@
 //! The empty path (the parent of a bare relative name) means the working
 //! directory, `"."`.
 
-use pygmy_core::fs::{Fs, FsFile};
+use pygmy_core::unstable::files::{Fs, FsFile};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
@@ -104,10 +104,10 @@ impl Fs for StdFs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pygmy_core::command::{CatalogCommand, Command, Entry};
-    use pygmy_core::logstore::LogStore;
-    use pygmy_core::storage::Storage;
-    use pygmy_core::types::LogPos;
+    use pygmy_core::unstable::state::command::{CatalogCommand, Command, Entry};
+    use pygmy_core::unstable::storage::logstore::LogStore;
+    use pygmy_core::unstable::storage::Storage;
+    use pygmy_core::unstable::types::LogPos;
     use std::path::PathBuf;
 
     /// A fresh directory under the system temp dir, removed on drop.

@@ -28,8 +28,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::StatusCode;
-use pygmy_core::command::Order;
-use pygmy_core::types::{Book, OrderId};
+use pygmy_core::unstable::state::command::Order;
+use pygmy_core::unstable::types::{Book, OrderId};
 use pygmy_core::Error;
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +100,7 @@ pub struct BuyBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicOrder {
     pub id: OrderId,
-    pub item_id: pygmy_core::types::ItemId,
+    pub item_id: pygmy_core::unstable::types::ItemId,
     pub title: String,
     pub topic: String,
     pub qty: u64,

@@ -8,8 +8,8 @@
 //! changed by a refused request. Times are asserted only as generous upper
 //! bounds on "it happens at all" (`WAIT`), never as latencies.
 
-use pygmy_core::embedded::{Embedded, EmbeddedOptions};
-use pygmy_core::transport::Handler;
+use pygmy_core::unstable::store::{Embedded, EmbeddedOptions};
+use pygmy_core::unstable::transport::Handler;
 use pygmy_net::{serve, App, Limits, PublicApi};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -89,9 +89,9 @@
 //! [`check_linearizable_ending_at`] to pin the latter.
 
 use crate::history::{Event, History, Op, Ret};
-use pygmy_core::catalog::StockLedger;
-use pygmy_core::command::Order;
-use pygmy_core::types::{Book, ItemId, OrderId};
+use pygmy_core::unstable::state::catalog::StockLedger;
+use pygmy_core::unstable::state::command::Order;
+use pygmy_core::unstable::types::{Book, ItemId, OrderId};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 

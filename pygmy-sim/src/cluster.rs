@@ -9,17 +9,18 @@
 use crate::net::{SimConnector, SimListener};
 use crate::simfs::SimFs;
 use crate::storage::{PublishedRecords, StorageFaults, DATA};
-use pygmy_core::catalog::{Catalog, CatalogPolicy};
-use pygmy_core::frontend::{Clock, FrontEnd, FrontEndConfig};
-use pygmy_core::fs::{Fs, FsFile};
-use pygmy_core::logstore::LogStore;
-use pygmy_core::orders::OrderLedger;
-use pygmy_core::record::RecordFile;
-use pygmy_core::replica::{Replica, ReplicaConfig};
-use pygmy_core::state::State;
-use pygmy_core::storage::Storage;
-use pygmy_core::transport::Handler;
-use pygmy_core::types::{Book, Group, NodeId};
+use pygmy_core::unstable::files::record::RecordFile;
+use pygmy_core::unstable::files::{Fs, FsFile};
+use pygmy_core::unstable::frontend::{Clock, FrontEnd, FrontEndConfig};
+use pygmy_core::unstable::replication::{Replica, ReplicaConfig};
+use pygmy_core::unstable::state::archive;
+use pygmy_core::unstable::state::catalog::{Catalog, CatalogPolicy};
+use pygmy_core::unstable::state::orders::OrderLedger;
+use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::storage::logstore::LogStore;
+use pygmy_core::unstable::storage::Storage;
+use pygmy_core::unstable::transport::Handler;
+use pygmy_core::unstable::types::{Book, Group, NodeId};
 use pygmy_net::{serve, App, HttpTransport, PublicApi};
 use std::collections::BTreeMap;
 use std::io;
@@ -165,7 +166,7 @@ pub fn frontend_config(opts: &ClusterOptions, seed: u64) -> FrontEndConfig {
     cfg.read_slots = 1;
     cfg.unsafe_promote_stale = opts.promote_stale;
     cfg.unsafe_misroute_batches = opts.misroute_batches;
-    cfg.unsafe_cache = pygmy_core::cache::Breakage {
+    cfg.unsafe_cache = pygmy_core::unstable::frontend::reads::cache::Breakage {
         keep_stale_fills: opts.stale_fills,
         older_fill_wins: opts.older_fill_wins,
     };
@@ -241,7 +242,15 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
     cfg.unsafe_skip_reconcile = opts.skip_reconcile;
     cfg.unsafe_read_any = opts.read_any;
     cfg.unsafe_trust_disk = opts.trust_damage;
-    let replica = Replica::start(cfg, transport(&opts), storage, initial, sim_clock())?;
+    let archive = archive::opener(disk(&opts), DATA);
+    let replica = Replica::start(
+        cfg,
+        transport(&opts),
+        storage,
+        initial,
+        Some(archive),
+        sim_clock(),
+    )?;
     serve_forever(port, App::new(replica as Arc<dyn Handler>, TOKEN)).await
 }
 

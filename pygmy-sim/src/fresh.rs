@@ -51,7 +51,7 @@
 
 use crate::check::{self, Effect, Outcome, Violation, DEFAULT_SEARCH_BUDGET};
 use crate::history::{History, Op, Ret};
-use pygmy_core::types::{Book, ItemId, OrderId};
+use pygmy_core::unstable::types::{Book, ItemId, OrderId};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// The invariant: the whole history per item, reads included, is

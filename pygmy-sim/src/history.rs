@@ -36,7 +36,7 @@
 //! host closures that must be `Send`.
 
 use parking_lot::Mutex;
-use pygmy_core::types::{Book, ItemId, OrderId};
+use pygmy_core::unstable::types::{Book, ItemId, OrderId};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;

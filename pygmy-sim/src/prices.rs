@@ -16,7 +16,7 @@
 
 use crate::check::Violation;
 use crate::history::{History, Op, Ret};
-use pygmy_core::types::{Book, ItemId};
+use pygmy_core::unstable::types::{Book, ItemId};
 use std::collections::BTreeMap;
 
 /// The invariant's name, as reported.

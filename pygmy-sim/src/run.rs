@@ -38,11 +38,13 @@ use crate::net::SimConnector;
 use crate::storage::StorageFaults;
 use crate::workload::{self, WorkloadOptions};
 use parking_lot::Mutex;
-use pygmy_core::command::Order;
-use pygmy_core::message::{Query, QueryResult, ReplicaStatus, Request, Response};
-use pygmy_core::state::State;
-use pygmy_core::transport::Transport;
-use pygmy_core::types::{Group, NodeId};
+use pygmy_core::unstable::state::command::Order;
+use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::transport::message::{
+    Query, QueryResult, ReplicaStatus, Request, Response,
+};
+use pygmy_core::unstable::transport::Transport;
+use pygmy_core::unstable::types::{Group, NodeId};
 use pygmy_net::HttpTransport;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -452,7 +454,11 @@ async fn fetch_state(
         .await?
     {
         Response::Status(s) => s,
-        other => return Err(pygmy_core::transport::unexpected("status", &other)),
+        other => {
+            return Err(pygmy_core::unstable::transport::unexpected(
+                "status", &other,
+            ))
+        }
     };
     match transport
         .call(node, Request::Read(Query::Dump), timeout)
@@ -467,7 +473,7 @@ async fn fetch_state(
             status.commit = lsn;
             Ok((status, *state))
         }
-        other => Err(pygmy_core::transport::unexpected("dump", &other)),
+        other => Err(pygmy_core::unstable::transport::unexpected("dump", &other)),
     }
 }
 
@@ -572,7 +578,7 @@ fn check_all(
     // 4c. The whole history per item, reads included, is linearizable;
     // order reads find acknowledged orders.
     if let Some((_, catalog)) = catalogs.first() {
-        let state = |b: &pygmy_core::types::Book| crate::fresh::ItemState {
+        let state = |b: &pygmy_core::unstable::types::Book| crate::fresh::ItemState {
             stock: b.count,
             cost: b.cost,
         };

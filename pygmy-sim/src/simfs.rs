@@ -30,7 +30,7 @@
 //!   directory, and a relative top-level directory is made durable by syncing
 //!   itself.
 
-use pygmy_core::fs::{Fs, FsFile};
+use pygmy_core::unstable::files::{Fs, FsFile};
 use std::io::{self, Write};
 use std::path::Path;
 use turmoil::fs::shim::std::fs as sim;
@@ -107,13 +107,13 @@ impl Fs for SimFs {
 mod tests {
     use super::*;
     use parking_lot::Mutex;
-    use pygmy_core::command::{CatalogCommand, Command, Entry};
-    use pygmy_core::logstore::LogStore;
-    use pygmy_core::orders::OrderLedger;
-    use pygmy_core::state::{Snapshot, State};
-    use pygmy_core::storage::{Recovered, Storage};
-    use pygmy_core::types::{Group, LogPos, Lsn, NodeId};
-    use pygmy_core::view::View;
+    use pygmy_core::unstable::state::command::{CatalogCommand, Command, Entry};
+    use pygmy_core::unstable::state::orders::OrderLedger;
+    use pygmy_core::unstable::state::{Snapshot, State};
+    use pygmy_core::unstable::storage::logstore::LogStore;
+    use pygmy_core::unstable::storage::{Recovered, Storage};
+    use pygmy_core::unstable::types::{Group, LogPos, Lsn, NodeId};
+    use pygmy_core::unstable::view::View;
     use std::sync::Arc;
 
     const DIR: &str = "/data/catalog-1";

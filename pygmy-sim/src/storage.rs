@@ -1,5 +1,5 @@
 //! Storage faults: damage to a crashed replica's disk, within the storage
-//! fault model (see "Storage faults" in `pygmy-core/src/logstore.rs`).
+//! fault model (see "Storage faults" in `pygmy-core/src/storage/logstore.rs`).
 //!
 //! # What is injected
 //!
@@ -32,11 +32,11 @@
 
 use crate::simfs::SimFs;
 use parking_lot::Mutex;
-use pygmy_core::error::Result;
-use pygmy_core::frontend::RecordStore;
-use pygmy_core::fs::{Fs, FsFile};
-use pygmy_core::types::{Group, NodeId};
-use pygmy_core::view::GroupRecord;
+use pygmy_core::unstable::files::{Fs, FsFile};
+use pygmy_core::unstable::frontend::RecordStore;
+use pygmy_core::unstable::types::{Group, NodeId};
+use pygmy_core::unstable::view::GroupRecord;
+use pygmy_core::Result;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@ use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use pygmy_core::types::{Book, ItemId, OrderId};
+use pygmy_core::unstable::types::{Book, ItemId, OrderId};
 use pygmy_net::wire::{Books, Bought, BuyReply, Listing, SUCCESS};
 use serde::de::DeserializeOwned;
 use std::fmt;

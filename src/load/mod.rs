@@ -30,7 +30,7 @@ pub use mix::{Mix, Op};
 pub use stats::{Counts, Latency, OpReport, Report};
 
 use client::Target;
-use pygmy_core::types::{ItemId, OrderId};
+use pygmy_core::unstable::types::{ItemId, OrderId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use stats::{Live, Recorder};

@@ -12,9 +12,11 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use pygmy::config::ClusterConfig;
-use pygmy_core::frontend::Health;
-use pygmy_core::message::{Query, QueryResult, ReplicaStatus, Request, Response};
-use pygmy_core::state::State;
+use pygmy_core::unstable::frontend::Health;
+use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::transport::message::{
+    Query, QueryResult, ReplicaStatus, Request, Response,
+};
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

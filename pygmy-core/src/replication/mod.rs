@@ -81,16 +81,14 @@ mod disk;
 pub mod log;
 mod primary;
 
-use crate::batcher::Batcher;
-use crate::cache::CacheKey;
-use crate::command::{BuyStatus, Outcome};
 use crate::error::{Error, Result};
-use crate::frontend::Clock;
-use crate::message::{Query, QueryResult, ReplicaStatus, Request, Response};
+use crate::state::archive::ArchiveOpener;
+use crate::state::command::{BuyStatus, Outcome};
 use crate::state::State;
 use crate::storage::Storage;
+use crate::transport::message::{Query, QueryResult, ReplicaStatus, Request, Response};
 use crate::transport::{Handler, Transport};
-use crate::types::{Epoch, Group, Lsn, NodeId, RequestId};
+use crate::types::{CacheKey, Clock, Epoch, Group, Lsn, NodeId, RequestId};
 use crate::view::View;
 use async_trait::async_trait;
 use log::MemLog;
@@ -139,6 +137,12 @@ pub struct ReplicaConfig {
     /// so a short wait answers most such reads; a longer lag (a partition,
     /// a resync) is declined and the front end asks another member.
     pub read_wait: Duration,
+    /// How to wait on a log append and its fsync (the commit path).
+    /// `Inline` by default; see [`DiskWait`].
+    pub append_wait: DiskWait,
+    /// How to wait on a snapshot's slow work (encoding, writing, syncing
+    /// it and the order archive). `Inline` by default; see [`DiskWait`].
+    pub snapshot_wait: DiskWait,
     /// Deliberately broken, for the simulation's own tests: reads ignore
     /// the commit point they ask for and are answered at whatever this
     /// replica has committed (a lagging backup answers stale reads).
@@ -183,7 +187,56 @@ impl ReplicaConfig {
             unsafe_trust_disk: false,
             fetch_limit: 1024,
             read_wait: Duration::from_millis(50),
+            append_wait: DiskWait::Inline,
+            snapshot_wait: DiskWait::Inline,
             unsafe_read_any: false,
+        }
+    }
+}
+
+/// How a replica's task waits on slow, blocking disk work (an fsync, a
+/// snapshot's encoding). The code that runs the replica chooses, because
+/// it built the runtime and knows what it is: the replica never looks at
+/// the runtime to decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskWait {
+    /// On the task's own thread: the other tasks of that worker wait
+    /// meanwhile. The only choice on a current-thread runtime (the
+    /// simulation's, where it keeps a run deterministic), and the better
+    /// one for appends when other workers serve meanwhile (a hand-off would
+    /// only add a thread wake-up to every commit's latency).
+    Inline,
+    /// Through [`tokio::task::block_in_place`]: the worker hands its other
+    /// tasks to another thread meanwhile, so reads and replication do not
+    /// wait for the disk. Needs a multi-threaded runtime (it panics on a
+    /// current-thread one).
+    HandOff,
+}
+
+impl DiskWait {
+    /// The choice Pygmy's own adapters make for a replica on `runtime`, as
+    /// `(append_wait, snapshot_wait)`: on a multi-threaded runtime,
+    /// snapshots hand off; appends hand off only with a single worker (a
+    /// catalog replica's default, see `threads` in the cluster's
+    /// configuration), as other workers serve meanwhile otherwise. On a
+    /// current-thread runtime, both inline.
+    pub fn for_runtime(runtime: &tokio::runtime::Handle) -> (DiskWait, DiskWait) {
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return (DiskWait::Inline, DiskWait::Inline);
+        }
+        let append = if runtime.metrics().num_workers() == 1 {
+            DiskWait::HandOff
+        } else {
+            DiskWait::Inline
+        };
+        (append, DiskWait::HandOff)
+    }
+
+    /// Runs `work`, waiting on it the chosen way.
+    pub(crate) fn run<R>(self, work: impl FnOnce() -> R) -> R {
+        match self {
+            DiskWait::Inline => work(),
+            DiskWait::HandOff => tokio::task::block_in_place(work),
         }
     }
 }
@@ -254,6 +307,9 @@ pub struct Replica<T: Transport> {
     clock: Clock,
     inner: Mutex<Inner>,
     storage: Mutex<Box<dyn Storage>>,
+    /// Held while a newer view is checked, saved and adopted (see
+    /// `observe_view`); nothing else takes it.
+    accepting: Mutex<()>,
     /// Serialises everything that writes the log file.
     disk: tokio::sync::Mutex<()>,
     /// Serialises writes of the snapshot file (taken before `disk`), so a
@@ -271,12 +327,16 @@ pub struct Replica<T: Transport> {
 
 impl<T: Transport> Replica<T> {
     /// Loads the replica's disk (or starts from `initial` on an empty one) and
-    /// starts its background tasks on the current tokio runtime.
+    /// starts its background tasks on the current tokio runtime. An order
+    /// replica needs `archive`, the opener of its ledger's archive file
+    /// ([`opener`](crate::state::archive::opener)); a catalog replica
+    /// ignores it.
     pub fn start(
         cfg: ReplicaConfig,
         transport: Arc<T>,
         mut storage: Box<dyn Storage>,
         initial: State,
+        mut archive: Option<ArchiveOpener>,
         clock: Clock,
     ) -> Result<Arc<Self>> {
         if initial.group() != cfg.group {
@@ -300,7 +360,13 @@ impl<T: Transport> Replica<T> {
                 // Cut back to what the snapshot covers: the log replays the
                 // rest. An archive that does not match the snapshot is
                 // damage like any other: set aside, start empty.
-                if let Err(e) = ledger.attach(storage.archive()?) {
+                let Some(open) = archive.as_mut() else {
+                    return Err(Error::InvalidInput(format!(
+                        "order replica {} started without its archive file",
+                        cfg.me
+                    )));
+                };
+                if let Err(e) = ledger.attach(open()?) {
                     if recovered.new_disk {
                         return Err(Error::Storage(e));
                     }
@@ -365,6 +431,7 @@ impl<T: Transport> Replica<T> {
             clock,
             inner: Mutex::new(inner),
             storage: Mutex::new(storage),
+            accepting: Mutex::new(()),
             disk: tokio::sync::Mutex::new(()),
             snapshots: tokio::sync::Mutex::new(()),
             changed,
@@ -390,6 +457,12 @@ impl<T: Transport> Replica<T> {
         for task in self.tasks.lock().drain(..) {
             task.abort();
         }
+        // Nothing will commit any more: whoever waits for a commit gets
+        // "outcome unknown" now rather than never (a task waiting forever
+        // would keep the replica, and its files, alive).
+        let mut inner = self.inner.lock();
+        inner.serving = false;
+        fail_waiters(&mut inner, 0);
     }
 
     pub fn id(&self) -> &NodeId {
@@ -492,6 +565,10 @@ impl<T: Transport> Replica<T> {
 
     /// Accepts a newer view of my group: stores it, then takes my role in it.
     fn observe_view(&self, view: View) -> Result<()> {
+        // One view at a time from the check below to its adoption, so the
+        // view saved is still the newest when adopted; the replica's lock,
+        // which requests wait on, is not held across the save's fsync.
+        let _accepting = self.accepting.lock();
         let mut inner = self.inner.lock();
         let current = Self::epoch(&inner);
         // A recovering replica holds no committed entries: it keeps the
@@ -513,10 +590,15 @@ impl<T: Transport> Replica<T> {
         }
         // Durable before acting on it: after a restart the replica must still
         // refuse the old epoch.
-        if let Err(e) = self.storage.lock().save_view(&view) {
+        drop(inner);
+        let saved = self.storage.lock().save_view(&view);
+        let mut inner = self.inner.lock();
+        if let Err(e) = saved {
             inner.failed = Some(e.to_string());
             return Err(e);
         }
+        // `recovering` may have changed while the view was saved.
+        let lead = view.primary == self.cfg.me && !inner.recovering;
         tracing::info!(node = %self.cfg.me, epoch = view.epoch, primary = %view.primary, "accepted view");
         if view.primary == self.cfg.me && !lead {
             tracing::warn!(node = %self.cfg.me, epoch = view.epoch, "named primary while recovering: not starting the view");
@@ -564,7 +646,7 @@ impl<T: Transport> Replica<T> {
     /// Answers a batch of reads from one state, under one lock (see
     /// `batcher`): the answers any of them would get alone at this moment.
     fn read_batch(&self, queries: Vec<Query>) -> Result<Response> {
-        if let Some(q) = queries.iter().find(|q| !Batcher::batchable(q)) {
+        if let Some(q) = queries.iter().find(|q| !q.batchable()) {
             return Err(Error::InvalidInput(format!("{q:?} cannot be batched")));
         }
         let inner = self.readable()?;
@@ -748,7 +830,7 @@ impl<T: Transport> Replica<T> {
                     ));
                 }
                 let (outcome, lsn) = self
-                    .submit(crate::command::Command::Catalog(command))
+                    .submit(crate::state::command::Command::Catalog(command))
                     .await?;
                 match outcome {
                     Outcome::Catalog(outcome) => Ok(Response::Catalog { outcome, lsn }),

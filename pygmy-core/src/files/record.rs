@@ -2,7 +2,7 @@
 //! front end keeps its view record in one.
 //!
 //! The file holds a single record in the log store's framing (length + CRC,
-//! see `logstore.rs`, where the format lives). `save` writes `NAME.tmp`,
+//! see `framing.rs`, where the format lives). `save` writes `NAME.tmp`,
 //! syncs it, renames it over `NAME` and syncs the directory, so after a crash
 //! the file holds either the old value or the new one, whole.
 //!
@@ -12,8 +12,8 @@
 //! starting from nothing could resurrect a stale view.
 
 use crate::error::Result;
-use crate::fs::Fs;
-use crate::logstore::{create_dir_durably, parent_dir, read_single, write_single};
+use crate::files::framing::{create_dir_durably, parent_dir, read_single, write_single};
+use crate::files::Fs;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -62,8 +62,8 @@ impl<F: Fs> RecordFile<F> {
 mod tests {
     use super::*;
     use crate::error::Error;
-    use crate::logstore::tmp_path;
-    use crate::memfs::MemFs;
+    use crate::files::framing::tmp_path;
+    use crate::files::memfs::MemFs;
     use crate::types::{Group, NodeId};
     use crate::view::{GroupRecord, View};
 

@@ -78,7 +78,7 @@
 //!   while it cannot acknowledge, the primary cannot commit.
 //! - With the record lost, bootstrap refuses to guess (rule 1).
 
-use crate::message::ReplicaStatus;
+use crate::transport::message::ReplicaStatus;
 use crate::types::{Epoch, Group, NodeId};
 use crate::view::{GroupRecord, View};
 use std::collections::BTreeMap;

@@ -2,13 +2,12 @@
 //! and answering `Fetch` (which any replica does, for resync and adoption).
 
 use super::{Inner, Replica};
-use crate::cache::CacheKey;
-use crate::command::{CatalogCommand, Command, Entry, Outcome};
 use crate::error::{Error, Result};
-use crate::message::{Fetched, Request, Response};
+use crate::state::command::{CatalogCommand, Command, Entry, Outcome};
 use crate::state::{Snapshot, State};
+use crate::transport::message::{Fetched, Request, Response};
 use crate::transport::Transport;
-use crate::types::{Epoch, LogPos, Lsn, NodeId};
+use crate::types::{CacheKey, Epoch, LogPos, Lsn, NodeId};
 use crate::view::View;
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,9 +39,9 @@
 //!   index: a restart's time (and a transient buffer) grows with the
 //!   number of finished buys (about 20 MB per 100,000).
 
-use crate::command::{Order, Rejection};
-use crate::fs::{Fs, FsFile};
-use crate::logstore::{decode_record, encode_value, HEADER_LEN};
+use crate::files::framing::{decode_record, encode_value, HEADER_LEN};
+use crate::files::{Fs, FsFile};
+use crate::state::command::{Order, Rejection};
 use crate::types::{ItemId, OrderId, RequestId};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -625,10 +625,32 @@ pub fn open_file<F: Fs + Clone>(fs: F, dir: &Path) -> io::Result<Box<dyn Archive
     Ok(Box::new(FsArchiveFile::open(fs, &dir.join("orders"))?))
 }
 
+/// Opens an order replica's archive file (created empty if missing). The
+/// replica calls it when it starts, and again after it set damaged files
+/// aside. The archive is the order ledger's, not the log store's, so the
+/// code that wires a replica hands it in beside the
+/// [`Storage`](crate::storage::Storage), usually on the same folder:
+/// [`opener`]`(fs, dir)`.
+pub type ArchiveOpener = Box<dyn FnMut() -> crate::Result<Box<dyn ArchiveFile>> + Send>;
+
+/// An [`ArchiveOpener`] for the file `orders` in `dir` on `fs` (the folder
+/// of the replica's log store, so a set-aside of that folder covers it).
+pub fn opener<F: Fs + Clone + Send + 'static>(fs: F, dir: impl Into<PathBuf>) -> ArchiveOpener {
+    let dir = dir.into();
+    Box::new(move || {
+        open_file(fs.clone(), &dir).map_err(|e| {
+            crate::Error::Storage(format!(
+                "{}: open failed: {e}",
+                dir.join("orders").display()
+            ))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memfs::MemFs;
+    use crate::files::memfs::MemFs;
 
     fn order(id: OrderId, request: &str) -> Finished {
         Finished::Ordered(Order {

@@ -8,7 +8,7 @@
 //! catalog again with the same request id — the catalog's reservation is
 //! idempotent, so the answer is the one it first gave. A crash that loses a
 //! `Begin` the catalog reserved for is made good by the new primary, which
-//! records the buy from the catalog's list (see `replica/buy.rs`).
+//! records the buy from the catalog's list (see `replication/buy.rs`).
 //!
 //! Pending buys are kept in memory; finished ones go to the ledger's
 //! [`Archive`] (an append-only file on a replica, see `archive.rs`), which
@@ -47,8 +47,8 @@
 //! - `Finish` trusts the reservation for item, quantity and price: it is what
 //!   the catalog actually took, even if a `Begin` said otherwise.
 
-use crate::archive::{Archive, ArchiveFile, ArchiveMark, Finished};
-use crate::command::{BuyStatus, Order, OrderCommand, Rejection, Reservation};
+use crate::state::archive::{Archive, ArchiveFile, ArchiveMark, Finished};
+use crate::state::command::{BuyStatus, Order, OrderCommand, Rejection, Reservation};
 use crate::types::{ItemId, Lsn, OrderId, RequestId};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
@@ -401,7 +401,7 @@ impl OrderLedger {
     /// known (a refusal recorded before refusals kept it names only the
     /// item) — or `None` for an unknown request. A request arriving again
     /// under the same id must ask for the same, or it is another request
-    /// reusing the key (see `replica/buy.rs`).
+    /// reusing the key (see `replication/buy.rs`).
     pub fn asked(&self, request: &str) -> Option<(ItemId, Option<u64>)> {
         if let Some(p) = self.pending.get(request) {
             return Some((p.item, Some(p.qty)));

@@ -1,9 +1,14 @@
 //! The replicated state of a group: the catalog or the order ledger, behind
 //! one type so the replication code is written once.
 
-use crate::catalog::Catalog;
-use crate::command::{Command, Outcome};
-use crate::orders::OrderLedger;
+pub mod archive;
+pub mod catalog;
+pub mod command;
+pub mod orders;
+
+use crate::state::catalog::Catalog;
+use crate::state::command::{Command, Outcome};
+use crate::state::orders::OrderLedger;
 use crate::types::{Group, LogPos, Lsn};
 use serde::{Deserialize, Serialize};
 

@@ -1,12 +1,14 @@
 //! The storage boundary of a replica: a durable log of entries, snapshots,
 //! and the tiny durable view record.
 //!
-//! The on-disk format lives in one place, `logstore.rs`, written against the
-//! [`Fs`](crate::fs::Fs) trait.
+//! The on-disk format lives in `logstore.rs` (its record framing in
+//! `files/framing.rs`), written against the
+//! [`Fs`](crate::files::Fs) trait.
 
-use crate::archive::ArchiveFile;
-use crate::command::Entry;
+pub mod logstore;
+
 use crate::error::Result;
+use crate::state::command::Entry;
 use crate::state::Snapshot;
 use crate::types::Lsn;
 use crate::view::View;
@@ -84,9 +86,6 @@ pub trait Storage: Send + 'static {
     fn begin_snapshot(&mut self, lsn: Lsn) -> Result<SnapshotJob>;
     /// Drops the log entries a job from `begin_snapshot` just covered.
     fn finish_snapshot(&mut self) -> Result<()>;
-    /// The file for the order ledger's archive of finished buys (see
-    /// `archive.rs`), beside the log; created empty if missing.
-    fn archive(&mut self) -> Result<Box<dyn ArchiveFile>>;
 }
 
 /// See [`Storage::begin_snapshot`].

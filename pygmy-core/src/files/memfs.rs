@@ -34,7 +34,7 @@
 //! - Writes are atomic: a crash never leaves half an `append`. Torn tails are
 //!   tested by appending partial records directly.
 
-use crate::fs::{Fs, FsFile};
+use crate::files::{Fs, FsFile};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;

@@ -4,7 +4,7 @@
 //! unreachable, like a dead host.
 
 use crate::error::{Error, Result};
-use crate::message::{Request, Response};
+use crate::transport::message::{Request, Response};
 use crate::transport::{into_result, Handler, Transport};
 use crate::types::NodeId;
 use async_trait::async_trait;

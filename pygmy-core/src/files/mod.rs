@@ -8,6 +8,10 @@
 //!   `Fs::sync_dir` on its directory, too;
 //! - `rename` replaces the target atomically.
 
+pub mod framing;
+pub mod memfs;
+pub mod record;
+
 use std::io;
 use std::path::Path;
 

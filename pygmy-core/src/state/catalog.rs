@@ -43,7 +43,7 @@
 //!   refuses every older epoch's `Reserve` and `Forget` from then on and
 //!   lists the reservations older epochs asked for that are still held
 //!   (refusals too: one may have restocked), so it can record each as a
-//!   buy before it forgets any (see `replica/buy.rs`).
+//!   buy before it forgets any (see `replication/buy.rs`).
 //!
 //! - **Admin changes once per key.** A `Keyed` restock, price change or
 //!   new book is applied once per idempotency key: a repeat of the same
@@ -62,7 +62,7 @@
 //! - A request id is the whole identity of a reservation: a retry with the
 //!   same id but another item or quantity still gets the first outcome.
 
-use crate::command::{CatalogCommand, CatalogOutcome, Inherited, Rejection, Reservation};
+use crate::state::command::{CatalogCommand, CatalogOutcome, Inherited, Rejection, Reservation};
 use crate::types::{Book, Epoch, ItemId, Lsn, RequestId};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};

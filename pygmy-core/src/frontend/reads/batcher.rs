@@ -44,7 +44,7 @@
 //!   is large (a dump) goes alone.
 
 use crate::error::{Error, Result};
-use crate::message::{Query, QueryResult, Request, Response};
+use crate::transport::message::{Query, QueryResult, Request, Response};
 use crate::transport::{unexpected, Transport};
 use crate::types::{Lsn, NodeId};
 use parking_lot::Mutex;
@@ -169,9 +169,9 @@ impl Batcher {
         self
     }
 
-    /// Whether `query` may share an RPC: it is answered at once and small.
+    /// Whether `query` may share an RPC (see [`Query::batchable`]).
     pub fn batchable(query: &Query) -> bool {
-        matches!(query, Query::Lookup { .. } | Query::Search { .. })
+        query.batchable()
     }
 
     /// Reads `query` from `node`, alone or in a batch, at a commit point

@@ -46,14 +46,14 @@
 //! change to the front end, in order, retrying until delivered.
 
 use super::{buy_status, Replica};
-use crate::command::{
+use crate::error::{Error, Result};
+use crate::state::command::{
     BuyStatus, CatalogCommand, CatalogOutcome, Command, Inherited, OrderCommand, Rejection,
     Reservation,
 };
-use crate::error::{Error, Result};
-use crate::message::{Request, Response};
-use crate::orders::OrderLedger;
+use crate::state::orders::OrderLedger;
 use crate::state::State;
+use crate::transport::message::{Request, Response};
 use crate::transport::Transport;
 use crate::types::{Epoch, Group, ItemId, Lsn, NodeId, RequestId};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 
 use super::Replica;
 use crate::error::{Error, Result};
-use crate::message::{Fetched, Request, Response};
+use crate::transport::message::{Fetched, Request, Response};
 use crate::transport::Transport;
 use crate::types::{Epoch, NodeId};
 use std::sync::Arc;

@@ -11,11 +11,10 @@
 //! | `Buy` | front end → order primary |
 //! | `StartView`, `Fetch` | replica ↔ replica (replication, resync, adoption) |
 
-use crate::cache::CacheKey;
-use crate::command::{BuyStatus, CatalogCommand, CatalogOutcome, Entry, Order};
 use crate::error::Error;
+use crate::state::command::{BuyStatus, CatalogCommand, CatalogOutcome, Entry, Order};
 use crate::state::{Snapshot, State};
-use crate::types::{Book, Epoch, Group, ItemId, LogPos, Lsn, NodeId, OrderId, RequestId};
+use crate::types::{Book, CacheKey, Epoch, Group, ItemId, LogPos, Lsn, NodeId, OrderId, RequestId};
 use crate::view::View;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,13 +50,13 @@ pub enum Request {
     /// commit point, whatever that is (for tools and checks).
     Read(Query),
     /// A read of committed state at a commit point of at least `min`: the
-    /// front end's reads (see "Fresh reads" in `frontend.rs`). A replica
+    /// front end's reads (see "Fresh reads" in `frontend/mod.rs`). A replica
     /// whose commit is behind `min` waits briefly for it, then declines
     /// (`Unavailable`), so the front end asks another member.
     ReadAt { query: Query, min: Lsn },
     /// Several reads answered at once, from one state at a commit point of
     /// at least `min` (see `batcher`): only queries
-    /// [`Batcher::batchable`](crate::batcher::Batcher::batchable).
+    /// [`Query::batchable`].
     ReadBatch { queries: Vec<Query>, min: Lsn },
     /// A catalog write, served by the catalog primary once committed.
     Catalog(CatalogCommand),
@@ -117,6 +116,16 @@ pub enum Query {
     },
     /// The whole committed state (internal: for checks and resync tools).
     Dump,
+}
+
+impl Query {
+    /// Whether the query may share an RPC with others (a
+    /// [`Request::ReadBatch`]): it is answered at once and small. The front
+    /// end's batcher sends only these in a batch; a replica refuses a batch
+    /// holding any other.
+    pub fn batchable(&self) -> bool {
+        matches!(self, Query::Lookup { .. } | Query::Search { .. })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

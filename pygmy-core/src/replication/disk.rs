@@ -26,7 +26,9 @@ impl<T: Transport> Replica<T> {
         };
         let written = {
             let mut storage = self.storage.lock();
-            run_blocking_if_alone(|| storage.append(&entries).and_then(|_| storage.sync()))
+            self.cfg
+                .append_wait
+                .run(|| storage.append(&entries).and_then(|_| storage.sync()))
         };
         let mut inner = self.inner.lock();
         if let Err(e) = written {
@@ -175,6 +177,7 @@ impl<T: Transport> Replica<T> {
         // and the log is split at the snapshot's lsn, which moves only the
         // few entries after it. `snapshots` keeps an install from writing
         // its snapshot file in between.
+        let wait = self.cfg.snapshot_wait;
         let _snapshots = self.snapshots.lock().await;
         let (snapshot, job) = {
             let _disk = self.disk.lock().await;
@@ -196,7 +199,7 @@ impl<T: Transport> Replica<T> {
                 }
             };
             let lsn = snapshot.pos.lsn;
-            match run_blocking(|| self.storage.lock().begin_snapshot(lsn)) {
+            match wait.run(|| self.storage.lock().begin_snapshot(lsn)) {
                 Ok(job) => (snapshot, job),
                 Err(e) => return Err(self.fail(&mut self.inner.lock(), e)),
             }
@@ -205,11 +208,11 @@ impl<T: Transport> Replica<T> {
         // The snapshot counts on the order archive up to its mark.
         let archive_synced = snapshot.state.archive_syncer().and_then(|sync| {
             let sync = sync.filter(|_| !self.cfg.unsafe_unsynced_archive);
-            sync.map_or(Ok(()), run_blocking)
+            sync.map_or(Ok(()), |sync| wait.run(sync))
         });
-        let written = archive_synced.and_then(|_| run_blocking(|| job(&snapshot)));
+        let written = archive_synced.and_then(|_| wait.run(|| job(&snapshot)));
         drop(snapshot);
-        let finished = written.and_then(|_| run_blocking(|| self.storage.lock().finish_snapshot()));
+        let finished = written.and_then(|_| wait.run(|| self.storage.lock().finish_snapshot()));
         let mut inner = self.inner.lock();
         if let Err(e) = finished {
             return Err(self.fail(&mut inner, e));
@@ -233,32 +236,6 @@ impl<T: Transport> Replica<T> {
         inner.serving = false;
         fail_waiters(inner, 0);
         e
-    }
-}
-
-/// Runs slow, blocking work (encoding and fsyncing a snapshot) without
-/// stalling the other tasks of this worker: on a multi-threaded runtime the
-/// worker hands its tasks to another thread meanwhile. A current-thread
-/// runtime (the simulation's) runs it inline, which keeps a run
-/// deterministic.
-fn run_blocking<R>(work: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
-        _ => work(),
-    }
-}
-
-/// Runs a log append and its fsync. With one worker (a catalog replica's
-/// default, see `threads` in the cluster's configuration) off the worker,
-/// so reads and replication do not wait for the disk; with more, on it, as
-/// the other workers serve meanwhile and a hand-off would only add a thread
-/// wake-up to every commit's latency. (A current-thread runtime counts one
-/// worker; `run_blocking` runs the work inline there.)
-fn run_blocking_if_alone<R>(work: impl FnOnce() -> R) -> R {
-    if tokio::runtime::Handle::current().metrics().num_workers() == 1 {
-        run_blocking(work)
-    } else {
-        work()
     }
 }
 

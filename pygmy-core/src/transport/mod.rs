@@ -3,8 +3,11 @@
 //! TCP in production, on turmoil TCP in the simulation); `inproc.rs` is an
 //! in-process implementation for embedding and benches.
 
+pub mod inproc;
+pub mod message;
+
 use crate::error::{Error, Result};
-use crate::message::{Request, Response};
+use crate::transport::message::{Request, Response};
 use crate::types::NodeId;
 use async_trait::async_trait;
 use std::time::Duration;

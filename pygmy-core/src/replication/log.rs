@@ -8,7 +8,7 @@
 //! logs agree up to your end?" is one lookup, and a disagreement can skip
 //! back over whole epochs instead of one entry at a time.
 
-use crate::command::Entry;
+use crate::state::command::Entry;
 use crate::types::{LogPos, Lsn};
 
 /// Entries after `base` (the position the snapshot covers; `LogPos::ZERO`
@@ -136,7 +136,7 @@ impl MemLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{CatalogCommand, Command};
+    use crate::state::command::{CatalogCommand, Command};
 
     fn entry(epoch: u64, lsn: u64) -> Entry {
         Entry {

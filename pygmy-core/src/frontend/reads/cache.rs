@@ -66,7 +66,7 @@
 //!   zero: between a commit and the arrival of its invalidation, a value
 //!   read before the commit can still be served. The front end closes that
 //!   gap for everything a client can know of (see "Fresh reads" in
-//!   `frontend.rs`): it invalidates before answering any write, and marks
+//!   `frontend/mod.rs`): it invalidates before answering any write, and marks
 //!   the other keys of the items every read answer shows ([`Cache::saw`]),
 //!   so a hit is never older than a write acknowledged or a state shown.
 //! - Lsns are compared across replicas. That is sound because every replica
@@ -76,18 +76,10 @@
 //!   must name every key it changes (the primary names an item's `lookup`
 //!   and its topic's `search`).
 
-use crate::types::{Book, ItemId, Lsn};
+pub use crate::types::CacheKey;
+use crate::types::{Book, Lsn};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-/// What the front end caches: one `search` result or one `lookup` result.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum CacheKey {
-    /// The books of a topic.
-    Search(String),
-    /// One book by id.
-    Lookup(ItemId),
-}
 
 /// A cached answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -343,6 +335,7 @@ fn touch(recency: &mut BTreeMap<u64, CacheKey>, entry: &mut Entry, tick: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::ItemId;
     use proptest::prelude::*;
 
     /// A value that carries the lsn it was read at (as its `count`).
