@@ -11,6 +11,7 @@
 //!
 //! - `config`: a cluster's configuration (TOML).
 //! - `node`: runs one node of a cluster.
+//! - `recent`: the newest heartbeat-log lines, for the operations page.
 //! - `up`: `pygmy up`, a local cluster of separate processes.
 //! - `proc`: the node processes of such a cluster: start, pid files, kill.
 //! - `load`: `pygmy load`, a traffic generator with a latency report.
@@ -28,4 +29,5 @@ pub mod load;
 pub mod malloc;
 pub mod node;
 pub mod proc;
+pub mod recent;
 pub mod up;

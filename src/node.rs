@@ -16,7 +16,24 @@
 //! `RUST_LOG=pygmy_core::replica=debug,info`, ...). The front end also
 //! writes its heartbeat lines — replicas going up or down, new and
 //! confirmed views — to `heartbeat.log` in the data folder, like the
-//! original's heartbeat log, whatever `RUST_LOG` says.
+//! original's heartbeat log, whatever `RUST_LOG` says, and keeps the
+//! newest in memory for the operations page (see [`recent`](crate::recent)).
+//!
+//! Requests are logged under the target `access` with their request id
+//! (see pygmy-net's `app` module): buys and admin changes, and every
+//! error answer, at `info`; successful reads at `debug`
+//! (`RUST_LOG=info,access=debug`). The same id appears in the log line of
+//! every node the request reached:
+//!
+//! ```text
+//! 2026-12-01T01:58:12.310425Z frontend   INFO access: request=4b1f09c2-2a method=POST path=/books/1/buy status=201 micros=2210
+//! 2026-12-01T01:58:12.309950Z order-1    INFO access: request=4b1f09c2-2a internal="buy" status=200 micros=1803
+//! 2026-12-01T01:58:12.309102Z catalog-1  INFO access: request=4b1f09c2-2a internal="catalog" status=200 micros=905
+//! ```
+//!
+//! `PYGMY_LOG_FORMAT=json` writes standard error as JSON lines instead
+//! (tracing-subscriber's JSON format, with a `node` field added); the
+//! heartbeat log file keeps the text format.
 
 use crate::config::ClusterConfig;
 use pygmy_core::catalog::{Catalog, CatalogPolicy};
@@ -29,13 +46,13 @@ use pygmy_core::state::State;
 use pygmy_core::transport::Handler;
 use pygmy_core::types::Group;
 use pygmy_net::stdfs::StdFs;
-use pygmy_net::{serve, tokio_transport, App, PublicApi};
+use pygmy_net::{serve, tokio_transport, App, Figures, Observe, PublicApi};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use tracing::Level;
 use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::fmt::format::{Format, Full, Writer};
+use tracing_subscriber::fmt::format::{Format, Full, Json, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -70,6 +87,36 @@ where
     }
 }
 
+/// tracing-subscriber's JSON lines with the node's name as their first
+/// field (`{"node":"frontend","timestamp":...}`), for the same reason.
+struct NodeJson {
+    /// The name, already a JSON string.
+    node: String,
+    rest: Format<Json, SystemTime>,
+}
+
+impl<S, N> FormatEvent<S, N> for NodeJson
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    Format<Json, SystemTime>: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.rest.format_event(ctx, Writer::new(&mut line), event)?;
+        // The line is a JSON object: `{` then its fields.
+        match line.strip_prefix('{') {
+            Some(fields) => write!(writer, "{{\"node\":{},{fields}", self.node),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
 /// Sets up node `node`'s log (see the module doc). `heartbeat_log`: a file
 /// that also receives the heartbeat lines (the front end's). Fails only if
 /// that file cannot be opened; a malformed `RUST_LOG` is reported and
@@ -89,11 +136,35 @@ pub fn init_logs(node: &str, heartbeat_log: Option<&Path>) -> Result<(), String>
         }),
         _ => EnvFilter::new("info"),
     };
-    let main = tracing_subscriber::fmt::layer()
-        .event_format(format())
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .with_filter(filter);
+    let json = match std::env::var("PYGMY_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") | Ok("") | Err(_) => false,
+        Ok(other) => {
+            return Err(format!(
+                "PYGMY_LOG_FORMAT={other:?}: expected \"text\" or \"json\""
+            ))
+        }
+    };
+    let (text, json) = if json {
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .event_format(NodeJson {
+                node: serde_json::to_string(node).unwrap_or_default(),
+                rest: tracing_subscriber::fmt::format()
+                    .json()
+                    .with_current_span(false),
+            })
+            .with_writer(std::io::stderr)
+            .with_filter(filter);
+        (None, Some(layer))
+    } else {
+        let layer = tracing_subscriber::fmt::layer()
+            .event_format(format())
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter);
+        (Some(layer), None)
+    };
     let heartbeat = match heartbeat_log {
         None => None,
         Some(path) => {
@@ -111,11 +182,26 @@ pub fn init_logs(node: &str, heartbeat_log: Option<&Path>) -> Result<(), String>
             )
         }
     };
+    let recent = crate::recent::RecentLayer
+        .with_filter(Targets::new().with_target(HEARTBEAT_TARGET, Level::INFO));
     tracing_subscriber::registry()
-        .with(main)
+        .with(text)
+        .with(json)
         .with(heartbeat)
+        .with(recent)
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// The front end's figures, with the heartbeat lines this process keeps.
+struct FrontEndFigures(Arc<dyn Observe>);
+
+impl Observe for FrontEndFigures {
+    fn figures(&self) -> Figures {
+        let mut figures = self.0.figures();
+        figures.log = crate::recent::heartbeat_lines().lines();
+        figures
+    }
 }
 
 /// Wall-clock milliseconds, for order timestamps.
@@ -162,6 +248,7 @@ pub async fn run_node(
             tracing::info!(target: HEARTBEAT_TARGET, resumed = ?views, "front end started");
             fe.start();
             App::new(fe.clone() as Arc<dyn Handler>, cfg.token.clone())
+                .with_observer(Arc::new(FrontEndFigures(fe.clone() as Arc<dyn Observe>)))
                 .with_public(fe as Arc<dyn PublicApi>, cfg.admin_token.clone())
         }
         Some(group) => {
@@ -184,7 +271,8 @@ pub async fn run_node(
                 initial,
                 wall_clock(),
             )?;
-            App::new(replica as Arc<dyn Handler>, cfg.token.clone())
+            App::new(replica.clone() as Arc<dyn Handler>, cfg.token.clone())
+                .with_observer(replica as Arc<dyn Observe>)
         }
     };
     // `node` repeats the line's prefix in `pygmy node`'s log, and names the
