@@ -26,9 +26,9 @@
 //! every node the request reached:
 //!
 //! ```text
-//! 2026-12-01T01:58:12.310425Z frontend   INFO access: request=4b1f09c2-2a method=POST path=/books/1/buy status=201 micros=2210
-//! 2026-12-01T01:58:12.309950Z order-1    INFO access: request=4b1f09c2-2a internal="buy" status=200 micros=1803
-//! 2026-12-01T01:58:12.309102Z catalog-1  INFO access: request=4b1f09c2-2a internal="catalog" status=200 micros=905
+//! 2026-12-01T01:33:53.632774Z catalog-1  INFO access: request=trace-me-1 internal="catalog" status=200 micros=1444
+//! 2026-12-01T01:33:53.633440Z frontend   INFO access: request=trace-me-1 method=POST path=/books/1/buy status=201 micros=2804
+//! 2026-12-01T01:33:53.633310Z order-1    INFO access: request=trace-me-1 internal="buy" status=200 micros=2447
 //! ```
 //!
 //! `PYGMY_LOG_FORMAT=json` writes standard error as JSON lines instead
