@@ -64,8 +64,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A registry for node `node`, reading its figures from `observe` at
-    /// each scrape (`None`: only the HTTP figures).
+    /// A node's registry, reading its figures from `observe` at each
+    /// scrape (`None`: only the HTTP and fsync figures).
     pub fn new(observe: Option<Arc<dyn Observe>>) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RouteStatus, _>::default();

@@ -477,7 +477,11 @@ async fn client(shared: Arc<Shared>, index: u32) {
             if shared.deadline.is_some_and(|d| due >= d) {
                 break;
             }
-            tokio::time::sleep_until(due.into()).await;
+            // A client behind its schedule sends at once (a timer that is
+            // already due would still cost a trip through tokio's timer).
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
         }
         if !shared.claim() {
             break;
@@ -674,6 +678,17 @@ mod tests {
             .unwrap_err()
             .contains("without a path"));
         assert!(parse_url("http://").is_err());
+    }
+
+    #[test]
+    fn rates_take_a_unit_or_a_k_and_must_be_positive() {
+        assert_eq!(parse_rate("500"), Ok(500.0));
+        assert_eq!(parse_rate("2000/s"), Ok(2000.0));
+        assert_eq!(parse_rate("1.5k"), Ok(1500.0));
+        assert!(parse_rate("0").unwrap_err().contains("above 0"));
+        assert!(parse_rate("-3").unwrap_err().contains("above 0"));
+        assert!(parse_rate("fast").unwrap_err().contains("not a rate"));
+        assert!(parse_rate("inf").is_err());
     }
 
     #[test]
