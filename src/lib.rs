@@ -11,6 +11,7 @@
 //!
 //! - `config`: a cluster's configuration (TOML).
 //! - `node`: runs one node of a cluster.
+//! - `recent`: the newest heartbeat-log lines, for the operations page.
 //! - `up`: `pygmy up`, a local cluster of separate processes.
 //! - `init`: `pygmy init`, the configuration of a cluster on many machines.
 //! - `proc`: the node processes of such a cluster: start, pid files, kill.
@@ -34,4 +35,5 @@ pub mod malloc;
 pub mod node;
 pub mod probe;
 pub mod proc;
+pub mod recent;
 pub mod up;

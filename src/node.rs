@@ -16,7 +16,24 @@
 //! `RUST_LOG=pygmy_core::unstable::replication=debug,info`, ...). The front end also
 //! writes its heartbeat lines — replicas going up or down, new and
 //! confirmed views — to `heartbeat.log` in the data folder, like the
-//! original's heartbeat log, whatever `RUST_LOG` says.
+//! original's heartbeat log, whatever `RUST_LOG` says, and keeps the
+//! newest in memory for the operations page (see [`recent`](crate::recent)).
+//!
+//! Requests are logged under the target `access` with their request id
+//! (see pygmy-net's `app` module): buys and admin changes, and every
+//! error answer, at `info`; successful reads at `debug`
+//! (`RUST_LOG=info,access=debug`). The same id appears in the log line of
+//! every node the request reached:
+//!
+//! ```text
+//! 2026-12-01T01:33:53.632774Z catalog-1  INFO access: request=trace-me-1 internal="catalog" status=200 micros=1444
+//! 2026-12-01T01:33:53.633440Z frontend   INFO access: request=trace-me-1 method=POST path=/books/1/buy status=201 micros=2804
+//! 2026-12-01T01:33:53.633310Z order-1    INFO access: request=trace-me-1 internal="buy" status=200 micros=2447
+//! ```
+//!
+//! `PYGMY_LOG_FORMAT=json` writes standard error as JSON lines instead
+//! (tracing-subscriber's JSON format, with a `node` field added); the
+//! heartbeat log file keeps the text format.
 
 use crate::config::ClusterConfig;
 use pygmy_core::unstable::files::record::RecordFile;
@@ -31,13 +48,13 @@ use pygmy_core::unstable::transport::message::ReplicaStatus;
 use pygmy_core::unstable::transport::Handler;
 use pygmy_core::unstable::types::Group;
 use pygmy_net::stdfs::StdFs;
-use pygmy_net::{serve, tokio_transport, App, PublicApi, Readiness};
+use pygmy_net::{serve, tokio_transport, App, Figures, Observe, PublicApi, Readiness};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use tracing::Level;
 use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::fmt::format::{Format, Full, Writer};
+use tracing_subscriber::fmt::format::{Format, Full, Json, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -72,6 +89,36 @@ where
     }
 }
 
+/// tracing-subscriber's JSON lines with the node's name as their first
+/// field (`{"node":"frontend","timestamp":...}`), for the same reason.
+struct NodeJson {
+    /// The name, already a JSON string.
+    node: String,
+    rest: Format<Json, SystemTime>,
+}
+
+impl<S, N> FormatEvent<S, N> for NodeJson
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    Format<Json, SystemTime>: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.rest.format_event(ctx, Writer::new(&mut line), event)?;
+        // The line is a JSON object: `{` then its fields.
+        match line.strip_prefix('{') {
+            Some(fields) => write!(writer, "{{\"node\":{},{fields}", self.node),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
 /// Sets up node `node`'s log (see the module doc). `heartbeat_log`: a file
 /// that also receives the heartbeat lines (the front end's). Fails only if
 /// that file cannot be opened; a malformed `RUST_LOG` is reported and
@@ -91,11 +138,35 @@ pub fn init_logs(node: &str, heartbeat_log: Option<&Path>) -> Result<(), String>
         }),
         _ => EnvFilter::new("info"),
     };
-    let main = tracing_subscriber::fmt::layer()
-        .event_format(format())
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .with_filter(filter);
+    let json = match std::env::var("PYGMY_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") | Ok("") | Err(_) => false,
+        Ok(other) => {
+            return Err(format!(
+                "PYGMY_LOG_FORMAT={other:?}: expected \"text\" or \"json\""
+            ))
+        }
+    };
+    let (text, json) = if json {
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .event_format(NodeJson {
+                node: serde_json::to_string(node).unwrap_or_default(),
+                rest: tracing_subscriber::fmt::format()
+                    .json()
+                    .with_current_span(false),
+            })
+            .with_writer(std::io::stderr)
+            .with_filter(filter);
+        (None, Some(layer))
+    } else {
+        let layer = tracing_subscriber::fmt::layer()
+            .event_format(format())
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter);
+        (Some(layer), None)
+    };
     let heartbeat = match heartbeat_log {
         None => None,
         Some(path) => {
@@ -113,11 +184,26 @@ pub fn init_logs(node: &str, heartbeat_log: Option<&Path>) -> Result<(), String>
             )
         }
     };
+    let recent = crate::recent::RecentLayer
+        .with_filter(Targets::new().with_target(HEARTBEAT_TARGET, Level::INFO));
     tracing_subscriber::registry()
-        .with(main)
+        .with(text)
+        .with(json)
         .with(heartbeat)
+        .with(recent)
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// The front end's figures, with the heartbeat lines this process keeps.
+struct FrontEndFigures(Arc<dyn Observe>);
+
+impl Observe for FrontEndFigures {
+    fn figures(&self) -> Figures {
+        let mut figures = self.0.figures();
+        figures.log = crate::recent::heartbeat_lines().lines();
+        figures
+    }
 }
 
 /// Wall-clock milliseconds, for order timestamps.
@@ -173,6 +259,7 @@ pub async fn run_node(
                 )
             });
             App::new(fe.clone() as Arc<dyn Handler>, cfg.token.clone())
+                .with_observer(Arc::new(FrontEndFigures(fe.clone() as Arc<dyn Observe>)))
                 .with_public(fe as Arc<dyn PublicApi>, cfg.admin_token.clone())
                 .with_readiness(readiness)
         }
@@ -203,7 +290,9 @@ pub async fn run_node(
             )?;
             let probe = replica.clone();
             let readiness: Readiness = Arc::new(move || replica_readiness(&probe.status()));
-            App::new(replica as Arc<dyn Handler>, cfg.token.clone()).with_readiness(readiness)
+            App::new(replica.clone() as Arc<dyn Handler>, cfg.token.clone())
+                .with_readiness(readiness)
+                .with_observer(replica as Arc<dyn Observe>)
         }
     };
     // `node` repeats the line's prefix in `pygmy node`'s log, and names the

@@ -1,7 +1,26 @@
 //! What one node's HTTP server answers: its internal handler behind
-//! `POST /internal/rpc`, two probes for orchestrators, and, on the front
-//! end, the public API on every other path. Replicas have no public side;
-//! their other paths answer 404.
+//! `POST /internal/rpc`, `GET /metrics`, two probes (`/live`, `/ready`),
+//! and, on the front end, the pages and the public API on every other path
+//! (see [`web`](crate::web)). Replicas have no public side; their other
+//! paths answer 404.
+//!
+//! Every request is counted in the node's [`Metrics`] and handled under a
+//! request id (see [`request_id`](crate::request_id)), which its answer
+//! carries back in `X-Request-Id`.
+//!
+//! # Request log
+//!
+//! One line per request, under the log target `access`, with the request
+//! id, method, path, status and time taken:
+//!
+//! - public requests that change something (buys, admin changes) and every
+//!   public answer of 400 or more: `info`;
+//! - public reads answered successfully, and pages: `debug` (a load test
+//!   makes tens of thousands a second; `RUST_LOG=info,access=debug` shows
+//!   them);
+//! - internal calls that carry a request id (caused by a public request):
+//!   `info` for a buy or catalog change, `debug` for reads; internal
+//!   traffic of the nodes' own (heartbeats, log pulls) is not logged.
 //!
 //! # Probes
 //!
@@ -20,13 +39,20 @@
 
 use crate::api::{self, Public, PublicApi};
 use crate::body::{BodyLimit, BoxError};
+use crate::metrics::{route_label, Metrics};
+use crate::observe::Observe;
+use crate::request_id::{self, IdMaker};
 use crate::rpc::{self, RPC_PATH};
 use crate::server::Limits;
+use crate::web;
 use crate::wire::{json, Failure, HttpResponse};
 use hyper::body::Body;
+use hyper::header::HeaderValue;
+use hyper::Method;
 use hyper::StatusCode;
 use pygmy_core::unstable::transport::Handler;
 use std::sync::Arc;
+use tokio::time::Instant;
 
 /// Default body limit of internal requests (a log batch or a snapshot).
 pub const INTERNAL_BODY_LIMIT: usize = 16 << 20;
@@ -46,6 +72,9 @@ pub struct App {
     internal_limit: usize,
     public_limit: usize,
     limits: Limits,
+    observe: Option<Arc<dyn Observe>>,
+    metrics: Arc<Metrics>,
+    ids: IdMaker,
 }
 
 impl App {
@@ -59,7 +88,23 @@ impl App {
             internal_limit: INTERNAL_BODY_LIMIT,
             public_limit: PUBLIC_BODY_LIMIT,
             limits: Limits::default(),
+            observe: None,
+            metrics: Arc::new(Metrics::new(None)),
+            ids: IdMaker::default(),
         }
+    }
+
+    /// Reads the node's figures from `observe` for `/metrics` (and, on the
+    /// front end, `/ops/status`).
+    pub fn with_observer(mut self, observe: Arc<dyn Observe>) -> Self {
+        self.metrics = Arc::new(Metrics::new(Some(observe.clone())));
+        self.observe = Some(observe);
+        self
+    }
+
+    /// This node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Also serves the public API, admin routes guarded by `admin_token`.
@@ -129,7 +174,61 @@ impl App {
     }
 
     /// Answers one request. Never fails: every problem is a JSON response.
+    /// Counts it, and handles it under its request id (see the module docs).
     pub async fn respond<B>(&self, request: hyper::Request<B>) -> HttpResponse
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let internal = request.uri().path() == RPC_PATH;
+        let given = request_id::given(request.headers());
+        // Internal traffic of the nodes' own carries no id and gets none.
+        let id = match (&given, internal) {
+            (Some(id), _) => Some(id.clone()),
+            (None, true) => None,
+            (None, false) => Some(self.ids.make()),
+        };
+        let method = request.method().clone();
+        let route = route_label(&method, request.uri().path());
+        let path = (!internal).then(|| request.uri().path().to_string());
+        let (mut response, kind) = match &id {
+            Some(id) => request_id::scope(id.clone(), self.dispatch(request)).await,
+            None => self.dispatch(request).await,
+        };
+        let took = started.elapsed();
+        let status = response.status();
+        self.metrics.request(route, status.as_u16(), took);
+        if let Some(id) = &id {
+            if let Ok(value) = HeaderValue::from_str(id) {
+                response.headers_mut().insert(request_id::HEADER, value);
+            }
+            let micros = took.as_micros() as u64;
+            match &path {
+                Some(path) => {
+                    let writes =
+                        !(method == Method::GET || method == Method::HEAD) || route == "buy";
+                    if writes || status.as_u16() >= 400 {
+                        tracing::info!(target: "access", request = %id, %method, %path, status = status.as_u16(), micros);
+                    } else {
+                        tracing::debug!(target: "access", request = %id, %method, %path, status = status.as_u16(), micros);
+                    }
+                }
+                None => {
+                    let kind = kind.unwrap_or("?");
+                    if kind == "buy" || kind == "catalog" {
+                        tracing::info!(target: "access", request = %id, internal = kind, status = status.as_u16(), micros);
+                    } else {
+                        tracing::debug!(target: "access", request = %id, internal = kind, status = status.as_u16(), micros);
+                    }
+                }
+            }
+        }
+        response
+    }
+
+    /// Routes a request; for an internal one, also names its message.
+    async fn dispatch<B>(&self, request: hyper::Request<B>) -> (HttpResponse, Option<&'static str>)
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -144,11 +243,21 @@ impl App {
             .await;
         }
         if let Some(response) = self.probe(request.method(), request.uri().path()) {
-            return response;
+            return (response, None);
         }
-        match &self.public {
+        if let Some(response) = web::respond(
+            request.method(),
+            request.uri().path(),
+            &self.metrics,
+            self.observe.as_ref(),
+            self.public.is_some(),
+        ) {
+            return (response, None);
+        }
+        let response = match &self.public {
             Some(public) => api::respond(public, self.body_limit(self.public_limit), request).await,
             None => Failure::no_route(request.method(), request.uri().path()).rest(),
-        }
+        };
+        (response, None)
     }
 }

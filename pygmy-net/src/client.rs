@@ -86,11 +86,17 @@ where
         let token = self.token.clone().map_err(Error::Transport)?;
         let body = serde_json::to_vec(request)
             .map_err(|e| Error::Transport(format!("cannot encode request to {to}: {e}")))?;
-        hyper::Request::builder()
+        let mut builder = hyper::Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(CONTENT_TYPE, JSON)
-            .header(HeaderName::from_static(TOKEN_HEADER), token)
+            .header(HeaderName::from_static(TOKEN_HEADER), token);
+        // The public request this call serves, if any: the receiving node
+        // logs its part under the same id.
+        if let Some(id) = crate::request_id::current() {
+            builder = builder.header(crate::request_id::HEADER, &*id);
+        }
+        builder
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| Error::Transport(format!("cannot build a request to {to}: {e}")))
     }

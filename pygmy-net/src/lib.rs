@@ -22,7 +22,14 @@
 //! - `original`, `rest`: the two public dialects' endpoints.
 //! - `wire`: public JSON bodies, error-to-status mapping, response helpers.
 //! - `body`, `query`, `auth`: size-limited bodies, query strings, tokens.
-//! - `stdfs`: pygmy-core's file-system trait on the real disk.
+//! - `stdfs`: pygmy-core's file-system trait on the real disk (its fsyncs
+//!   timed for the metrics).
+//! - `metrics`: [`Metrics`], the Prometheus registry and exposition.
+//! - `observe`: [`Observe`], the figures a node shows (metrics, `/ops`).
+//! - `request_id`: request ids, from `X-Request-Id` or made, carried on
+//!   the internal calls a request causes.
+//! - `web`: `/metrics`, the storefront (`/`), the operations page (`/ops`)
+//!   and `/openapi.json`.
 
 pub mod accept;
 pub mod api;
@@ -31,16 +38,22 @@ pub mod auth;
 pub mod body;
 pub mod client;
 pub mod frontend_api;
+pub mod metrics;
+pub mod observe;
 pub mod original;
 pub mod query;
+pub mod request_id;
 pub mod rest;
 pub mod rpc;
 pub mod server;
 pub mod stdfs;
+pub mod web;
 pub mod wire;
 
 pub use accept::Accept;
 pub use api::PublicApi;
 pub use app::{App, Readiness};
 pub use client::{tokio_transport, HttpTransport};
+pub use metrics::Metrics;
+pub use observe::{Figures, Observe};
 pub use server::{serve, Limits};

@@ -22,20 +22,36 @@ use pygmy_core::unstable::transport::Handler;
 /// The path of the internal endpoint.
 pub const RPC_PATH: &str = "/internal/rpc";
 
-/// Answers one internal request with `handler`.
+/// Answers one internal request with `handler`; also names the message's
+/// kind (for the request log), once decoded.
 pub async fn respond<B>(
     handler: &dyn Handler,
     token: &str,
     limit: BodyLimit,
     request: hyper::Request<B>,
-) -> HttpResponse
+) -> (HttpResponse, Option<&'static str>)
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    match call(handler, token, limit, request).await {
-        Ok(response) => response,
-        Err(failure) => failure.rest(),
+    let mut kind = None;
+    match call(handler, token, limit, request, &mut kind).await {
+        Ok(response) => (response, kind),
+        Err(failure) => (failure.rest(), kind),
+    }
+}
+
+/// A message's kind, for the request log.
+fn kind_of(message: &Request) -> &'static str {
+    match message {
+        Request::Heartbeat { .. } => "heartbeat",
+        Request::ViewReady { .. } => "view_ready",
+        Request::Invalidate { .. } => "invalidate",
+        Request::Read(_) | Request::ReadAt { .. } | Request::ReadBatch { .. } => "read",
+        Request::Catalog(_) => "catalog",
+        Request::Buy { .. } => "buy",
+        Request::StartView { .. } => "start_view",
+        _ => "other",
     }
 }
 
@@ -44,6 +60,7 @@ async fn call<B>(
     token: &str,
     limit: BodyLimit,
     request: hyper::Request<B>,
+    kind: &mut Option<&'static str>,
 ) -> Result<HttpResponse, Failure>
 where
     B: Body,
@@ -65,6 +82,7 @@ where
     }
     let bytes = read_limited(request.into_body(), limit).await?;
     let message: Request = decode(&bytes, "the rpc request")?;
+    *kind = Some(kind_of(&message));
     let reply: Response = handler.handle(message).await;
     let body = serde_json::to_vec(&reply).map_err(|e| {
         Failure::new(

@@ -160,7 +160,9 @@ pub async fn serve<A: Accept>(mut acceptor: A, app: Arc<App>, shutdown: impl Fut
                 Ok(io) => {
                     let (app, limits, stop) = (app.clone(), limits.clone(), stop_rx.clone());
                     tokio::spawn(async move {
+                        let open = app.metrics().connection();
                         connection(io, app, limits, stop).await;
+                        drop(open);
                         drop(permit);
                     });
                 }

@@ -34,7 +34,7 @@ impl FsFile for StdFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_all()
+        timed(|| self.0.sync_all())
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
@@ -85,7 +85,7 @@ impl Fs for StdFs {
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut file = File::create(path)?;
         file.write_all(bytes)?;
-        file.sync_all()
+        timed(|| file.sync_all())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -97,8 +97,18 @@ impl Fs for StdFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir_or_cwd(dir))?.sync_all()
+        let dir = File::open(dir_or_cwd(dir))?;
+        timed(|| dir.sync_all())
     }
+}
+
+/// Runs one fsync, recording its time in the metrics' fsync histogram.
+/// (Real time: this file system is the real disk, never the simulation's.)
+fn timed(sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    let started = std::time::Instant::now();
+    let result = sync();
+    crate::metrics::fsync_histogram().observe(started.elapsed().as_secs_f64());
+    result
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! What a load client does: the operations, and the mixes they are drawn
-//! from (`--mix original` or `--mix search=1,lookup=8,buy=1`).
+//! from (`--mix session`, `--mix original` or `--mix search=1,lookup=8,buy=1`).
 
 use rand::Rng;
 use serde::Serialize;
@@ -34,6 +34,15 @@ impl Op {
 /// How each client chooses its next request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mix {
+    /// The original client's session that keeps buying (the default of
+    /// `pygmy load`): search a random topic, look up one of the books
+    /// found, buy it — also when the lookup shows it sold out. Such a buy
+    /// answers 404, and a store with the original's restock rule (on by
+    /// default: `restock_on_empty`) restocks the book by 10 copies, so
+    /// buys go on for the whole run instead of stopping once every book
+    /// has sold out. The 404s are counted (errors, not failures) and the
+    /// report says how many buys found no stock.
+    Session,
     /// The original Pygmy client's session: search a random topic, look up
     /// one of the books found, buy it if the lookup shows copies in stock,
     /// then start over.
@@ -44,12 +53,15 @@ pub enum Mix {
 }
 
 impl Mix {
-    /// Parses `original` or `op=weight,...` (ops: search, lookup, buy; an
+    /// Parses `session`, `original` or `op=weight,...` (ops: search, lookup, buy; an
     /// op left out has weight 0).
     pub fn parse(text: &str) -> Result<Mix, String> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("original") {
             return Ok(Mix::Original);
+        }
+        if text.eq_ignore_ascii_case("session") {
+            return Ok(Mix::Session);
         }
         let mut weights = [0u32; 3];
         let mut seen = [false; 3];
@@ -109,6 +121,7 @@ impl Mix {
 impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Mix::Session => f.write_str("session (search, lookup, buy even if sold out)"),
             Mix::Original => f.write_str("original (search, lookup, buy if in stock)"),
             Mix::Weighted(w) => {
                 let parts: Vec<String> = Op::ALL
@@ -131,6 +144,7 @@ mod tests {
     #[test]
     fn parses_the_original_and_weighted_mixes() {
         assert_eq!(Mix::parse("original"), Ok(Mix::Original));
+        assert_eq!(Mix::parse("Session"), Ok(Mix::Session));
         assert_eq!(
             Mix::parse("search=1, lookup=8,buy=1"),
             Ok(Mix::Weighted([1, 8, 1]))

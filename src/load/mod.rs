@@ -1,15 +1,32 @@
 //! `pygmy load`: drives client traffic at a front end and reports what the
 //! clients saw.
 //!
-//! `--clients N` clients run concurrently, each in a closed loop (send a
-//! request, wait for its answer, send the next), sharing one pool of
-//! keep-alive connections. What they send is the [`Mix`]: by default the
-//! original Pygmy client's session (search a random topic, look up one of
-//! its books, buy it if in stock), or independent requests drawn with
-//! weights. The run lasts `--duration` or `--requests`; a progress bar shows
-//! on a terminal. At the end a table gives, per operation, the count, the
-//! errors, the throughput and latency quantiles; `--json` prints the same as
-//! JSON.
+//! `--clients N` clients run concurrently, sharing one pool of keep-alive
+//! connections, in one of two loops:
+//!
+//! - **Closed loop** (the default): each client sends a request, waits for
+//!   its answer, sends the next. Latency is each request's own time; under
+//!   overload the clients slow down with the store, so this understates
+//!   the latency an outside arrival rate would see (coordinated omission).
+//! - **Open loop** (`--rate R`): requests are due at a fixed total rate of
+//!   R per second, spread evenly over the clients (client `i`'s `k`-th
+//!   request is due at `(i + k * clients) / R` seconds), and latency is
+//!   measured from when each request was *due*, as wrk2 does: a request
+//!   sent late because its client was still waiting for an earlier answer
+//!   counts that wait. `--clients` then bounds how many requests are in
+//!   flight; the report gives the rate asked for and the rate reached.
+//!
+//! What they send is the [`Mix`]: by default `session`, the original Pygmy
+//! client's session (search a random topic, look up one of its books, buy
+//! it) buying also when the lookup shows no stock, which a store with the
+//! original's restock rule answers 404 and restocks, so buys go on for the
+//! whole run; `original`, the same but buying only what the lookup shows in
+//! stock (buys stop once every book has sold out); or independent requests
+//! drawn with weights. The report says when buys stopped for lack of stock
+//! (see [`StockReport`]). The run lasts `--duration` or `--requests`; a
+//! progress bar shows on a terminal. At the end a table gives, per
+//! operation, the count, the errors, the throughput and latency quantiles;
+//! `--json` prints the same as JSON.
 //!
 //! Nothing is retried and no error is dropped: every request that did not
 //! succeed is counted under its kind (HTTP status, connect, timeout, io,
@@ -27,7 +44,7 @@ mod stats;
 
 pub use client::{Api, ErrorKind};
 pub use mix::{Mix, Op};
-pub use stats::{Counts, Latency, OpReport, Report};
+pub use stats::{Counts, Latency, OpReport, RateReport, Report, StockReport};
 
 use client::Target;
 use pygmy_core::unstable::types::{ItemId, OrderId};
@@ -53,11 +70,19 @@ const MAX_RECORDERS: u32 = 16;
 /// What the clients send and how (shared by `load` and `chaos`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct TrafficArgs {
-    /// What each client does: `original` (search a random topic, look up a
-    /// result, buy it if in stock), or weights like `search=1,lookup=8,buy=1`
-    /// [default: original for load, search=1,lookup=1,buy=2 for chaos].
+    /// What each client does: `session` (search a random topic, look up a
+    /// result, buy it even if sold out: the store's restock rule refills it,
+    /// so buys continue), `original` (the same, buying only what is in
+    /// stock), or weights like `search=1,lookup=8,buy=1` [default: session
+    /// for load, search=1,lookup=1,buy=2 for chaos].
     #[arg(long, value_parser = Mix::parse)]
     pub mix: Option<Mix>,
+    /// Open loop: send this many requests per second in all, whatever the
+    /// answers' speed, and measure latency from each request's intended
+    /// start (as wrk2 does). Without it each client waits for an answer
+    /// before its next request (closed loop).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Which public API to speak.
     #[arg(long, value_enum, default_value_t = Api::Original)]
     pub api: Api,
@@ -90,6 +115,25 @@ pub struct LoadArgs {
     /// Print the report as JSON (on standard output) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses a rate in requests per second: `500`, `2000/s`, `1.5k`.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let (t, scale) = match t.strip_suffix(['k', 'K']) {
+        Some(t) => (t, 1000.0),
+        None => (t, 1.0),
+    };
+    let rate = t
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("{text:?} is not a rate (examples: 500, 2000/s, 1.5k)"))?
+        * scale;
+    if !(rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0) {
+        return Err(format!("{text:?}: a rate is above 0 and at most 10M/s"));
+    }
+    Ok(rate)
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1m 30s` (humantime's syntax).
@@ -169,6 +213,78 @@ struct Shared {
     /// Ids of the orders the store acknowledged (for `chaos` to look for).
     orders: Mutex<Vec<OrderId>>,
     seed: u64,
+    started: Instant,
+    clients: u32,
+    /// Open loop: seconds between one client's requests (clients / rate).
+    interval: Option<f64>,
+    /// When buys ran into no stock (see [`StockReport`]).
+    stock: StockWatch,
+}
+
+/// Milliseconds since the start of the run, of stock events; `u64::MAX`
+/// for none yet.
+struct StockWatch {
+    last_buy_ms: AtomicU64,
+    first_sold_out_ms: AtomicU64,
+    last_sold_out_ms: AtomicU64,
+    sold_out_buys: AtomicU64,
+    sold_out_lookups: AtomicU64,
+    /// Open loop: the most any request was sent after it was due, µs.
+    most_behind_us: AtomicU64,
+}
+
+impl Default for StockWatch {
+    fn default() -> Self {
+        StockWatch {
+            last_buy_ms: AtomicU64::new(u64::MAX),
+            first_sold_out_ms: AtomicU64::new(u64::MAX),
+            last_sold_out_ms: AtomicU64::new(u64::MAX),
+            sold_out_buys: AtomicU64::new(0),
+            sold_out_lookups: AtomicU64::new(0),
+            most_behind_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl StockWatch {
+    fn sold_out(&self, at_ms: u64, buy: bool) {
+        let n = if buy {
+            &self.sold_out_buys
+        } else {
+            &self.sold_out_lookups
+        };
+        n.fetch_add(1, Ordering::Relaxed);
+        self.first_sold_out_ms.fetch_min(at_ms, Ordering::Relaxed);
+        // `u64::MAX` is "none"; any real time replaces it.
+        let _ = self
+            .last_sold_out_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                (old == u64::MAX || at_ms > old).then_some(at_ms)
+            });
+    }
+
+    fn bought(&self, at_ms: u64) {
+        let _ = self
+            .last_buy_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                (old == u64::MAX || at_ms > old).then_some(at_ms)
+            });
+    }
+
+    fn report(&self, elapsed: Duration) -> StockReport {
+        let at = |a: &AtomicU64| {
+            let ms = a.load(Ordering::Relaxed);
+            (ms != u64::MAX).then(|| ms as f64 / 1000.0)
+        };
+        StockReport::new(
+            at(&self.last_buy_ms),
+            at(&self.first_sold_out_ms),
+            at(&self.last_sold_out_ms),
+            self.sold_out_buys.load(Ordering::Relaxed),
+            self.sold_out_lookups.load(Ordering::Relaxed),
+            elapsed.as_secs_f64(),
+        )
+    }
 }
 
 impl Shared {
@@ -226,9 +342,10 @@ pub async fn start(plan: Plan) -> Result<Running, String> {
     }
     let seed = traffic.seed.unwrap_or_else(rand::random);
     let started = Instant::now();
+    let interval = traffic.rate.map(|r| f64::from(traffic.clients) / r);
     let shared = Arc::new(Shared {
         target,
-        mix: traffic.mix.clone().unwrap_or(Mix::Original),
+        mix: traffic.mix.clone().unwrap_or(Mix::Session),
         shop: Shop { topics, ids },
         stop: AtomicBool::new(false),
         deadline: match plan.until {
@@ -245,6 +362,10 @@ pub async fn start(plan: Plan) -> Result<Running, String> {
             .collect(),
         orders: Mutex::new(Vec::new()),
         seed,
+        started,
+        clients: traffic.clients,
+        interval,
+        stock: StockWatch::default(),
     });
     let clients = (0..traffic.clients)
         .map(|i| tokio::spawn(client(shared.clone(), i)))
@@ -298,15 +419,23 @@ impl Running {
         }
         let traffic = &self.plan.traffic;
         let orders = lock(&self.shared.orders).clone();
-        let report = Report::new(
+        let elapsed = self.started.elapsed();
+        let mut report = Report::new(
             &all,
-            self.started.elapsed(),
+            elapsed,
             self.plan.url.clone(),
             format!("{:?}", traffic.api).to_lowercase(),
             self.shared.mix.to_string(),
             traffic.clients,
             self.shared.seed,
         );
+        report.stock = Some(self.shared.stock.report(elapsed));
+        report.rate = traffic.rate.map(|asked| RateReport {
+            asked,
+            reached: report.total.throughput,
+            most_behind_ms: self.shared.stock.most_behind_us.load(Ordering::Relaxed) as f64
+                / 1000.0,
+        });
         (report, orders)
     }
 }
@@ -336,9 +465,29 @@ async fn client(shared: Arc<Shared>, index: u32) {
     let mut next = Step::Search;
     let mut sent: u64 = 0;
     let shop = &shared.shop;
-    while shared.claim() {
+    loop {
+        // Open loop: wait until this request is due, and time it from then
+        // (not from when it could be sent): see the module docs.
+        let due = shared.interval.map(|interval| {
+            let rate_interval = interval / f64::from(shared.clients.max(1));
+            shared.started
+                + Duration::from_secs_f64(rate_interval * f64::from(index) + interval * sent as f64)
+        });
+        if let Some(due) = due {
+            if shared.deadline.is_some_and(|d| due >= d) {
+                break;
+            }
+            // A client behind its schedule sends at once (a timer that is
+            // already due would still cost a trip through tokio's timer).
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        if !shared.claim() {
+            break;
+        }
         let step = match &shared.mix {
-            Mix::Original => next,
+            Mix::Original | Mix::Session => next,
             Mix::Weighted(weights) => {
                 let id = shop.ids[rng.gen_range(0..shop.ids.len())];
                 match Mix::pick(weights, &mut rng) {
@@ -348,7 +497,18 @@ async fn client(shared: Arc<Shared>, index: u32) {
                 }
             }
         };
-        let began = Instant::now();
+        let began = match due {
+            Some(due) => {
+                let behind = Instant::now().saturating_duration_since(due);
+                shared
+                    .stock
+                    .most_behind_us
+                    .fetch_max(behind.as_micros() as u64, Ordering::Relaxed);
+                due
+            }
+            None => Instant::now(),
+        };
+        let at_ms = || shared.started.elapsed().as_millis() as u64;
         let (op, result) = match step {
             Step::Search => {
                 let topic = &shop.topics[rng.gen_range(0..shop.topics.len())];
@@ -365,15 +525,32 @@ async fn client(shared: Arc<Shared>, index: u32) {
                 let r = shared.target.lookup(id).await;
                 next = match &r {
                     Ok(book) if book.count > 0 => Step::Buy(id),
-                    _ => Step::Search,
+                    Ok(_) => {
+                        shared.stock.sold_out(at_ms(), false);
+                        match shared.mix {
+                            // Buys anyway: the store restocks (module docs).
+                            Mix::Session => Step::Buy(id),
+                            _ => Step::Search,
+                        }
+                    }
+                    Err(_) => Step::Search,
                 };
                 (Op::Lookup, r.map(|_| ()))
             }
             Step::Buy(id) => {
                 let key = format!("load-{:x}-{index}-{sent}", shared.seed);
                 let r = shared.target.buy(id, &key).await;
-                if let Ok(order) = &r {
-                    lock(&shared.orders).push(*order);
+                match &r {
+                    Ok(order) => {
+                        lock(&shared.orders).push(*order);
+                        shared.stock.bought(at_ms());
+                    }
+                    // The ids come from the shop's own listing: a 404 is a
+                    // book with no stock.
+                    Err(f) if f.kind == ErrorKind::Status(404) => {
+                        shared.stock.sold_out(at_ms(), true)
+                    }
+                    Err(_) => {}
                 }
                 next = Step::Search;
                 (Op::Buy, r.map(|_| ()))
@@ -389,7 +566,8 @@ async fn client(shared: Arc<Shared>, index: u32) {
             Err(f) => {
                 lock(recorder).record(op, latency, Some((f.kind, &f.detail)));
                 shared.live.record(Some(f.kind));
-                if f.kind.is_failure() {
+                // The open loop keeps its schedule whatever the answers.
+                if f.kind.is_failure() && due.is_none() {
                     tokio::time::sleep(PAUSE_AFTER_FAILURE).await;
                 }
             }
@@ -500,6 +678,17 @@ mod tests {
             .unwrap_err()
             .contains("without a path"));
         assert!(parse_url("http://").is_err());
+    }
+
+    #[test]
+    fn rates_take_a_unit_or_a_k_and_must_be_positive() {
+        assert_eq!(parse_rate("500"), Ok(500.0));
+        assert_eq!(parse_rate("2000/s"), Ok(2000.0));
+        assert_eq!(parse_rate("1.5k"), Ok(1500.0));
+        assert!(parse_rate("0").unwrap_err().contains("above 0"));
+        assert!(parse_rate("-3").unwrap_err().contains("above 0"));
+        assert!(parse_rate("fast").unwrap_err().contains("not a rate"));
+        assert!(parse_rate("inf").is_err());
     }
 
     #[test]

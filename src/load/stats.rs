@@ -228,6 +228,84 @@ pub struct Report {
     /// One line per operation that ran, in the order search, lookup, buy.
     pub ops: Vec<OpReport>,
     pub total: OpReport,
+    /// Open loop (`--rate`): the rate asked for and reached.
+    pub rate: Option<RateReport>,
+    /// When buys found no stock.
+    pub stock: Option<StockReport>,
+}
+
+/// An open-loop run's rates (see the `load` module docs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RateReport {
+    /// Requests per second asked for.
+    pub asked: f64,
+    /// Requests per second answered (or given up on).
+    pub reached: f64,
+    /// The most any request was sent after it was due, in ms: a client
+    /// still waiting for an earlier answer (latency counts this wait).
+    pub most_behind_ms: f64,
+}
+
+/// When buys found no stock: a buy answered 404, or (mixes `session` and
+/// `original`) a lookup showing the book sold out. Times are seconds from
+/// the start of the run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StockReport {
+    /// The last successful buy.
+    pub last_buy_s: Option<f64>,
+    /// The first time a buy or lookup found no stock.
+    pub first_sold_out_s: Option<f64>,
+    /// Buys answered 404 (no stock, or, with a store that restocks, no
+    /// stock until the restock).
+    pub sold_out_buys: u64,
+    /// Lookups that showed the book sold out.
+    pub sold_out_lookups: u64,
+    /// Set when buys stopped for lack of stock: the last successful buy
+    /// was more than a second (and a tenth of the run) before the end,
+    /// and books were found sold out after it.
+    pub buys_stopped_s: Option<f64>,
+}
+
+impl StockReport {
+    pub fn new(
+        last_buy_s: Option<f64>,
+        first_sold_out_s: Option<f64>,
+        last_sold_out_s: Option<f64>,
+        sold_out_buys: u64,
+        sold_out_lookups: u64,
+        elapsed_s: f64,
+    ) -> Self {
+        let quiet = 1.0f64.max(elapsed_s / 10.0);
+        let buys_stopped_s = match (last_buy_s, last_sold_out_s) {
+            (last, Some(sold_out)) => {
+                let last = last.unwrap_or(0.0);
+                (elapsed_s - last > quiet && sold_out > last).then_some(last)
+            }
+            _ => None,
+        };
+        StockReport {
+            last_buy_s,
+            first_sold_out_s,
+            sold_out_buys,
+            sold_out_lookups,
+            buys_stopped_s,
+        }
+    }
+
+    /// One line for the table, or none when stock never ran out.
+    fn line(&self) -> Option<String> {
+        let first = self.first_sold_out_s?;
+        let what = format!(
+            "stock: first sold out at {first:.1} s; {} buys answered 404 (no stock), {} lookups showed none",
+            self.sold_out_buys, self.sold_out_lookups
+        );
+        Some(match self.buys_stopped_s {
+            Some(t) => format!(
+                "{what}\nbuys STOPPED for lack of stock at {t:.1} s: no buy succeeded after it (restock, or use --mix session with the store's restock rule)"
+            ),
+            None => format!("{what}; buys went on to the end"),
+        })
+    }
 }
 
 impl Report {
@@ -258,6 +336,8 @@ impl Report {
             elapsed_s: elapsed.as_secs_f64(),
             ops,
             total: OpReport::from_stats("all", &total, elapsed),
+            rate: None,
+            stock: None,
         }
     }
 
@@ -267,6 +347,13 @@ impl Report {
             "{} clients, mix {}, {} API, {:.1} s, seed {}\n",
             self.clients, self.mix, self.api, self.elapsed_s, self.seed
         );
+        match &self.rate {
+            Some(r) => out.push_str(&format!(
+                "open loop: {:.0} req/s asked, {:.0} reached; latency from each request's intended start (most sent late: {:.1} ms)\n",
+                r.asked, r.reached, r.most_behind_ms
+            )),
+            None => out.push_str("closed loop: latency from each request's send (--rate N for an open loop)\n"),
+        }
         out.push_str(&format!(
             "{:<7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
             "op", "count", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
@@ -277,6 +364,10 @@ impl Report {
                 "{:<7} {:>9} {:>7} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
                 r.op, r.count, r.errors, r.throughput, l.p50, l.p90, l.p99, l.p999, l.max
             ));
+        }
+        if let Some(line) = self.stock.as_ref().and_then(StockReport::line) {
+            out.push_str(&line);
+            out.push('\n');
         }
         if self.total.errors == 0 {
             out.push_str("no errors\n");
@@ -345,5 +436,21 @@ mod tests {
         assert!((lookup.latency_ms.p50 - 50.0).abs() < 0.1);
         assert!((lookup.latency_ms.max - 100.0).abs() < 0.1);
         assert!(report.table().contains("connect"));
+    }
+
+    #[test]
+    fn stock_report_says_when_buys_stopped() {
+        // Sold out at 1 s, last buy at 1.2 s, lookups found none until the
+        // end of a 10 s run: stopped.
+        let r = StockReport::new(Some(1.2), Some(1.0), Some(9.9), 0, 500, 10.0);
+        assert_eq!(r.buys_stopped_s, Some(1.2));
+        assert!(r.line().unwrap().contains("STOPPED"));
+        // Restocked: buys went on to 9.95 s.
+        let r = StockReport::new(Some(9.95), Some(1.0), Some(9.9), 40, 40, 10.0);
+        assert_eq!(r.buys_stopped_s, None);
+        assert!(r.line().unwrap().contains("went on to the end"));
+        // Never sold out: nothing to say.
+        let r = StockReport::new(Some(9.9), None, None, 0, 0, 10.0);
+        assert_eq!((r.buys_stopped_s, r.line()), (None, None));
     }
 }

@@ -436,6 +436,30 @@ impl<T: Transport> FrontEnd<T> {
     pub fn cache_stats(&self) -> crate::frontend::reads::cache::CacheStats {
         self.inner.lock().cache.stats()
     }
+
+    /// Each replica's group and last heartbeat answer while it is up
+    /// (`None` when it is down or has not answered yet), for metrics and
+    /// the operations page. Read-only figures: nothing here decides
+    /// anything.
+    pub fn replica_status(&self) -> BTreeMap<NodeId, (Group, Option<ReplicaStatus>)> {
+        let inner = self.inner.lock();
+        let members = |group: Group, nodes: &[NodeId]| {
+            nodes
+                .iter()
+                .map(|n| {
+                    let status = inner
+                        .detector
+                        .is_up(n)
+                        .then(|| inner.status.get(n).cloned())
+                        .flatten();
+                    (n.clone(), (group, status))
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut all = members(Group::Catalog, &self.cfg.catalog);
+        all.extend(members(Group::Order, &self.cfg.order));
+        all.into_iter().collect()
+    }
 }
 
 #[async_trait]

@@ -196,6 +196,12 @@ impl Default for OrderLedger {
 }
 
 impl OrderLedger {
+    /// How many buys are pending (begun, not yet finished): a figure for
+    /// metrics; a new primary finishes every one of them.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
     /// An empty ledger on an archive in memory.
     pub fn new() -> Self {
         Self::default()
