@@ -18,6 +18,9 @@
 //! - `fs`, `memfs`, `storage`, `logstore`, `record`: the durable formats.
 //! - `replica`: a replica of either group (replication, view change, resync).
 //! - `cache`, `balancer`, `batcher`, `frontend`: the front end.
+//! - `invariants`: what Pygmy promises, as checkers over a recorded client
+//!   history and the replicas' final states; used by the simulation, `pygmy
+//!   chaos` and the process tests.
 
 pub mod archive;
 pub mod balancer;
@@ -31,6 +34,7 @@ pub mod error;
 pub mod frontend;
 pub mod fs;
 pub mod inproc;
+pub mod invariants;
 pub mod logstore;
 pub mod memfs;
 pub mod message;

@@ -3,11 +3,10 @@
 //! the real cluster, so what is caught is the breakage, not the schedule.
 //! (The last test uses the seeds' own random schedules instead.)
 
-use pygmy_sim::check::{
-    CONSERVATION, LINEARIZABLE, ORDERS_DURABLE, READS_NOT_LOST, UNIQUE_ORDER_IDS,
+use pygmy_core::invariants::{
+    CONSERVATION, FRESH_READS, LINEARIZABLE, ORDERS_DURABLE, READS_NOT_LOST, UNIQUE_ORDER_IDS,
 };
 use pygmy_sim::faults::{Fault, Schedule};
-use pygmy_sim::fresh::FRESH_READS;
 use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
 use pygmy_sim::storage::Damage;
 use std::ops::Range;
