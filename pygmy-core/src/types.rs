@@ -96,3 +96,21 @@ pub struct Book {
     pub count: u64,
     pub topic: String,
 }
+
+/// The digest of no bytes: FNV-1a's offset basis, where [`fnv1a`] chains
+/// start.
+pub const DIGEST_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// 64-bit FNV-1a of `bytes`, continuing a digest `from` ([`DIGEST_BASIS`] to
+/// start one). The one digest function of the store: state digests, the
+/// running digest of applied commands, the archive's prefix digest and a
+/// keyed admin change's fingerprint all use it. Stable across processes
+/// and platforms (unlike `std`'s `DefaultHasher`), and fast on the short
+/// inputs it gets; not a cryptographic hash (replicas compare digests they
+/// computed themselves, nobody forges them).
+pub fn fnv1a(from: u64, bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::with_key(from);
+    hasher.write(bytes);
+    hasher.finish()
+}
