@@ -114,3 +114,23 @@ pub fn fnv1a(from: u64, bytes: &[u8]) -> u64 {
     hasher.write(bytes);
     hasher.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_is_the_standard_fnv_1a_and_chains() {
+        // Published FNV-1a 64 test vectors: the digest of no bytes is the
+        // offset basis, and of "a" is 0xaf63dc4c8601ec8c. Digests on disk
+        // (snapshots, archive marks) depend on these values.
+        assert_eq!(fnv1a(DIGEST_BASIS, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(DIGEST_BASIS, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(DIGEST_BASIS, b"foobar"), 0x8594_4171_f739_67e8);
+        // Continuing a digest is digesting the concatenation.
+        assert_eq!(
+            fnv1a(fnv1a(DIGEST_BASIS, b"foo"), b"bar"),
+            fnv1a(DIGEST_BASIS, b"foobar")
+        );
+    }
+}
