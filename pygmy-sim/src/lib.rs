@@ -5,7 +5,7 @@
 //! turmoil's network and the storage format over turmoil's simulated disk
 //! (where a crash loses unsynced writes). A fault schedule drawn from the
 //! seed crashes and restarts nodes, partitions links, drops messages and
-//! delays them; then everything heals. Clients record a [`history`] of what
+//! delays them; then everything heals. Clients record a [history](pygmy_core::invariants::history) of what
 //! they asked and what they were told, and pygmy-core's invariant library
 //! ([`pygmy_core::invariants`]) decides whether the invariants of
 //! `docs/DESIGN.md` held:

@@ -91,7 +91,7 @@ impl Linearization {
 /// every book's stock before the run; an item missing from it does not
 /// exist, so every definite answer about it must be `NotFound`.
 /// `restock_on_empty` is the catalog's policy. On success, returns the
-/// linearization found (for [`check_reads_not_lost`]).
+/// linearization found (for [`check_reads_not_lost`](super::check_reads_not_lost)).
 pub fn check_linearizable(
     history: &History,
     initial_stock: &BTreeMap<ItemId, u64>,

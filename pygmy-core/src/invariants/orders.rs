@@ -21,7 +21,7 @@ pub const UNIQUE_ORDER_IDS: &str = "unique order ids";
 pub const ORDER_REPLICAS_AGREE: &str = "order replicas identical";
 
 /// Invariant 2: `acked` are the `(idempotency key, order id)` pairs clients
-/// were told (see [`History::acked_orders`]); `replicas` the orders each
+/// were told (see [`History::acked_orders`](super::History::acked_orders)); `replicas` the orders each
 /// live order replica holds after healing, by replica name.
 pub fn check_orders(
     acked: &[(String, OrderId)],

@@ -16,7 +16,7 @@
 //! `Restocked` answers pin the stock after each such operation, so the
 //! values can only differ around `OutOfStock` answers to buys of more than
 //! one copy and around indeterminate operations; use
-//! [`check_linearizable_ending_at`] to pin the latter.
+//! [`check_linearizable_ending_at`](super::check_linearizable_ending_at) to pin the latter.
 
 use super::history::{History, Op, Ret};
 use super::linearizable::{describe, Linearization, Step};
@@ -28,8 +28,8 @@ use std::collections::BTreeSet;
 pub const READS_NOT_LOST: &str = "reads never show a lost write";
 
 /// Invariant 4, reads: every count a lookup or search showed must be a stock
-/// value of `linearization` (from [`check_linearizable`] or, better,
-/// [`check_linearizable_ending_at`] on the same history) reached by an
+/// value of `linearization` (from [`check_linearizable`](super::check_linearizable) or, better,
+/// [`check_linearizable_ending_at`](super::check_linearizable_ending_at) on the same history) reached by an
 /// operation invoked no later than the read completed. Sound but incomplete:
 /// see the module docs.
 pub fn check_reads_not_lost(
