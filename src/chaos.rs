@@ -33,10 +33,12 @@
 //! step did not happen in time.
 
 use crate::config::ClusterConfig;
-use crate::inspect::{balances, Inspector, ItemBalance};
+use crate::inspect::Inspector;
 use crate::load::{self, parse_duration, Counts, Mix, Plan, Report, TrafficArgs, Until};
 use crate::proc::{self, Attach};
 use crate::up::{self, is_whole};
+use pygmy_core::invariants::orders::missing_orders;
+use pygmy_core::invariants::{balances, check_settled, ItemBalance};
 use pygmy_core::unstable::frontend::Health;
 use pygmy_core::unstable::state::State;
 use pygmy_core::unstable::types::{Group, NodeId};
@@ -562,19 +564,23 @@ async fn read_all(
 
 pub(crate) type Checked = (Vec<GroupEnd>, Vec<ItemBalance>, Vec<u64>, usize);
 
-/// Compares replicas, balances the books, looks for every acknowledged order.
+/// Compares replicas, balances the books, looks for every acknowledged
+/// order. The verdict is the invariant library's ([`check_settled`]); the
+/// rest is the report's detail.
 pub(crate) fn check_states(
     states: &[(String, Group, State, u64)],
     acknowledged: &[u64],
     problems: &mut Vec<String>,
 ) -> Checked {
+    let named: Vec<(String, State)> = states.iter().map(|s| (s.0.clone(), s.2.clone())).collect();
+    problems.extend(
+        check_settled(&named, acknowledged)
+            .iter()
+            .map(|v| v.to_string()),
+    );
     let mut groups = Vec::new();
     for group in Group::ALL {
         let members: Vec<_> = states.iter().filter(|s| s.1 == group).collect();
-        let identical = members.windows(2).all(|w| w[0].2 == w[1].2);
-        if !identical {
-            problems.push(format!("the {group} replicas hold different states"));
-        }
         groups.push(GroupEnd {
             group: group.to_string(),
             replicas: members
@@ -585,15 +591,13 @@ pub(crate) fn check_states(
                     digest: format!("{:016x}", s.2.digest()),
                 })
                 .collect(),
-            identical,
+            identical: members.windows(2).all(|w| w[0].2 == w[1].2),
         });
     }
     let catalog = states.iter().find_map(|s| match &s.2 {
         State::Catalog(c) => Some(c),
         State::Orders(_) => None,
     });
-    // Every order replica is checked for the acknowledged orders; the
-    // balance uses the first (they are compared above).
     let ledgers: Vec<_> = states
         .iter()
         .filter_map(|s| match &s.2 {
@@ -602,37 +606,16 @@ pub(crate) fn check_states(
         })
         .collect();
     let (Some(catalog), Some((_, ledger))) = (catalog, ledgers.first()) else {
-        problems.push(format!(
-            "could not read both groups ({} replicas answered)",
-            states.len()
-        ));
         return (groups, Vec::new(), Vec::new(), 0);
     };
     let books = balances(catalog, ledger);
-    for b in books.iter().filter(|b| !b.balanced) {
-        problems.push(format!(
-            "item {}: {:?} copies left the shelf but {} are in orders",
-            b.id, b.taken, b.ordered
-        ));
-    }
-    let mut missing = Vec::new();
-    for id in acknowledged {
-        for (name, ledger) in &ledgers {
-            if ledger.order(*id).is_none() {
-                missing.push(*id);
-                problems.push(format!(
-                    "order {id}, acknowledged to a client, is not on {name}"
-                ));
-            }
-        }
-    }
+    let mut missing: Vec<u64> = missing_orders(acknowledged, &ledgers)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     missing.sort_unstable();
     missing.dedup();
-    let pending = ledger.pending().len();
-    if pending > 0 {
-        problems.push(format!("{pending} buys still pending"));
-    }
-    (groups, books, missing, pending)
+    (groups, books, missing, ledger.pending().len())
 }
 
 /// One line per round, for people.

@@ -13,8 +13,9 @@
 
 use crate::chaos::{check_states, settle_and_read, GroupEnd};
 use crate::config::ClusterConfig;
-use crate::inspect::{Inspector, ItemBalance};
+use crate::inspect::Inspector;
 use crate::load::parse_duration;
+use pygmy_core::invariants::ItemBalance;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -7,11 +7,13 @@
 //! answers every heartbeat with its status and learns nothing from an empty
 //! one, so asking changes nothing. The state is asked with
 //! `Read(Query::Dump)`, which any replica serves from its committed state.
+//!
+//! What is then checked of those states is pygmy-core's invariant library
+//! (`pygmy_core::invariants::check_settled`), the same checkers the
+//! simulation runs.
 
 use crate::config::ClusterConfig;
 use hyper_util::client::legacy::connect::HttpConnector;
-use pygmy_core::unstable::state::catalog::Catalog;
-use pygmy_core::unstable::state::orders::OrderLedger;
 use pygmy_core::unstable::state::State;
 use pygmy_core::unstable::transport::message::{
     Query, QueryResult, ReplicaStatus, Request, Response,
@@ -65,43 +67,4 @@ impl Inspector {
             .await
             .map_err(|e| format!("{name}: {e}"))
     }
-}
-
-/// One item's accounts across the two groups: the catalog's copies taken
-/// (`initial + restocked - count`) against the copies in committed orders.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ItemBalance {
-    pub id: u64,
-    pub initial: u64,
-    pub restocked: u64,
-    pub stock: u64,
-    /// `initial + restocked - stock`; `None` if the catalog's accounts are
-    /// inconsistent (stock above what ever entered).
-    pub taken: Option<u64>,
-    pub ordered: u64,
-    pub balanced: bool,
-}
-
-/// Conservation, item by item: every copy that left the shelf is in exactly
-/// one committed order. Holds once no buy is pending.
-pub fn balances(catalog: &Catalog, orders: &OrderLedger) -> Vec<ItemBalance> {
-    let copies = orders.copies_by_item();
-    catalog
-        .all()
-        .iter()
-        .filter_map(|book| {
-            let ledger = catalog.stock_ledger(book.id)?;
-            let taken = ledger.reserved();
-            let ordered = copies.get(&book.id).copied().unwrap_or(0);
-            Some(ItemBalance {
-                id: book.id,
-                initial: ledger.initial,
-                restocked: ledger.restocked,
-                stock: ledger.count,
-                taken,
-                ordered,
-                balanced: taken == Some(ordered),
-            })
-        })
-        .collect()
 }

@@ -106,6 +106,11 @@
 //!   (`reads/`: cache, balancer, batcher), and the front end itself
 //!   (`mod.rs`: view service driving, reads, writes, health).
 //! - `store.rs`: the whole store in one process, [`Store`].
+//! - `invariants/`: what Pygmy promises, as checkers over a recorded client
+//!   history and the replicas' final states, one file per invariant; used
+//!   by the simulation, `pygmy chaos` and the process tests. Public (not
+//!   under `unstable`): a user's own experiments can check the same
+//!   promises.
 //! - `unstable.rs`: the layers above, re-exported for Pygmy's own adapters.
 //!
 //! Not yet where it belongs (issue 16): replication still holds
@@ -118,6 +123,7 @@
 mod error;
 mod files;
 mod frontend;
+pub mod invariants;
 mod replication;
 mod state;
 mod storage;

@@ -15,9 +15,9 @@
 
 use pygmy_core::unstable::frontend::reads::cache::CacheStats;
 use pygmy_core::unstable::frontend::FrontEnd;
-use pygmy_core::unstable::transport::message::ReplicaStatus;
 use pygmy_core::unstable::replication::Replica;
 use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::transport::message::ReplicaStatus;
 use pygmy_core::unstable::transport::Transport;
 use pygmy_core::unstable::types::{Group, Lsn, NodeId};
 use pygmy_core::unstable::view::GroupRecord;

@@ -6,7 +6,7 @@
 //! The empty path (the parent of a bare relative name) means the working
 //! directory, `"."`.
 
-use pygmy_core::unstable::files::{Fs, FsFile};
+use pygmy_core::unstable::files::{found, AppendFile, Fs};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
@@ -17,28 +17,13 @@ pub struct StdFs;
 
 /// A file opened for appending (`O_APPEND`): every write goes to the end,
 /// wherever a `set_len` left it.
-#[derive(Debug)]
-pub struct StdFile(File);
+pub type StdFile = AppendFile<File>;
 
 fn dir_or_cwd(dir: &Path) -> &Path {
     if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
-    }
-}
-
-impl FsFile for StdFile {
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes)
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        timed(|| self.0.sync_all())
-    }
-
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
     }
 }
 
@@ -50,19 +35,11 @@ impl Fs for StdFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(std::fs::read(path))
     }
 
     fn read_from(&self, path: &Path, offset: u64) -> io::Result<Option<Vec<u8>>> {
-        match self.read_at(path, offset, u64::MAX) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(self.read_at(path, offset, u64::MAX))
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
@@ -79,7 +56,8 @@ impl Fs for StdFs {
             .create(true)
             .read(true)
             .open(path)
-            .map(StdFile)
+            // Every fsync is timed for the metrics.
+            .map(|file| AppendFile::new(file, |f: &File| timed(|| f.sync_all()), File::set_len))
     }
 
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -114,6 +92,7 @@ fn timed(sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pygmy_core::unstable::files::FsFile;
     use pygmy_core::unstable::state::command::{CatalogCommand, Command, Entry};
     use pygmy_core::unstable::storage::logstore::LogStore;
     use pygmy_core::unstable::storage::Storage;

@@ -63,6 +63,19 @@ impl fmt::Display for Schedule {
     }
 }
 
+/// A slow network from 1.5 s to 9 s: every message delayed up to 300 ms,
+/// so read answers, invalidations and buy answers overtake one another —
+/// the races the cache's rules are for. The schedule of the stale-read
+/// tests (`tests/broken.rs`, `pygmy-sim --slow-network`).
+pub fn slow_network() -> Schedule {
+    Schedule {
+        events: vec![
+            (Duration::from_millis(1_500), Fault::Latency(300)),
+            (Duration::from_millis(9_000), Fault::Calm),
+        ],
+    }
+}
+
 /// Draws a schedule: `count` faults, each starting in `window` and lasting
 /// a random while (ending by `window.end`).
 pub fn draw(seed: u64, nodes: &[String], window: (Duration, Duration), count: usize) -> Schedule {

@@ -5,9 +5,10 @@
 //! turmoil's network and the storage format over turmoil's simulated disk
 //! (where a crash loses unsynced writes). A fault schedule drawn from the
 //! seed crashes and restarts nodes, partitions links, drops messages and
-//! delays them; then everything heals. Clients record a [`history`] of what
-//! they asked and what they were told, and [`check`] decides whether the
-//! invariants of DESIGN.md held:
+//! delays them; then everything heals. Clients record a [history](pygmy_core::invariants::history) of what
+//! they asked and what they were told, and pygmy-core's invariant library
+//! ([`pygmy_core::invariants`]) decides whether the invariants of
+//! `docs/DESIGN.md` held:
 //!
 //! 1. no negative stock, and stock is conserved;
 //! 2. every acknowledged order is on every order replica, once;
@@ -29,18 +30,14 @@
 //! - `faults`: fault schedules drawn from the seed.
 //! - `storage`: storage faults (damage to a crashed replica's disk, within
 //!   the storage fault model) and the run's view of the view record.
-//! - `history`: operations, answers, and the shared recorder.
-//! - `check`: the invariant checkers.
-//! - `fresh`: the read-inclusive linearizability check and order reads.
-//! - `run`: one run end to end, and many seeds in parallel.
+//! - `run`: one run end to end, and many seeds in parallel; it gathers the
+//!   final states and hands them, with the history, to the checkers of
+//!   [`pygmy_core::invariants`] (the history and its recorder live there
+//!   too, so the checkers can be used without turmoil).
 
-pub mod check;
 pub mod cluster;
 pub mod faults;
-pub mod fresh;
-pub mod history;
 pub mod net;
-pub mod prices;
 pub mod run;
 pub mod simfs;
 pub mod storage;

@@ -127,7 +127,7 @@ fn main() -> ExitCode {
                 .init();
         }
         let report = if args.slow_network {
-            pygmy_sim::run::run_with(seed, &opts, pygmy_sim::fresh::slow_network())
+            pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_network())
         } else {
             run_seed(seed, &opts)
         };

@@ -1,6 +1,6 @@
 //! One simulation run: build the cluster under turmoil, start the clients,
 //! apply the seed's fault schedule, heal, let the cluster go quiet, collect
-//! every replica's state, and check the invariants of DESIGN.md.
+//! every replica's state, and check the invariants of `docs/DESIGN.md` (§8).
 //!
 //! Everything random comes from the seed (turmoil's network and disk, the
 //! fault schedule, the clients' choices), so a seed replays exactly: the
@@ -30,14 +30,13 @@
 //! Parallel runs use processes instead of threads: [`run_many`] with more
 //! than one job starts worker processes (`pygmy-sim --seed N --summary`).
 
-use crate::check::{self, Violation};
 use crate::cluster::{self, ClusterOptions, TOKEN};
 use crate::faults::{self, Fault, Schedule};
-use crate::history::{History, Recorder};
 use crate::net::SimConnector;
 use crate::storage::StorageFaults;
 use crate::workload::{self, WorkloadOptions};
 use parking_lot::Mutex;
+use pygmy_core::invariants::{self as check, History, ItemState, Recorder, Violation};
 use pygmy_core::unstable::state::command::Order;
 use pygmy_core::unstable::state::State;
 use pygmy_core::unstable::transport::message::{
@@ -50,6 +49,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The harness's own invariant: no host panicked and turmoil reported no
+/// error. (The invariants of Pygmy itself are named in
+/// [`pygmy_core::invariants`].)
+pub const NO_PANIC: &str = "no crash or panic";
+/// The harness's own invariant: the run got far enough to collect the final
+/// state of every replica.
+pub const RUN_COMPLETES: &str = "run completes";
 
 /// How a run is shaped.
 #[derive(Clone, Debug)]
@@ -276,10 +283,7 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Ok(true) => break,
             Ok(false) => {}
             Err(e) => {
-                violations.push(Violation::new(
-                    "no crash or panic",
-                    format!("simulation error: {e}"),
-                ));
+                violations.push(Violation::new(NO_PANIC, format!("simulation error: {e}")));
                 break;
             }
         }
@@ -293,7 +297,7 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
     match collected {
         Some(f) => check_all(opts, &history, &f, &mut violations, &mut trace),
         None if violations.is_empty() => violations.push(Violation::new(
-            "run completes",
+            RUN_COMPLETES,
             "the checker never collected the final state",
         )),
         None => {}
@@ -519,31 +523,12 @@ fn check_all(
     }
     // Buys still pending after quiescence would break conservation too;
     // name them first, it is the more useful message.
-    for (node, ledger) in &ledgers {
-        let pending = ledger.pending();
-        if !pending.is_empty() {
-            violations.push(Violation::new(
-                "buys finish",
-                format!(
-                    "{node} still has {} pending buys after healing: {pending:?}",
-                    pending.len()
-                ),
-            ));
-        }
-    }
+    let by_name = ledgers.iter().map(|(n, l)| (n.as_str(), l));
+    violations.extend(check::check_buys_finished(by_name).err());
     // The catalog forgets the reservations of finished buys: once none is
     // pending, it remembers none (its memory is bounded by buys in flight).
-    for (node, catalog) in &catalogs {
-        if catalog.remembered() > 0 {
-            violations.push(Violation::new(
-                "reservations forgotten",
-                format!(
-                    "{node} still remembers {} reservations after every buy finished",
-                    catalog.remembered()
-                ),
-            ));
-        }
-    }
+    let by_name = catalogs.iter().map(|(n, c)| (n.as_str(), c));
+    violations.extend(check::check_reservations_forgotten(by_name).err());
     // 2. Acknowledged orders on every order replica, once.
     let acked = history.acked_orders();
     let replicas: Vec<(String, Vec<Order>)> = ledgers
@@ -578,18 +563,18 @@ fn check_all(
     // 4c. The whole history per item, reads included, is linearizable;
     // order reads find acknowledged orders.
     if let Some((_, catalog)) = catalogs.first() {
-        let state = |b: &pygmy_core::unstable::types::Book| crate::fresh::ItemState {
+        let state = |b: &pygmy_core::unstable::types::Book| ItemState {
             stock: b.count,
             cost: b.cost,
         };
         let initial = initial_books.iter().map(|b| (b.id, state(b))).collect();
         let finals = catalog.all().iter().map(|b| (b.id, state(b))).collect();
         let policy = catalog.policy().restock_on_empty;
-        if let Err(v) = crate::fresh::check_fresh_reads(history, &initial, &finals, policy) {
+        if let Err(v) = check::check_fresh_reads(history, &initial, &finals, policy) {
             violations.push(v);
         }
     }
-    if let Err(v) = crate::fresh::check_order_reads(history) {
+    if let Err(v) = check::check_order_reads(history) {
         violations.push(v);
     }
     // 4b. Price changes: no acknowledged or observed price change lost.
@@ -598,28 +583,13 @@ fn check_all(
         .iter()
         .map(|(n, c)| (n.0.clone(), c.all()))
         .collect();
-    if let Err(v) = crate::prices::check_prices(history, &initial_costs, &final_books) {
+    if let Err(v) = check::check_prices(history, &initial_costs, &final_books) {
         violations.push(v);
     }
     // 5. After healing and settling, every request completes in the bound.
     let from = (opts.heal_at + opts.settle).as_nanos() as u64;
     let bound = opts.bound.as_nanos() as u64;
-    for e in history.events() {
-        if e.invoked < from {
-            continue;
-        }
-        let ok = match &e.completed {
-            Some((at, ret)) => ret.is_definite() && at - e.invoked <= bound,
-            None => false,
-        };
-        if !ok {
-            violations.push(Violation::new(
-                "requests complete after healing",
-                format!("{e} (bound {:?})", opts.bound),
-            ));
-            break;
-        }
-    }
+    violations.extend(check::check_completion(history, from, bound).err());
 }
 
 /// A readable account of a failed run.

@@ -12,7 +12,8 @@
 //! - `sim.crash` drops every pending operation, then every file or directory
 //!   whose name never became durable.
 //!
-//! That is the contract of [`Fs`], so this adapter only forwards calls. Its
+//! That is the contract of [`Fs`], so this adapter only forwards calls; its
+//! files are pygmy-core's [`AppendFile`], as the real disk's are. Turmoil's
 //! `File` is `Send` (a descriptor number, flags and a `std::sync::Mutex`
 //! cursor), so no wrapper is needed to satisfy `FsFile: Send`; append mode
 //! writes at the file's current length, pending `set_len`s included, so
@@ -30,7 +31,7 @@
 //!   directory, and a relative top-level directory is made durable by syncing
 //!   itself.
 
-use pygmy_core::unstable::files::{Fs, FsFile};
+use pygmy_core::unstable::files::{found, AppendFile, Fs};
 use std::io::{self, Write};
 use std::path::Path;
 use turmoil::fs::shim::std::fs as sim;
@@ -40,22 +41,7 @@ use turmoil::fs::shim::std::fs as sim;
 pub struct SimFs;
 
 /// A simulated file opened for appending.
-#[derive(Debug)]
-pub struct SimFile(sim::File);
-
-impl FsFile for SimFile {
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes)
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_all()
-    }
-
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
-    }
-}
+pub type SimFile = AppendFile<sim::File>;
 
 impl Fs for SimFs {
     type File = SimFile;
@@ -65,11 +51,7 @@ impl Fs for SimFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        match sim::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(sim::read(path))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<SimFile> {
@@ -78,7 +60,7 @@ impl Fs for SimFs {
             .append(true)
             .create(true)
             .open(path)
-            .map(SimFile)
+            .map(|file| AppendFile::new(file, sim::File::sync_all, sim::File::set_len))
     }
 
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -10,12 +10,12 @@
 //!   indeterminate (reads change nothing, so that is harmless).
 
 use crate::cluster::{ADMIN, FRONTEND, FRONTEND_PORT};
-use crate::history::{ClientId, Op, Recorder, Ret};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
+use pygmy_core::invariants::history::{ClientId, Op, Recorder, Ret};
 use pygmy_core::unstable::state::command::Order;
 use pygmy_core::unstable::types::{Book, ItemId};
 use rand::rngs::SmallRng;

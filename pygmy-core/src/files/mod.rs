@@ -25,6 +25,59 @@ pub trait FsFile: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
+/// [`FsFile`] over a file handle opened in append mode, for the adapters
+/// whose files are `std::fs::File`-like (`StdFs` on the real disk, `SimFs`
+/// on turmoil's): `append` is `io::Write::write_all`, `sync` and `set_len`
+/// are the handle's own `sync_all` and `set_len`. Those two are inherent
+/// methods of each file type, not a trait, so the adapter passes them in;
+/// that keeps one implementation for both.
+#[derive(Debug)]
+pub struct AppendFile<F> {
+    file: F,
+    sync_all: fn(&F) -> io::Result<()>,
+    set_len: fn(&F, u64) -> io::Result<()>,
+}
+
+impl<F> AppendFile<F> {
+    /// Wraps `file`, which must have been opened for appending (every write
+    /// goes to its end, wherever a `set_len` left it).
+    pub fn new(
+        file: F,
+        sync_all: fn(&F) -> io::Result<()>,
+        set_len: fn(&F, u64) -> io::Result<()>,
+    ) -> Self {
+        AppendFile {
+            file,
+            sync_all,
+            set_len,
+        }
+    }
+}
+
+impl<F: io::Write + Send> FsFile for AppendFile<F> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        (self.sync_all)(&self.file)
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        (self.set_len)(&self.file, len)
+    }
+}
+
+/// A read's result with "no such file" as `None`: how [`Fs::read`] and
+/// [`Fs::read_from`] report a missing file, for every adapter.
+pub fn found<T>(result: io::Result<T>) -> io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A directory tree of files.
 pub trait Fs: Send + Sync + 'static {
     type File: FsFile;
@@ -55,11 +108,7 @@ pub trait Fs: Send + Sync + 'static {
     /// missing, `Some(false)` when empty. The default reads the file; a real
     /// disk reads one byte.
     fn probe(&self, path: &Path) -> io::Result<Option<bool>> {
-        match self.read_at(path, 0, 1) {
-            Ok(bytes) => Ok(Some(!bytes.is_empty())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(found(self.read_at(path, 0, 1))?.map(|bytes| !bytes.is_empty()))
     }
     /// Opens `path` for appending, creating it empty if missing.
     fn open_append(&self, path: &Path) -> io::Result<Self::File>;

@@ -1,5 +1,5 @@
 //! A replica of either group: primary-backup replication with a view
-//! service, as DESIGN.md describes it.
+//! service, as `docs/DESIGN.md` (§2–§4) describes it.
 //!
 //! # How it works
 //!

@@ -42,7 +42,7 @@
 use crate::files::framing::{decode_record, encode_value, HEADER_LEN};
 use crate::files::{Fs, FsFile};
 use crate::state::command::{Order, Rejection};
-use crate::types::{ItemId, OrderId, RequestId};
+use crate::types::{fnv1a, ItemId, OrderId, RequestId, DIGEST_BASIS};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
@@ -58,8 +58,6 @@ pub const FLUSH_AT: usize = 64 * 1024;
 const ID_STRIDE: u64 = 64;
 /// Recent index entries are merged into the sorted vector at this count.
 const MERGE_AT: usize = 4096;
-/// FNV-1a's offset basis: the digest of no bytes.
-const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// A finished buy, as the archive records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,22 +120,17 @@ impl Default for ArchiveMark {
         ArchiveMark {
             len: 0,
             count: 0,
-            digest: FNV_BASIS,
+            digest: DIGEST_BASIS,
         }
     }
 }
 
 impl ArchiveMark {
     fn extend(self, bytes: &[u8]) -> Self {
-        let mut digest = self.digest;
-        for b in bytes {
-            digest ^= u64::from(*b);
-            digest = digest.wrapping_mul(0x0100_0000_01b3);
-        }
         ArchiveMark {
             len: self.len + bytes.len() as u64,
             count: self.count + 1,
-            digest,
+            digest: fnv1a(self.digest, bytes),
         }
     }
 }

@@ -63,7 +63,7 @@
 //!   same id but another item or quantity still gets the first outcome.
 
 use crate::state::command::{CatalogCommand, CatalogOutcome, Inherited, Rejection, Reservation};
-use crate::types::{Book, Epoch, ItemId, Lsn, RequestId};
+use crate::types::{fnv1a, Book, Epoch, ItemId, Lsn, RequestId, DIGEST_BASIS};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -220,9 +220,7 @@ struct AdminDone {
 /// FNV-1a of a command's JSON (the same bytes on every replica).
 fn digest_of(cmd: &CatalogCommand) -> u64 {
     let bytes = serde_json::to_vec(cmd).unwrap_or_default();
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    fnv1a(DIGEST_BASIS, &bytes)
 }
 
 impl Catalog {

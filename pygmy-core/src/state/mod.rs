@@ -9,7 +9,7 @@ pub mod orders;
 use crate::state::catalog::Catalog;
 use crate::state::command::{Command, Outcome};
 use crate::state::orders::OrderLedger;
-use crate::types::{Group, LogPos, Lsn};
+use crate::types::{fnv1a, Group, LogPos, Lsn, DIGEST_BASIS};
 use serde::{Deserialize, Serialize};
 
 /// See [`State::archive_syncer`].
@@ -98,12 +98,7 @@ impl State {
     /// processes and platforms.
     pub fn digest(&self) -> u64 {
         let bytes = serde_json::to_vec(self).expect("state serialises");
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
+        fnv1a(DIGEST_BASIS, &bytes)
     }
 }
 
@@ -117,12 +112,7 @@ impl State {
 /// or loads one continues the same chain.
 pub fn chain_digest(previous: u64, command: &Command) -> u64 {
     let bytes = serde_json::to_vec(command).expect("commands serialise");
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in previous.to_le_bytes().into_iter().chain(bytes) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    fnv1a(fnv1a(DIGEST_BASIS, &previous.to_le_bytes()), &bytes)
 }
 
 /// A snapshot: the state after applying every entry up to `pos`.

@@ -5,7 +5,7 @@
 //! ([`History::invoke`], which returns the event's index) and once when they
 //! get a final answer ([`History::complete`]). Times are nanoseconds of
 //! simulated time, supplied by the caller, so recording never reads a clock.
-//! After the run the [`check`](crate::check) module decides whether the
+//! After the run the [invariant checkers](super) decide whether the
 //! history is one a correct Pygmy could have produced.
 //!
 //! # What an event means
@@ -35,8 +35,8 @@
 //! the lock is never contended, and an `Arc` also lets the handle cross into
 //! host closures that must be `Send`.
 
+use crate::types::{Book, ItemId, OrderId};
 use parking_lot::Mutex;
-use pygmy_core::unstable::types::{Book, ItemId, OrderId};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
@@ -256,7 +256,7 @@ impl History {
     }
 
     /// `(idempotency key, order id)` of every buy the client saw succeed: the
-    /// acknowledged orders that must survive (see `check::check_orders`).
+    /// acknowledged orders that must survive (see [`check_orders`](super::check_orders)).
     pub fn acked_orders(&self) -> Vec<(String, OrderId)> {
         self.events
             .iter()

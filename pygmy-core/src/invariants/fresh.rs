@@ -1,13 +1,13 @@
 //! Fresh reads: the whole history per item, reads included, checked for
 //! linearizability — the check behind "a read reflects every write
-//! acknowledged before it was sent" (DESIGN.md, "Read consistency").
+//! acknowledged before it was sent" (`docs/DESIGN.md`, §6 "Reads").
 //!
-//! Invariant 4 in `check.rs` linearizes buys and restocks only, and checks
+//! Invariant 4 in `linearizable.rs` linearizes buys and restocks only, and checks
 //! reads afterwards for values that never existed: a stale read passes it.
 //! This check puts every operation on an item into one search:
 //!
 //! - the state of an item is its `(stock, cost)`;
-//! - `Buy(qty)`, `Restock(qty)`: the stock counter of `check.rs` (the
+//! - `Buy(qty)`, `Restock(qty)`: the stock counter of `linearizable.rs` (the
 //!   restock-on-empty rule included: only a buy that finds the item sold
 //!   out restocks it), answered `Bought { remaining }`,
 //!   `OutOfStock`, `Restocked { count }`;
@@ -28,7 +28,7 @@
 //!
 //! # Keeping the search bounded
 //!
-//! The search is the Wing & Gong / Lowe search of `check.rs`, per item
+//! The search is the Wing & Gong / Lowe search of `linearizable.rs`, per item
 //! (linearizability is local, so items are checked apart), with states
 //! `(operations done, stock, cost)` memoised. Reads make most of the
 //! operations but cost almost nothing: a read that may come next (it is
@@ -37,7 +37,7 @@
 //! keeps every real-time constraint (nothing left completed before it was
 //! invoked) and every answer (it changes no state). So the search branches
 //! on writes only, as before. States are still capped
-//! ([`crate::check::DEFAULT_SEARCH_BUDGET`]); an item whose search hits the
+//! ([`DEFAULT_SEARCH_BUDGET`]); an item whose search hits the
 //! cap is reported as [`INCONCLUSIVE`], a failure of its own — never
 //! counted as a pass.
 //!
@@ -49,9 +49,10 @@
 //! created the order was acknowledged (or after another read found it) must
 //! find it, with the buy's item and quantity.
 
-use crate::check::{self, Effect, Outcome, Violation, DEFAULT_SEARCH_BUDGET};
-use crate::history::{History, Op, Ret};
-use pygmy_core::unstable::types::{Book, ItemId, OrderId};
+use super::history::{History, Op, Ret};
+use super::linearizable::{self, Effect, Outcome, DEFAULT_SEARCH_BUDGET};
+use super::{Violation, WELL_FORMED};
+use crate::types::{Book, ItemId, OrderId};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// The invariant: the whole history per item, reads included, is
@@ -118,9 +119,9 @@ impl FreshOp {
     fn step(&self, state: ItemState, restock_on_empty: Option<u64>) -> Option<ItemState> {
         match self.kind {
             Kind::Buy { qty, expect } => {
-                // The sequential spec of `check.rs`, restock rule included.
+                // The sequential spec of `linearizable.rs`, restock rule included.
                 let (after, outcome) =
-                    check::apply(Effect::Buy(qty), state.stock, restock_on_empty)?;
+                    linearizable::apply(Effect::Buy(qty), state.stock, restock_on_empty)?;
                 let answer = match outcome {
                     Outcome::Bought { remaining } => Some(remaining),
                     _ => None,
@@ -290,7 +291,7 @@ fn state_of(book: &Book) -> ItemState {
 
 fn malformed(history: &History, index: usize) -> Violation {
     Violation::new(
-        crate::check::WELL_FORMED,
+        WELL_FORMED,
         format!(
             "{} has an answer that does not fit it",
             describe(history, index)
@@ -495,21 +496,6 @@ impl Search {
     }
 }
 
-/// A slow network from 1.5 s to 9 s: every message delayed up to 300 ms,
-/// so read answers, invalidations and buy answers overtake one another —
-/// the races the cache's rules are for. The schedule of the stale-read
-/// tests (`tests/broken.rs`, `pygmy-sim --slow-network`).
-pub fn slow_network() -> crate::faults::Schedule {
-    use crate::faults::Fault;
-    use std::time::Duration;
-    crate::faults::Schedule {
-        events: vec![
-            (Duration::from_millis(1_500), Fault::Latency(300)),
-            (Duration::from_millis(9_000), Fault::Calm),
-        ],
-    }
-}
-
 /// Order reads: each finds its order, with the item and quantity of the
 /// buy that was told its id, once that buy was acknowledged (or another
 /// read found the order) before the read was invoked.
@@ -585,7 +571,7 @@ pub fn check_order_reads(history: &History) -> Result<(), Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::ClientId;
+    use crate::invariants::history::ClientId;
 
     const ITEM: ItemId = 1;
 

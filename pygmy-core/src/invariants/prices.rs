@@ -14,9 +14,9 @@
 //! - a read that saw a write `w` which began after `f` completed means `w`
 //!   took effect and was then lost.
 
-use crate::check::Violation;
-use crate::history::{History, Op, Ret};
-use pygmy_core::unstable::types::{Book, ItemId};
+use super::history::{History, Op, Ret};
+use super::Violation;
+use crate::types::{Book, ItemId};
 use std::collections::BTreeMap;
 
 /// The invariant's name, as reported.
