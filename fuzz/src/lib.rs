@@ -249,7 +249,12 @@ enum Damage {
     /// One byte of one record's payload changed, and the record framed
     /// again with a valid CRC: a well-formed file holding a payload that
     /// is almost, but not quite, what the store wrote.
-    EditRecord { file: u8, record: u8, at: u32, byte: u8 },
+    EditRecord {
+        file: u8,
+        record: u8,
+        at: u32,
+        byte: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -276,10 +281,10 @@ fn path_of(name: &str) -> std::path::PathBuf {
 /// The files of a store that has lived a little: a snapshot, a log after
 /// it, a view, an identity, and the front end's record of the views.
 fn baseline() -> &'static std::collections::BTreeMap<&'static str, Vec<u8>> {
-    use pygmy_core::unstable::state::command::{Command, Entry, OrderCommand};
     use pygmy_core::unstable::files::Fs;
-    use pygmy_core::unstable::storage::logstore::LogStore;
+    use pygmy_core::unstable::state::command::{Command, Entry, OrderCommand};
     use pygmy_core::unstable::state::{Snapshot, State};
+    use pygmy_core::unstable::storage::logstore::LogStore;
     use pygmy_core::unstable::storage::Storage;
     use pygmy_core::unstable::types::{Group, LogPos, NodeId};
     use pygmy_core::unstable::view::{GroupRecord, View};
@@ -326,9 +331,12 @@ fn baseline() -> &'static std::collections::BTreeMap<&'static str, Vec<u8>> {
             .save(&vec![GroupRecord {
                 current: view.clone(),
                 confirmed: Some(view),
-                disks: [(NodeId::new("catalog-1"), 42), (NodeId::new("catalog-2"), 43)]
-                    .into_iter()
-                    .collect(),
+                disks: [
+                    (NodeId::new("catalog-1"), 42),
+                    (NodeId::new("catalog-2"), 43),
+                ]
+                .into_iter()
+                .collect(),
             }])
             .expect("a view record");
         FILES
@@ -393,7 +401,9 @@ pub fn disk(data: &[u8]) {
                 };
                 let mut payloads = Vec::new();
                 let mut offset = 0;
-                while let Some((payload, next)) = pygmy_core::unstable::storage::logstore::decode_record(bytes, offset) {
+                while let Some((payload, next)) =
+                    pygmy_core::unstable::files::framing::decode_record(bytes, offset)
+                {
                     payloads.push(payload.to_vec());
                     offset = next;
                 }
@@ -415,7 +425,8 @@ pub fn disk(data: &[u8]) {
         }
     }
     let fs = pygmy_core::unstable::files::memfs::MemFs::new();
-    fs.create_dir_all(std::path::Path::new(DIR)).expect("a folder");
+    fs.create_dir_all(std::path::Path::new(DIR))
+        .expect("a folder");
     fs.create_dir_all(std::path::Path::new(VIEWS).parent().expect("a parent"))
         .expect("a folder");
     for (name, bytes) in &files {
@@ -438,7 +449,9 @@ pub fn disk(data: &[u8]) {
             }
         }
     }
-    if let Ok(file) = pygmy_core::unstable::state::archive::open_file(fs.clone(), std::path::Path::new(DIR)) {
+    if let Ok(file) =
+        pygmy_core::unstable::state::archive::open_file(fs.clone(), std::path::Path::new(DIR))
+    {
         let (len, count, digest) = input.mark;
         let mark = pygmy_core::unstable::state::archive::ArchiveMark { len, count, digest };
         if let Ok(archive) = pygmy_core::unstable::state::archive::Archive::open(file, mark) {
