@@ -404,6 +404,18 @@ fn last_primaries(health: &Health) -> Vec<String> {
         .collect()
 }
 
+/// What clients can see of a replica's state: its books (stock and price)
+/// or its orders. The whole state is not compared across a restart: a
+/// resumed order group's new primary settles the catalog's reservations of
+/// finished buys (bookkeeping no client sees) whenever it gets to it, and
+/// the replicas' convergence is checked by `assert_nothing_lost`.
+fn visible(state: &State) -> Value {
+    match state {
+        State::Catalog(c) => json!(c.all()),
+        State::Orders(o) => json!(o.orders()),
+    }
+}
+
 /// Every file directly in `dir`.
 fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -457,8 +469,8 @@ async fn a_damaged_last_primary_loses_nothing_committed() {
         for (name, state) in &after {
             let expected = &before.iter().find(|(n, _)| n == name).unwrap().1;
             assert!(
-                state == expected,
-                "{round}: {name} does not hold the state committed before the stop"
+                visible(state) == visible(expected),
+                "{round}: {name} does not hold the books and orders committed before the stop"
             );
         }
         assert_nothing_lost(&after, &acknowledged);
