@@ -1,11 +1,11 @@
 //! What one node's HTTP server answers: its internal handler behind
 //! `POST /internal/rpc`, `GET /metrics`, two probes (`/live`, `/ready`),
 //! and, on the front end, the pages and the public API on every other path
-//! (see [`web`](crate::web)). Replicas have no public side; their other
+//! (see [`web`]). Replicas have no public side; their other
 //! paths answer 404.
 //!
 //! Every request is counted in the node's [`Metrics`] and handled under a
-//! request id (see [`request_id`](crate::request_id)), which its answer
+//! request id (see [`request_id`]), which its answer
 //! carries back in `X-Request-Id`.
 //!
 //! # Request log
