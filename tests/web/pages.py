@@ -146,7 +146,10 @@ def main():
     args = p.parse_args()
     with open(os.path.join(args.dir, "pygmy.toml"), "rb") as f:
         cfg = tomllib.load(f)
-    base = "http://" + cfg["frontend"]["addr"]
+    # `advertise` since listen and advertise addresses are apart; `addr` in
+    # configurations written before.
+    front = cfg["frontend"]
+    base = "http://" + front.get("advertise", front.get("addr"))
     os.makedirs(args.shots, exist_ok=True)
     driver = browser()
     try:
