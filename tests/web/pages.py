@@ -31,6 +31,7 @@ import tomllib
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -102,12 +103,19 @@ def storefront(driver, base, shots):
 
 
 def health_of(driver, node):
-    cells = driver.find_elements(By.CSS_SELECTOR, f"tr[data-node='{node}'] td[data-health]")
-    return cells[0].get_attribute("data-health") if cells else None
+    # One script call, so a live re-render of the table between finding the
+    # cell and reading it cannot leave a stale element in our hands.
+    return driver.execute_script(
+        "const c = document.querySelector(arguments[0]);"
+        " return c ? c.getAttribute('data-health') : null;",
+        f"tr[data-node='{node}'] td[data-health]")
 
 
 def ops(driver, base, data_dir, pygmy, shots):
-    wait = WebDriverWait(driver, 30, poll_frequency=0.2)
+    # The page re-renders its tables live: an element found one moment may
+    # be replaced the next, so a poll that meets one just tries again.
+    wait = WebDriverWait(driver, 30, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,))
     driver.get(base + "/ops")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#views tr")) == 2)
     replicas = ["catalog-1", "catalog-2", "order-1", "order-2"]
