@@ -5,7 +5,7 @@
 #    headless chromium (a buy, a replica killed and restarted), and saves
 #    screenshots to docs/img/;
 # 2. schemathesis (a schema-driven fuzzer) sends requests built from
-#    docs/openapi.json to the running front end: every answer must match
+#    pygmy-net/src/web/openapi.json to the running front end: every answer must match
 #    the document (status, headers, body schema) and none may be a 5xx.
 #
 # Needs: python3 with schemathesis and selenium, chromium, chromedriver
@@ -45,7 +45,7 @@ python3 tests/web/pages.py --dir "$WORK/data" --pygmy "$PYGMY" --shots docs/img
 # it (their 401 is documented too). --checks all: status codes, content
 # types, headers and bodies as documented, and no 5xx.
 st() {
-    schemathesis --no-color --config-file tests/web/schemathesis.toml run docs/openapi.json \
+    schemathesis --no-color --config-file tests/web/schemathesis.toml run pygmy-net/src/web/openapi.json \
         --url "$BASE" --checks all "$@"
 }
 st --max-examples "$EXAMPLES" --seed 1 -H "Authorization: Bearer $ADMIN"

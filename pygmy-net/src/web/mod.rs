@@ -21,7 +21,8 @@
 //! end behind a proxy that filters `/metrics` and `/ops*`, as is usual for
 //! metrics endpoints.
 //!
-//! The OpenAPI document is `docs/openapi.json` in the repository, included
+//! The OpenAPI document is `openapi.json` beside this file (inside the
+//! crate, so the packaged crate carries it), included
 //! as it is, so the file and the served document cannot differ.
 
 use crate::metrics::{Metrics, CONTENT_TYPE as METRICS_TYPE};
@@ -38,7 +39,7 @@ pub const STOREFRONT: &str = include_str!("storefront.html");
 /// The operations page.
 pub const OPS: &str = include_str!("ops.html");
 /// The OpenAPI document of the public API (the repository's file).
-pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Answers one of the routes above, or `None` when `path` is none of them
 /// (or the node does not serve it: replicas serve only `/metrics`).
