@@ -191,7 +191,8 @@ impl App {
         };
         let method = request.method().clone();
         let route = route_label(&method, request.uri().path());
-        let path = (!internal).then(|| request.uri().path().to_string());
+        // A clone of the Uri shares its bytes (no copy of the path).
+        let uri = (!internal).then(|| request.uri().clone());
         let (mut response, kind) = match &id {
             Some(id) => request_id::scope(id.clone(), self.dispatch(request)).await,
             None => self.dispatch(request).await,
@@ -204,8 +205,9 @@ impl App {
                 response.headers_mut().insert(request_id::HEADER, value);
             }
             let micros = took.as_micros() as u64;
-            match &path {
-                Some(path) => {
+            match &uri {
+                Some(uri) => {
+                    let path = uri.path();
                     let writes =
                         !(method == Method::GET || method == Method::HEAD) || route == "buy";
                     if writes || status.as_u16() >= 400 {

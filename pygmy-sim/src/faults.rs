@@ -1,6 +1,8 @@
 //! Fault schedules, drawn from the seed: crashes and restarts of any node
 //! (the front end included), partitions between any pair (both directions or
-//! one way), message loss and latency spikes. Every fault is undone by its own
+//! one way), message loss and latency spikes; and, in a scripted schedule,
+//! one slow link (a fixed latency on one pair while every other link stays
+//! fast). Every fault is undone by its own
 //! later event, and all are undone at the heal time.
 
 use rand::rngs::SmallRng;
@@ -22,6 +24,13 @@ pub enum Fault {
     Latency(u64),
     /// Loss and latency back to normal.
     Calm,
+    /// Every message between the two nodes (both ways) takes this many
+    /// milliseconds while the other links stay fast: a congested path.
+    /// Answers and invalidations that cross it are overtaken by those that
+    /// take another path — the races the cache's fill rules are for.
+    SlowLink(String, String, u64),
+    /// The slow link is back to the normal latency.
+    FastLink(String, String),
     /// The crashed replica's disk is damaged (see `storage.rs`).
     Damage(String, crate::storage::Damage),
 }
@@ -37,6 +46,8 @@ impl fmt::Display for Fault {
             Fault::Loss(p) => write!(f, "message loss {p}"),
             Fault::Latency(ms) => write!(f, "latency up to {ms} ms"),
             Fault::Calm => write!(f, "loss and latency back to normal"),
+            Fault::SlowLink(a, b, ms) => write!(f, "link {a} <-> {b} slowed to {ms} ms"),
+            Fault::FastLink(a, b) => write!(f, "link {a} <-> {b} back to normal latency"),
             Fault::Damage(n, d) => write!(f, "damage {n}: {d}"),
         }
     }
@@ -72,6 +83,27 @@ pub fn slow_network() -> Schedule {
         events: vec![
             (Duration::from_millis(1_500), Fault::Latency(300)),
             (Duration::from_millis(9_000), Fault::Calm),
+        ],
+    }
+}
+
+/// A slow link from 1.5 s to 9 s between the front end and the first
+/// catalog replica (the catalog's first primary): 25 ms each way, every
+/// other link fast, so reads answered by the far replica come back after
+/// later reads answered by the near one: after a write that changed the
+/// item, whose invalidation crosses the slow link too, that is the race the
+/// cache's "never replace a newer value" rule is for. The
+/// schedule of the older-fill test (`tests/broken.rs`, `pygmy-sim
+/// --slow-link`).
+pub fn slow_link() -> Schedule {
+    let (fe, far) = ("frontend".to_string(), "catalog-1".to_string());
+    Schedule {
+        events: vec![
+            (
+                Duration::from_millis(1_500),
+                Fault::SlowLink(fe.clone(), far.clone(), 25),
+            ),
+            (Duration::from_millis(9_000), Fault::FastLink(fe, far)),
         ],
     }
 }
@@ -137,6 +169,20 @@ mod tests {
         let w = (Duration::from_secs(1), Duration::from_secs(10));
         assert_eq!(draw(7, &nodes(), w, 6), draw(7, &nodes(), w, 6));
         assert_ne!(draw(7, &nodes(), w, 6), draw(8, &nodes(), w, 6));
+    }
+
+    #[test]
+    fn the_slow_link_is_undone_and_only_slows_one_link() {
+        let s = slow_link();
+        let (_, first) = &s.events[0];
+        let Fault::SlowLink(a, b, ms) = first else {
+            panic!("the schedule starts with a slow link, not {first}");
+        };
+        assert!(*ms > 0 && a != b);
+        assert_eq!(
+            s.events.last().map(|(_, f)| f.clone()),
+            Some(Fault::FastLink(a.clone(), b.clone()))
+        );
     }
 
     #[test]

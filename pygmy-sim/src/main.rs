@@ -31,6 +31,11 @@ struct Args {
     /// tests in `tests/broken.rs`.
     #[arg(long)]
     slow_network: bool,
+    /// Instead of the seed's own fault schedule, one slow link (25 ms each
+    /// way) between the front end and catalog-1 from 1.5 s to 9 s: the
+    /// schedule of the older-fill test in `tests/broken.rs`.
+    #[arg(long, conflicts_with = "slow_network")]
+    slow_link: bool,
     /// Simulated clients (default 4); more clients, more concurrency.
     #[arg(long)]
     clients: Option<usize>,
@@ -128,6 +133,8 @@ fn main() -> ExitCode {
         }
         let report = if args.slow_network {
             pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_network())
+        } else if args.slow_link {
+            pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_link())
         } else {
             run_seed(seed, &opts)
         };
@@ -155,7 +162,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
     let how = match std::env::current_exe() {
-        Ok(exe) if jobs > 1 || args.slow_network => Jobs::Processes {
+        Ok(exe) if jobs > 1 || args.slow_network || args.slow_link => Jobs::Processes {
             exe,
             jobs,
             args: args
@@ -163,6 +170,7 @@ fn main() -> ExitCode {
                 .iter()
                 .flat_map(|b| ["--break".to_string(), b.clone()])
                 .chain(args.slow_network.then(|| "--slow-network".to_string()))
+                .chain(args.slow_link.then(|| "--slow-link".to_string()))
                 .chain(
                     args.clients
                         .iter()

@@ -198,8 +198,8 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
     let mut sim = turmoil::Builder::new()
         .simulation_duration(opts.stop_at + Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_micros(200))
-        .max_message_latency(Duration::from_millis(2))
+        .min_message_latency(MIN_LATENCY)
+        .max_message_latency(MAX_LATENCY)
         .repair_rate(0.05)
         .rng_seed(seed)
         .build();
@@ -248,6 +248,7 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
     let mut violations = Vec::new();
     let mut pending: std::collections::VecDeque<_> = schedule.events.iter().cloned().collect();
     let mut crashed: BTreeSet<String> = BTreeSet::new();
+    let mut links = Links::default();
     let mut healed = false;
     loop {
         let now = sim.elapsed();
@@ -261,7 +262,7 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
                 }
                 continue;
             }
-            apply(&mut sim, &fault, &mut crashed, &mut trace, now);
+            apply(&mut sim, &fault, &mut crashed, &mut links, &mut trace, now);
         }
         if !healed && now >= opts.heal_at {
             healed = true;
@@ -271,6 +272,7 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
                 &nodes_of(opts),
                 opts.clients,
                 &mut crashed,
+                &mut links,
                 &mut trace,
                 now,
             );
@@ -343,10 +345,52 @@ fn nodes_of(opts: &SimOptions) -> Vec<String> {
     opts.cluster.nodes()
 }
 
+/// The normal message latency of every link.
+const MIN_LATENCY: Duration = Duration::from_micros(200);
+const MAX_LATENCY: Duration = Duration::from_millis(2);
+
+/// Links given a latency of their own. turmoil keeps a link's own setting
+/// for good once set, so a slowed link, when back to normal, must follow
+/// every later change of the global latency by hand.
+#[derive(Default)]
+struct Links {
+    /// Every link ever slowed, and whether it is slow now.
+    tuned: BTreeMap<(String, String), bool>,
+    /// The global maximum latency now.
+    max: Option<Duration>,
+}
+
+impl Links {
+    fn set_max(&mut self, sim: &turmoil::Sim<'_>, max: Duration) {
+        self.max = Some(max);
+        sim.set_max_message_latency(max);
+        for ((a, b), slow) in &self.tuned {
+            if !slow {
+                sim.set_link_max_message_latency(a.as_str(), b.as_str(), max);
+            }
+        }
+    }
+
+    fn slow(&mut self, sim: &turmoil::Sim<'_>, a: &str, b: &str, ms: u64) {
+        sim.set_link_latency(a, b, Duration::from_millis(ms));
+        self.tuned.insert((a.to_string(), b.to_string()), true);
+    }
+
+    fn normal(&mut self, sim: &turmoil::Sim<'_>, a: &str, b: &str) {
+        if let Some(slow) = self.tuned.get_mut(&(a.to_string(), b.to_string())) {
+            *slow = false;
+            // Sets both ends of the range, then the maximum of today.
+            sim.set_link_latency(a, b, MIN_LATENCY);
+            sim.set_link_max_message_latency(a, b, self.max.unwrap_or(MAX_LATENCY));
+        }
+    }
+}
+
 fn apply(
     sim: &mut turmoil::Sim<'_>,
     fault: &Fault,
     crashed: &mut BTreeSet<String>,
+    links: &mut Links,
     trace: &mut Vec<String>,
     now: Duration,
 ) {
@@ -367,11 +411,13 @@ fn apply(
         Fault::PartitionOneWay(a, b) => sim.partition_oneway(a.as_str(), b.as_str()),
         Fault::Repair(a, b) => sim.repair(a.as_str(), b.as_str()),
         Fault::Loss(p) => sim.set_fail_rate(*p),
-        Fault::Latency(ms) => sim.set_max_message_latency(Duration::from_millis(*ms)),
+        Fault::Latency(ms) => links.set_max(sim, Duration::from_millis(*ms)),
         Fault::Calm => {
             sim.set_fail_rate(0.0);
-            sim.set_max_message_latency(Duration::from_millis(2));
+            links.set_max(sim, MAX_LATENCY);
         }
+        Fault::SlowLink(a, b, ms) => links.slow(sim, a, b, *ms),
+        Fault::FastLink(a, b) => links.normal(sim, a, b),
         // Queued by the run loop, which knows the run's storage faults.
         Fault::Damage(..) => {}
     }
@@ -387,10 +433,20 @@ fn heal(
     nodes: &[String],
     clients: usize,
     crashed: &mut BTreeSet<String>,
+    links: &mut Links,
     trace: &mut Vec<String>,
     now: Duration,
 ) {
-    apply(sim, &Fault::Calm, crashed, trace, now);
+    apply(sim, &Fault::Calm, crashed, links, trace, now);
+    let slow: Vec<(String, String)> = links
+        .tuned
+        .iter()
+        .filter(|(_, slow)| **slow)
+        .map(|(link, _)| link.clone())
+        .collect();
+    for (a, b) in slow {
+        apply(sim, &Fault::FastLink(a, b), crashed, links, trace, now);
+    }
     for n in std::mem::take(crashed) {
         sim.bounce(n.as_str());
     }

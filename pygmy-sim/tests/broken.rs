@@ -15,7 +15,7 @@
 use pygmy_core::invariants::{
     CONSERVATION, FRESH_READS, LINEARIZABLE, ORDERS_DURABLE, READS_NOT_LOST, UNIQUE_ORDER_IDS,
 };
-use pygmy_sim::faults::{Fault, Schedule};
+use pygmy_sim::faults::{slow_link, Fault, Schedule};
 use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
 use pygmy_sim::storage::Damage;
 use std::time::Duration;
@@ -27,6 +27,11 @@ const SEEDS: [u64; 3] = [1, 2, 3];
 /// --break read-any`; stale-fills: `--clients 8 --break stale-fills`).
 const READ_ANY: (usize, &[u64]) = (4, &[18, 20, 22]);
 const STALE_FILLS: (usize, &[u64]) = (8, &[1, 3]);
+/// Seeds on which a cache whose older fill replaces a newer value shows,
+/// on the slow-link schedule with eight clients (found with `pygmy-sim
+/// --seeds 0..30 --slow-link --clients 8 --break older-fill-wins`: caught
+/// on 1, 8, 24 and 28; the honest cluster passed all 30).
+const OLDER_FILL_WINS: (usize, &[u64]) = (8, &[1, 24]);
 
 fn at(ms: u64, fault: Fault) -> (Duration, Fault) {
     (Duration::from_millis(ms), fault)
@@ -269,6 +274,30 @@ fn a_cache_that_keeps_fills_older_than_its_marks_is_caught() {
     // A lookup read before a buy is acknowledged comes back after the
     // buy's invalidation and is cached anyway: a later hit misses the buy.
     stale_reads_caught("stale-fills", STALE_FILLS, |o| o.cluster.stale_fills = true);
+}
+
+#[test]
+fn a_cache_whose_older_fill_replaces_a_newer_value_is_caught() {
+    // The front end's link to the catalog primary is slow, the backup's
+    // fast: a lookup answered by the primary before a write comes back
+    // after a later lookup, answered by the backup after it, filled the
+    // cache — and before the write's invalidation crosses the slow link.
+    // Kept, the older fill shows a later hit the state from before a write
+    // another read already showed.
+    let (clients, seeds) = OLDER_FILL_WINS;
+    let honest = SimOptions {
+        clients,
+        ..SimOptions::default()
+    };
+    let mut broken = honest.clone();
+    broken.cluster.older_fill_wins = true;
+    caught_on_each(
+        "older-fill-wins --slow-link --clients 8",
+        seeds,
+        (&honest, &broken),
+        |seed, opts| run_with(seed, opts, slow_link()),
+        &[FRESH_READS],
+    );
 }
 
 #[test]
