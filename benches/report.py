@@ -556,8 +556,14 @@ def chaos(cluster: Cluster) -> dict:
 def simulation() -> dict:
     cmd = [str(SIM), "--seeds", SIM_SEEDS]
     t = time.monotonic()
+    before = os.times()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    after = os.times()
     wall = time.monotonic() - t
+    # CPU time (its worker processes included): steadier than seeds/s on a
+    # shared machine, where the wall clock follows everyone else's work.
+    cpu = ((after.children_user + after.children_system)
+           - (before.children_user + before.children_system))
     text = done.stdout + done.stderr
     m = re.search(r"([\d.]+)\s*seeds/s", text)
     rate = float(m.group(1)) if m else None
@@ -568,6 +574,7 @@ def simulation() -> dict:
         "cmd": " ".join(cmd), "exit": done.returncode, "wall_s": wall,
         "seeds_per_s_printed": rate, "seeds_per_s_wall": measured,
         "projected_10000_min": 10_000 / (rate or measured) / 60,
+        "cpu_s_per_seed": cpu / seeds,
         "tail": last,
     }
 
@@ -877,7 +884,10 @@ def markdown(r: dict) -> str:
     L.append("")
     L.append(f"`{s['cmd']}` (exit {s['exit']}): {fmt(s['seeds_per_s_printed'], 2)} seeds/s as it "
              f"prints ({fmt(s['seeds_per_s_wall'], 2)} seeds/s by wall clock, {s['wall_s']:.0f} s); "
-             f"10,000 seeds would take about {s['projected_10000_min']:.0f} min.")
+             f"10,000 seeds would take about {s['projected_10000_min']:.0f} min"
+             + (f"; {s['cpu_s_per_seed']:.2f} CPU-seconds per seed (all workers; load average "
+                f"{r['loadavg']['end']:.1f} after it)" if s.get("cpu_s_per_seed") else "")
+             + ".")
     if r.get("notes"):
         L.append("")
         L.append("### Notes")
