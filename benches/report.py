@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pygmy's cluster against a bare hyper server: one reproducible command.
 
-    python3 benches/report.py [--duration 10] [--out docs/bench]
+    python3 benches/report.py [--duration 10] [--out docs/bench] [--buys-only] [--no-postgres]
 
 It builds the release binaries, starts a `pygmy up` cluster (front end, 2
 catalog and 2 order replicas, fsync on) and the baselines of
