@@ -4,7 +4,9 @@
 //! a seed's clients run. Every host's tokio runtime is entered, its timers
 //! polled and its clock advanced on every step whether or not it has work,
 //! so this is the floor under a seed's CPU time (see the README's
-//! "Speed" paragraph of the simulation section for the figures).
+//! "Speed" paragraph of the simulation section for the figures). It prints
+//! the wall time; run it under `/usr/bin/time` for the CPU time, which is
+//! steadier on a shared machine.
 //!
 //! ```text
 //! cargo run --release -p pygmy-sim --example idle_ticks        # 1 ms ticks, as the runs use
@@ -46,9 +48,9 @@ fn main() {
         eprintln!("simulation error: {e}");
         std::process::exit(1);
     }
-    let cpu = started.elapsed();
+    let wall = started.elapsed();
     println!(
         "10 idle hosts, 15 s simulated in {tick_us} µs ticks: {:.3} s wall",
-        cpu.as_secs_f64()
+        wall.as_secs_f64()
     );
 }
