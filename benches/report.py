@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pygmy's cluster against a bare hyper server: one reproducible command.
 
-    python3 benches/report.py [--duration 10] [--out docs/bench]
+    python3 benches/report.py [--duration 10] [--out docs/bench] [--buys-only] [--no-postgres]
 
 It builds the release binaries, starts a `pygmy up` cluster (front end, 2
 catalog and 2 order replicas, fsync on) and the baselines of
@@ -18,7 +18,15 @@ of a second bare server) on free ports, and drives each with the same
 - the original's three experiments: response time with and without the
   cache, the miss after an invalidation, a crash with failover and resync
   (`pygmy chaos --target catalog-1`);
-- the simulation's speed (`pygmy-sim --seeds 0..200`).
+- the simulation's speed (`pygmy-sim --seeds 0..200`);
+- the same buys on PostgreSQL with a synchronous streaming standby
+  (benches/pg_compare.py), interleaved with Pygmy's, when PostgreSQL's
+  binaries are installed (Debian: `apt-get install postgresql`); the report
+  says plainly when they are not. Beside every buy figure: the CPU time per
+  buy of all the servers' processes, from /proc.
+
+`--buys-only` runs just the buys (Pygmy on a fresh store and PostgreSQL)
+and the fsync probe: a few minutes instead of half an hour.
 
 Throughput comparisons run interleaved (bare, Pygmy, bare, Pygmy, ...) and
 report the median of --repeats runs, so a burst of other work on the machine
@@ -49,7 +57,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
+# Where cargo puts the binaries: CARGO_TARGET_DIR when set, as cargo does.
+RELEASE = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve() / "release"
 PYGMY = RELEASE / "pygmy"
 SIM = RELEASE / "pygmy-sim"
 BASELINE = RELEASE / "examples" / "baseline"
@@ -61,6 +70,7 @@ UNCACHED_THROUGHPUT_MIN = 0.80  # of the one-hop baseline's
 BUYS_MIN = 5000.0  # per second at 64 clients
 BUY_P99_MAX_MS = 20.0
 BUY_P50_MAX_MS = 1.5  # unloaded
+PG_BUYS_MIN = 8.0  # × PostgreSQL's buys/s with a synchronous standby (issue 20)
 RSS_MAX_MB = 30.0
 
 LOADED = 64  # clients for the throughput runs
@@ -75,6 +85,10 @@ def log(message: str) -> None:
 
 class Failed(Exception):
     """A step of the benchmark could not be done."""
+
+
+class Done(Exception):
+    """The runs asked for (--buys-only) are done."""
 
 
 # --------------------------------------------------------------------------
@@ -347,11 +361,19 @@ def compare(cases: list[tuple[str, str, str, str, dict]], clients: int, args, la
     times, interleaved (a, b, c, a, b, c, ...), after one untimed warm-up
     of each."""
     runs: dict[str, list[dict]] = {name: [] for name, *_ in cases}
+
+    def run(url, mix: str, duration: float, pids: dict | None) -> dict:
+        # A case's url may instead be a runner with load's result shape
+        # (PostgreSQL's pgbench runs).
+        if callable(url):
+            return url(clients, duration)
+        return load(url, mix, clients, duration, pids)
+
     for name, url, mix, _, _ in cases:
-        load(url, mix, clients, args.warmup)
+        run(url, mix, args.warmup, None)
     for r in range(args.repeats):
         for name, url, mix, op, pids in cases:
-            result = load(url, mix, clients, args.duration, pids)
+            result = run(url, mix, args.duration, pids)
             runs[name].append(result)
             o = result["ops"].get(op, result["all"])
             log(f"{label} {name} #{r + 1}: {o['throughput']:.0f}/s p50 {o['p50_ms']:.3f} ms "
@@ -428,16 +450,49 @@ def restock(cluster: Cluster) -> None:
             raise Failed(f"restock of {book['id']} answered {status}: {answer}")
 
 
-def buy_runs(cluster: Cluster, args) -> dict:
+def buy_runs(cluster: Cluster, args, pg=None) -> dict:
     """Buys at 64 and at 1 client, with the CPU each node used per buy and
-    the heartbeat events (replicas seen down, new views) meanwhile."""
+    the heartbeat events (replicas seen down, new views) meanwhile. With
+    `pg` (a started pg_compare.Postgres), PostgreSQL's buys run interleaved
+    with Pygmy's (Pygmy, PostgreSQL, Pygmy, ...), under `pg_buy_N`."""
     out: dict = {"events_before": heartbeat_events(cluster.dir)}
     for clients in (LOADED, UNLOADED):
-        got = compare([("buy", cluster.url, "buy=1", "buy", cluster.pids())],
-                      clients, args, f"{clients}c")
+        cases = [("buy", cluster.url, "buy=1", "buy", cluster.pids())]
+        if pg is not None:
+            cases.append(("postgres", pg.buys, "pgbench buy", "buy", {}))
+        got = compare(cases, clients, args, f"{clients}c")
         out[f"buy_{clients}"] = got["buy"]
+        if pg is not None:
+            out[f"pg_buy_{clients}"] = got["postgres"]
     out["events_after"] = heartbeat_events(cluster.dir)
     return out
+
+
+def start_postgres(ports: tuple[int, int]) -> tuple[object | None, dict]:
+    """A started pg_compare.Postgres, or None, and what to report about it:
+    its version, or plainly why there is no comparison."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import pg_compare
+
+    bindir = pg_compare.find_bindir()
+    if bindir is None:
+        return None, {"available": False,
+                      "why": "PostgreSQL's binaries are absent (looked in $PYGMY_PG_BIN, "
+                             "/usr/lib/postgresql/*/bin and PATH; Debian: apt-get install "
+                             "postgresql), so there is no PostgreSQL comparison in this run"}
+    pg = None
+    try:
+        pg = pg_compare.Postgres(bindir, *ports, log=log)
+        pg.start()
+    except (pg_compare.Unavailable, OSError, subprocess.TimeoutExpired) as e:
+        if pg is not None:
+            pg.stop()
+        return None, {"available": False, "bindir": str(bindir),
+                      "why": f"PostgreSQL could not be set up: {e}"}
+    return pg, {"available": True, "bindir": str(bindir), "version": pg.version,
+                "script": pg_compare.BUY_SQL.strip().splitlines(),
+                "settings": "fsync on, synchronous_commit = on, "
+                            "synchronous_standby_names = '*'"}
 
 
 def invalidation_experiment(cluster: Cluster, rounds: int) -> dict:
@@ -501,8 +556,14 @@ def chaos(cluster: Cluster) -> dict:
 def simulation() -> dict:
     cmd = [str(SIM), "--seeds", SIM_SEEDS]
     t = time.monotonic()
+    before = os.times()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    after = os.times()
     wall = time.monotonic() - t
+    # CPU time (its worker processes included): steadier than seeds/s on a
+    # shared machine, where the wall clock follows everyone else's work.
+    cpu = ((after.children_user + after.children_system)
+           - (before.children_user + before.children_system))
     text = done.stdout + done.stderr
     m = re.search(r"([\d.]+)\s*seeds/s", text)
     rate = float(m.group(1)) if m else None
@@ -513,6 +574,7 @@ def simulation() -> dict:
         "cmd": " ".join(cmd), "exit": done.returncode, "wall_s": wall,
         "seeds_per_s_printed": rate, "seeds_per_s_wall": measured,
         "projected_10000_min": 10_000 / (rate or measured) / 60,
+        "cpu_s_per_seed": cpu / seeds,
         "tail": last,
     }
 
@@ -564,6 +626,56 @@ def machine() -> dict:
 def targets(r: dict) -> list[dict]:
     """Every target with its measured value, ratio and verdict."""
     rows = []
+    young = r["buys_young"]
+    if "pg_buy_64" in young:
+        t = ratio(young["buy_64"]["throughput"], young["pg_buy_64"]["throughput"])
+        rows.append({
+            "target": f"buys ≥ {PG_BUYS_MIN:g}× PostgreSQL's with a synchronous standby "
+                      f"(64 clients, same run)",
+            "measured": f"{fmt(young['buy_64']['throughput'])}/s vs "
+                        f"{fmt(young['pg_buy_64']['throughput'])}/s",
+            "ratio": t, "ratio_text": fmt(t, 2, "×"),
+            "met": None if t is None else t >= PG_BUYS_MIN,
+        })
+    if r["args"].get("buys_only"):
+        keys = (("buys_young", "young store"),)
+    else:
+        keys = (("buys_young", "young store"), ("buys", "after the mixed load"))
+        rows += read_targets(r)
+    for key, store in keys:
+        buys = r[key]
+        t = buys["buy_64"]["throughput"]
+        rows.append({"target": f"buys ≥ {BUYS_MIN:,.0f}/s at 64 clients ({store})",
+                     "measured": f"{fmt(t)}/s", "ratio": ratio(t, BUYS_MIN),
+                     "ratio_text": fmt(ratio(t, BUYS_MIN), 2, "× target"),
+                     "met": None if t is None else t >= BUYS_MIN})
+        p99 = buys["buy_64"]["p99_ms"]
+        rows.append({"target": f"buy p99 ≤ {BUY_P99_MAX_MS:.0f} ms at 64 clients ({store})",
+                     "measured": f"{fmt(p99, 2)} ms", "ratio": ratio(p99, BUY_P99_MAX_MS),
+                     "ratio_text": fmt(ratio(p99, BUY_P99_MAX_MS), 2, "× limit"),
+                     "met": None if p99 is None else p99 <= BUY_P99_MAX_MS})
+        p50 = buys["buy_1"]["p50_ms"]
+        fsync = r.get("fsync", {}).get("p50_ms")
+        rows.append({"target": f"buy unloaded p50 ≤ {BUY_P50_MAX_MS} ms ({store})",
+                     "measured": f"{fmt(p50, 3)} ms (disk fsync p50 {fmt(fsync, 3)} ms)", "ratio": ratio(p50, BUY_P50_MAX_MS),
+                     "ratio_text": fmt(ratio(p50, BUY_P50_MAX_MS), 2, "× limit"),
+                     "met": None if p50 is None else p50 <= BUY_P50_MAX_MS})
+    if r["args"].get("buys_only"):
+        return rows
+    for name, m in r["rss"]["nodes"].items():
+        v = m["rss_mb"]
+        rows.append({"target": f"{name} RSS < {RSS_MAX_MB:.0f} MB after the mixed load",
+                     "measured": f"{fmt(v, 1)} MB (peak {fmt(m['peak_mb'], 1)} MB)",
+                     "ratio": ratio(v, RSS_MAX_MB),
+                     "ratio_text": fmt(ratio(v, RSS_MAX_MB), 2, "× limit"),
+                     "met": None if v is None else v < RSS_MAX_MB})
+    return rows
+
+
+def read_targets(r: dict) -> list[dict]:
+    """The targets of the read runs (cached against bare, uncached against
+    the one-hop baseline)."""
+    rows = []
     b, c, h, u = r["bare"], r["cached"], r["hop"], r["uncached"]
     for op in ("lookup", "search"):
         t = ratio(c[f"{op}_64"]["throughput"], b[f"{op}_64"]["throughput"])
@@ -589,32 +701,51 @@ def targets(r: dict) -> list[dict]:
             "ratio": t, "ratio_text": fmt(t and t * 100, 0, "%"),
             "met": None if t is None else t >= UNCACHED_THROUGHPUT_MIN,
         })
-    for key, store in (("buys_young", "young store"), ("buys", "after the mixed load")):
-        buys = r[key]
-        t = buys["buy_64"]["throughput"]
-        rows.append({"target": f"buys ≥ {BUYS_MIN:,.0f}/s at 64 clients ({store})",
-                     "measured": f"{fmt(t)}/s", "ratio": ratio(t, BUYS_MIN),
-                     "ratio_text": fmt(ratio(t, BUYS_MIN), 2, "× target"),
-                     "met": None if t is None else t >= BUYS_MIN})
-        p99 = buys["buy_64"]["p99_ms"]
-        rows.append({"target": f"buy p99 ≤ {BUY_P99_MAX_MS:.0f} ms at 64 clients ({store})",
-                     "measured": f"{fmt(p99, 2)} ms", "ratio": ratio(p99, BUY_P99_MAX_MS),
-                     "ratio_text": fmt(ratio(p99, BUY_P99_MAX_MS), 2, "× limit"),
-                     "met": None if p99 is None else p99 <= BUY_P99_MAX_MS})
-        p50 = buys["buy_1"]["p50_ms"]
-        fsync = r.get("fsync", {}).get("p50_ms")
-        rows.append({"target": f"buy unloaded p50 ≤ {BUY_P50_MAX_MS} ms ({store})",
-                     "measured": f"{fmt(p50, 3)} ms (disk fsync p50 {fmt(fsync, 3)} ms)", "ratio": ratio(p50, BUY_P50_MAX_MS),
-                     "ratio_text": fmt(ratio(p50, BUY_P50_MAX_MS), 2, "× limit"),
-                     "met": None if p50 is None else p50 <= BUY_P50_MAX_MS})
-    for name, m in r["rss"]["nodes"].items():
-        v = m["rss_mb"]
-        rows.append({"target": f"{name} RSS < {RSS_MAX_MB:.0f} MB after the mixed load",
-                     "measured": f"{fmt(v, 1)} MB (peak {fmt(m['peak_mb'], 1)} MB)",
-                     "ratio": ratio(v, RSS_MAX_MB),
-                     "ratio_text": fmt(ratio(v, RSS_MAX_MB), 2, "× limit"),
-                     "met": None if v is None else v < RSS_MAX_MB})
     return rows
+
+
+def pg_markdown(r: dict) -> list[str]:
+    """The buys beside PostgreSQL, or plainly why there are none."""
+    pg, young = r.get("postgres", {}), r["buys_young"]
+    L = ["### Buys beside PostgreSQL with a synchronous standby", ""]
+    if not pg.get("available") or "pg_buy_64" not in young:
+        L.append(f"No PostgreSQL comparison: {pg.get('why', 'not run')}.")
+        L.append("")
+        return L
+    script = " ".join(x for x in pg["script"] if not x.startswith("\\"))
+    L.append(f"{pg['version']} ({pg['bindir']}): a primary and one synchronous streaming standby "
+             f"({pg['settings']}), in a temporary "
+             f"folder on the same disk as Pygmy's cluster; pgbench with prepared statements, "
+             f"a random book 1..7 per buy, the buy as one transaction: `{script}`. Pygmy: a "
+             f"fresh `pygmy up` cluster (2 catalog + 2 order replicas, fsync on), `pygmy load "
+             f"--mix buy=1` (`GET /buy?id=` of a random book). The runs alternate (Pygmy, "
+             f"PostgreSQL, Pygmy, ...); medians of {r['args']['repeats']} runs of "
+             f"{r['args']['duration']:g} s. Latency percentiles of PostgreSQL from pgbench's "
+             f"per-transaction log.")
+    L.append("")
+    L.append("| store | clients | buys/s (median) | p50 ms | p99 ms | buys/s of each run | "
+             "CPU µs per buy, servers (per process) | CPU µs per buy, load generator |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for clients in (LOADED, UNLOADED):
+        for key, label in ((f"buy_{clients}", "Pygmy"), (f"pg_buy_{clients}", "PostgreSQL")):
+            s = young[key]
+            cpu = s["cpu_us_per_request"]
+            servers = {p: v for p, v in cpu.items() if p != "load generator" and v is not None}
+            L.append(f"| {label} | {clients} | {fmt(s['throughput'])} | {fmt(s['p50_ms'], 3)} | "
+                     f"{fmt(s['p99_ms'], 2)} | {', '.join(fmt(x) for x in s['throughput_runs'])} | "
+                     f"**{sum(servers.values()):.0f}** ("
+                     + ", ".join(f"{p} {v:.0f}" for p, v in servers.items())
+                     + f") | {fmt(cpu.get('load generator'), 0)} |")
+    t = ratio(young["buy_64"]["throughput"], young["pg_buy_64"]["throughput"])
+    cpu = [sum(v for p, v in young[k]["cpu_us_per_request"].items()
+               if p != "load generator" and v is not None) for k in ("buy_64", "pg_buy_64")]
+    L.append("")
+    L.append(f"Pygmy / PostgreSQL at {LOADED} clients: {fmt(t, 2, '×')} the buys per second "
+             f"(target ≥ {PG_BUYS_MIN:g}×), {fmt(ratio(cpu[0], cpu[1]), 2, '×')} the servers' "
+             f"CPU time per buy; unloaded p50 {fmt(young['buy_1']['p50_ms'], 3)} ms against "
+             f"{fmt(young['pg_buy_1']['p50_ms'], 3)} ms.")
+    L.append("")
+    return L
 
 
 def markdown(r: dict) -> str:
@@ -648,8 +779,8 @@ def markdown(r: dict) -> str:
               ("hop", "one-hop baseline"), ("uncached", "Pygmy, cache off"),
               ("buys_young", "Pygmy, young store"), ("buys", "Pygmy, after the mixed load")]
     for key, label in labels:
-        for name, s in r[key].items():
-            if not isinstance(s, dict) or "op" not in s:
+        for name, s in r.get(key, {}).items():
+            if not isinstance(s, dict) or "op" not in s or name.startswith("pg_"):
                 continue
             L.append(f"| {label} | {s['op']} | {s['clients']} | {fmt(s['throughput'])} | "
                      f"{fmt(s['p50_ms'], 3)} | {fmt(s['p99_ms'], 2)} | "
@@ -659,7 +790,8 @@ def markdown(r: dict) -> str:
              + "; ".join(
                  f"{label}: {r[k]['events_after']['down'] - r[k]['events_before']['down']} replica-down, "
                  f"{r[k]['events_after']['new_view'] - r[k]['events_before']['new_view']} new-view lines"
-                 for k, label in (("buys_young", "young store"), ("buys", "after the mixed load")))
+                 for k, label in (("buys_young", "young store"), ("buys", "after the mixed load"))
+                 if k in r)
              + ".")
     L.append("")
     L.append("CPU time per request (µs, user + system, median of the runs; from /proc/PID/stat "
@@ -668,16 +800,20 @@ def markdown(r: dict) -> str:
     L.append("| server | op | clients | per process | servers' total | load generator |")
     L.append("|---|---|---|---|---|---|")
     for key, label in labels:
-        for name, s in r[key].items():
-            if not isinstance(s, dict) or "cpu_us_per_request" not in s or s["clients"] != LOADED:
+        for name, s in r.get(key, {}).items():
+            if (not isinstance(s, dict) or "cpu_us_per_request" not in s
+                    or s["clients"] != LOADED or name.startswith("pg_")):
                 continue
             cpu = s["cpu_us_per_request"]
             servers = {p: v for p, v in cpu.items() if p != "load generator" and v is not None}
             L.append(f"| {label} | {s['op']} | {s['clients']} | "
                      + ", ".join(f"{p} {v:.1f}" for p, v in servers.items())
                      + f" | {sum(servers.values()):.1f} | {fmt(cpu.get('load generator'), 1)} |")
-    mx = r["mixed"]
     L.append("")
+    L += pg_markdown(r)
+    if a.get("buys_only"):
+        return "\n".join(L) + "\n"
+    mx = r["mixed"]
     L.append(f"### Mixed load ({mx['mix']} mix, {mx['clients']} clients, {mx['duration_s']:g} s, cache on, fresh cluster)")
     L.append("")
     L.append("| op | count | req/s | p50 ms | p99 ms | errors (4xx) | failed |")
@@ -748,7 +884,10 @@ def markdown(r: dict) -> str:
     L.append("")
     L.append(f"`{s['cmd']}` (exit {s['exit']}): {fmt(s['seeds_per_s_printed'], 2)} seeds/s as it "
              f"prints ({fmt(s['seeds_per_s_wall'], 2)} seeds/s by wall clock, {s['wall_s']:.0f} s); "
-             f"10,000 seeds would take about {s['projected_10000_min']:.0f} min.")
+             f"10,000 seeds would take about {s['projected_10000_min']:.0f} min"
+             + (f"; {s['cpu_s_per_seed']:.2f} CPU-seconds per seed (all workers; load average "
+                f"{r['loadavg']['end']:.1f} after it)" if s.get("cpu_s_per_seed") else "")
+             + ".")
     if r.get("notes"):
         L.append("")
         L.append("### Notes")
@@ -775,14 +914,20 @@ def main() -> int:
                    help="cluster folder (default: a fresh temporary one, removed at the end)")
     p.add_argument("--no-build", action="store_true", help="use the binaries in target/release as they are")
     p.add_argument("--no-sim", action="store_true", help="skip the simulation's speed")
+    p.add_argument("--buys-only", action="store_true",
+                   help="only the buys on a fresh store, beside PostgreSQL's (and the fsync probe)")
+    p.add_argument("--no-postgres", action="store_true",
+                   help="skip the PostgreSQL comparison even if its binaries are installed")
     args = p.parse_args()
 
     # SIGTERM to this script stops everything it started, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if not args.no_build:
-        for cmd in (["cargo", "build", "--release", "--bins", "--examples"],
-                    ["cargo", "build", "--release", "-p", "pygmy-sim"]):
+        builds = [["cargo", "build", "--release", "--bins", "--examples"]]
+        if not args.buys_only:
+            builds.append(["cargo", "build", "--release", "-p", "pygmy-sim"])
+        for cmd in builds:
             log(" ".join(cmd))
             subprocess.run(cmd, cwd=ROOT, check=True)
 
@@ -804,8 +949,34 @@ def main() -> int:
                "cluster_dir": str(cluster_dir), "notes": []}
     baselines: list[Baseline] = []
     cluster: Cluster | None = None
+    pg = None
     try:
-        ports = free_ports(8)
+        ports = free_ports(10)
+        r["fsync"] = fsync_cost(base_dir)
+        log(f"fsync on the clusters' disk: p50 {r['fsync']['p50_ms']:.3f} ms")
+
+        # Buys on a young store: a fresh cluster that serves nothing else,
+        # interleaved with PostgreSQL's when it is installed.
+        if args.no_postgres:
+            r["postgres"] = {"available": False, "why": "skipped (--no-postgres)"}
+        else:
+            pg, r["postgres"] = start_postgres((ports + 8, ports + 9))
+            if pg is None:
+                log(r["postgres"]["why"])
+        cluster = Cluster(young_dir, ports)  # ports .. ports+4
+        cluster.start()
+        r["up_summary"] = [cluster.summary]
+        restock(cluster)
+        log("buys on a young store" + (" and on PostgreSQL" if pg else ""))
+        r["buys_young"] = buy_runs(cluster, args, pg)
+        cluster.stop()
+        cluster = None
+        if pg is not None:
+            pg.stop()
+            pg = None
+        if args.buys_only:
+            raise Done
+
         leaf = Baseline(ports + 5)
         hop_leaf = Baseline(ports + 6)
         hop = Baseline(ports + 7, hop_to=ports + 6)
@@ -814,18 +985,6 @@ def main() -> int:
         bare_pids = {"baseline": leaf.proc.pid}
         hop_pids = {"hop": hop.proc.pid, "hop leaf": hop_leaf.proc.pid}
 
-        r["fsync"] = fsync_cost(base_dir)
-        log(f"fsync on the clusters' disk: p50 {r['fsync']['p50_ms']:.3f} ms")
-
-        # Buys on a young store: a fresh cluster that serves nothing else.
-        cluster = Cluster(young_dir, ports)  # ports .. ports+4
-        cluster.start()
-        r["up_summary"] = [cluster.summary]
-        restock(cluster)
-        log("buys on a young store")
-        r["buys_young"] = buy_runs(cluster, args)
-        cluster.stop()
-        cluster = None
 
         cluster = Cluster(cluster_dir, ports)
         cluster.start()
@@ -902,15 +1061,21 @@ def main() -> int:
                 hop_runs[f"{op}_{clients}"] = got[f"hop {op}"]
                 uncached[f"{op}_{clients}"] = got[f"pygmy {op}"]
         r["hop"], r["uncached"] = hop_runs, uncached
+    except Done:
+        pass
     finally:
         if cluster is not None:
             cluster.stop()
+        if pg is not None:
+            pg.stop()
         for b in baselines:
             b.stop()
         if tmp is not None:
             tmp.cleanup()
 
-    if args.no_sim:
+    if args.buys_only:
+        pass
+    elif args.no_sim:
         r["simulation"] = {"cmd": "skipped (--no-sim)", "exit": None, "wall_s": 0,
                            "seeds_per_s_printed": None, "seeds_per_s_wall": None,
                            "projected_10000_min": 0, "tail": []}
