@@ -74,6 +74,9 @@ pub struct LocalEtcdOptions {
     pub heartbeat: Duration,
     pub election_timeout: Duration,
     pub ready_timeout: Duration,
+    /// More flags for etcd, after the ones above (`--metrics extensive`,
+    /// `--quota-backend-bytes …`).
+    pub extra_args: Vec<String>,
 }
 
 impl LocalEtcdOptions {
@@ -88,6 +91,7 @@ impl LocalEtcdOptions {
             heartbeat: Duration::from_millis(100),
             election_timeout: Duration::from_millis(1000),
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            extra_args: Vec::new(),
         }
     }
 
@@ -203,6 +207,7 @@ impl LocalEtcd {
             .arg(o.heartbeat.as_millis().to_string())
             .arg("--election-timeout")
             .arg(o.election_timeout.as_millis().to_string())
+            .args(&o.extra_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
