@@ -7,9 +7,11 @@
 
 use pygmy_net::etcd::launch::{find_binary, INSTALL_HINT};
 use pygmy_net::etcd::{
-    Compare, Etcd, EtcdConfig, EtcdError, LaunchError, LeaseId, LocalEtcd, LocalEtcdOptions, Op,
+    Compare, Etcd, EtcdConfig, EtcdError, LaunchError, LeaseId, LeaseKeeper, LeaseState, LocalEtcd,
+    LocalEtcdOptions, Op,
 };
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -277,6 +279,75 @@ async fn a_leader_key_lives_while_kept_alive_and_goes_when_its_lease_expires() {
         etcd.keep_alive(first.id).await,
         Err(EtcdError::LeaseNotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn a_keeper_holds_the_lease_past_its_ttl_and_dropping_it_lets_the_lease_expire() {
+    let Some(fx) = start_etcd().await else { return };
+    let etcd = Arc::new(client(&[fx.etcd.endpoint()]));
+    let sent = tokio::time::Instant::now();
+    let lease = etcd.grant(Duration::from_secs(1)).await.unwrap();
+    let keeper = LeaseKeeper::spawn(Arc::clone(&etcd), lease, sent);
+    etcd.campaign(b"leader", b"fe-1", lease.id).await.unwrap();
+    let rival = etcd.grant(Duration::from_secs(30)).await.unwrap();
+
+    // Three TTLs later the lease (so the key) is still there, and the
+    // keeper's bound has moved past the first one.
+    tokio::time::sleep(lease.ttl * 3).await;
+    unwrap_compare_failed(etcd.campaign(b"leader", b"fe-2", rival.id).await);
+    let until = keeper.held_until().expect("held");
+    assert!(until > sent + lease.ttl, "the bound was renewed");
+    assert!(matches!(keeper.state(), LeaseState::Held { .. }));
+
+    // Dropped, it renews no more: the lease lapses and the rival wins.
+    drop(keeper);
+    let mut won = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if etcd.campaign(b"leader", b"fe-2", rival.id).await.is_ok() {
+            won = true;
+            break;
+        }
+    }
+    assert!(won, "the rival never won after the keeper was dropped");
+}
+
+#[tokio::test]
+async fn a_keeper_reports_its_lease_lost_when_revoked_or_when_etcd_dies() {
+    let Some(mut fx) = start_etcd().await else {
+        return;
+    };
+    let etcd = Arc::new(client(&[fx.etcd.endpoint()]));
+
+    // Revoked behind its back: lost at the next renewal, as "revoked".
+    let lease = etcd.grant(Duration::from_secs(1)).await.unwrap();
+    let keeper = LeaseKeeper::spawn(Arc::clone(&etcd), lease, tokio::time::Instant::now());
+    etcd.revoke(lease.id).await.unwrap();
+    let reason = tokio::time::timeout(lease.ttl * 3, keeper.lost())
+        .await
+        .expect("loss reported within the TTL");
+    assert!(reason.contains("revoked"), "{reason}");
+    assert_eq!(keeper.held_until(), None);
+
+    // Revoked by its holder: the key goes at once.
+    let lease = etcd.grant(Duration::from_secs(5)).await.unwrap();
+    let keeper = LeaseKeeper::spawn(Arc::clone(&etcd), lease, tokio::time::Instant::now());
+    etcd.campaign(b"leader", b"fe-1", lease.id).await.unwrap();
+    keeper.revoke().await.unwrap();
+    assert_eq!(etcd.get(b"leader").await.unwrap(), None);
+
+    // etcd killed: no renewal succeeds, and the keeper calls the lease lost
+    // once its bound passes (it cannot know etcd is not simply slow).
+    let sent = tokio::time::Instant::now();
+    let lease = etcd.grant(Duration::from_secs(1)).await.unwrap();
+    let keeper = LeaseKeeper::spawn(Arc::clone(&etcd), lease, sent);
+    fx.etcd.kill();
+    let reason = tokio::time::timeout(lease.ttl + call_bound(1), keeper.lost())
+        .await
+        .expect("loss reported within the TTL and one call");
+    assert!(reason.contains("in time"), "{reason}");
+    assert!(tokio::time::Instant::now() >= sent + lease.ttl);
+    assert_eq!(keeper.held_until(), None);
 }
 
 #[tokio::test]

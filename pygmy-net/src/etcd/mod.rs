@@ -16,7 +16,9 @@
 //!   [`Etcd::campaign`] is its leader-election form: create the key with a
 //!   lease only if it is absent (`create_revision == 0`).
 //! - [`Etcd::put`] (optionally with a lease), [`Etcd::delete`].
-//! - Leases: [`Etcd::grant`], [`Etcd::keep_alive`], [`Etcd::revoke`].
+//! - Leases: [`Etcd::grant`], [`Etcd::keep_alive`], [`Etcd::revoke`];
+//!   [`LeaseKeeper`] renews one in the background and tells its holder
+//!   until when it surely holds it.
 //! - [`LocalEtcd`]: starts a one-member etcd from the `etcd` binary (tests,
 //!   benchmarks, `pygmy up` on one machine).
 //!
@@ -95,6 +97,7 @@
 //!   election timeouts (2 s with etcd's default timing).
 
 mod client;
+mod keeper;
 pub mod launch;
 mod wire;
 
@@ -102,4 +105,5 @@ pub use client::{
     prefix_end, Compare, Etcd, EtcdConfig, EtcdError, KeyValue, Lease, LeaseId, Op, Range,
     Revision, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_ANSWER_BYTES,
 };
+pub use keeper::{LeaseKeeper, LeaseState};
 pub use launch::{LaunchError, LocalEtcd, LocalEtcdOptions};
