@@ -17,6 +17,8 @@
 //! - `app`: [`App`], what a node answers: internal RPC and the public API.
 //! - `rpc`: the internal endpoint `POST /internal/rpc` (token-checked).
 //! - `client`: [`HttpTransport`], the `Transport` over a pooled hyper client.
+//! - `etcd`: an etcd v3 client (its HTTP/JSON gateway over hyper) and a
+//!   launcher for a local etcd, for coordinating several front ends.
 //! - `api`: the [`PublicApi`] trait and the public routes.
 //! - `frontend_api`: `PublicApi` for pygmy-core's `FrontEnd`.
 //! - `original`, `rest`: the two public dialects' endpoints.
@@ -37,6 +39,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod etcd;
 pub mod frontend_api;
 pub mod metrics;
 pub mod observe;
