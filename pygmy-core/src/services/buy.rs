@@ -6,7 +6,7 @@
 //! repeated request id gets the first outcome). Once both the `Begin` is
 //! committed and the reservation answered, it answers the client, and
 //! commits `Finish(request, outcome)` in the background (the answer is
-//! decided and durable by then; see [`Answer::Early`]). The client waits
+//! decided and durable by then; see `Answer::Early`). The client waits
 //! for one commit in each group, side by side, rather than one after the
 //! other. Any step may be cut off by a crash; because every step is
 //! idempotent, redoing the rest is always safe, and the finisher redoes it
