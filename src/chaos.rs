@@ -124,6 +124,37 @@ pub struct GroupEnd {
     pub identical: bool,
 }
 
+impl GroupEnd {
+    /// The group for people, on one line: `catalog  identical: catalog-1
+    /// commit 5 digest …, …` (`pygmy chaos` and `pygmy check`).
+    pub fn line(&self) -> String {
+        let parts: Vec<String> = self
+            .replicas
+            .iter()
+            .map(|r| format!("{} commit {} digest {}", r.name, r.commit, r.digest))
+            .collect();
+        let same = if self.identical {
+            "identical"
+        } else {
+            "DIFFERENT"
+        };
+        format!("{:<8} {same}: {}", self.group, parts.join(", "))
+    }
+}
+
+/// The closing lines of a verdict for people: OK, or FAILED with each
+/// problem (`pygmy chaos` and `pygmy check`).
+pub fn verdict_text(ok: bool, problems: &[String]) -> String {
+    if ok {
+        return "verdict: OK, nothing lost, replicas identical\n".to_string();
+    }
+    let mut out = "verdict: FAILED\n".to_string();
+    for p in problems {
+        out.push_str(&format!("  - {p}\n"));
+    }
+    out
+}
+
 /// `chaos`'s whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChaosReport {
@@ -671,21 +702,7 @@ impl ChaosReport {
         }
         out.push_str("\nreplicas at the end:\n");
         for g in &self.groups {
-            let parts: Vec<String> = g
-                .replicas
-                .iter()
-                .map(|r| format!("{} commit {} digest {}", r.name, r.commit, r.digest))
-                .collect();
-            out.push_str(&format!(
-                "  {:<8} {}: {}\n",
-                g.group,
-                if g.identical {
-                    "identical"
-                } else {
-                    "DIFFERENT"
-                },
-                parts.join(", ")
-            ));
+            out.push_str(&format!("  {}\n", g.line()));
         }
         let unbalanced = self.books.iter().filter(|b| !b.balanced).count();
         let sold: u64 = self.books.iter().map(|b| b.ordered).sum();
@@ -709,14 +726,7 @@ impl ChaosReport {
                 self.buys_pending
             ));
         }
-        if self.ok {
-            out.push_str("verdict: OK, nothing lost, replicas identical\n");
-        } else {
-            out.push_str("verdict: FAILED\n");
-            for p in &self.problems {
-                out.push_str(&format!("  - {p}\n"));
-            }
-        }
+        out.push_str(&verdict_text(self.ok, &self.problems));
         out
     }
 }

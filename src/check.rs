@@ -11,7 +11,7 @@
 //! copies in committed orders`), and every order id in `--orders` (those
 //! acknowledged to a client) is on every order replica.
 
-use crate::chaos::{check_states, settle_and_read, GroupEnd};
+use crate::chaos::{check_states, settle_and_read, verdict_text, GroupEnd};
 use crate::config::ClusterConfig;
 use crate::inspect::Inspector;
 use crate::load::parse_duration;
@@ -103,17 +103,7 @@ impl CheckReport {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for g in &self.groups {
-            let parts: Vec<String> = g
-                .replicas
-                .iter()
-                .map(|r| format!("{} commit {} digest {}", r.name, r.commit, r.digest))
-                .collect();
-            let same = if g.identical {
-                "identical"
-            } else {
-                "DIFFERENT"
-            };
-            out.push_str(&format!("{:<8} {same}: {}\n", g.group, parts.join(", ")));
+            out.push_str(&format!("{}\n", g.line()));
         }
         let sold: u64 = self.books.iter().map(|b| b.ordered).sum();
         let unbalanced = self.books.iter().filter(|b| !b.balanced).count();
@@ -127,14 +117,7 @@ impl CheckReport {
             self.orders_missing.len(),
             self.buys_pending
         ));
-        if self.ok {
-            out.push_str("verdict: OK, nothing lost, replicas identical\n");
-        } else {
-            out.push_str("verdict: FAILED\n");
-            for p in &self.problems {
-                out.push_str(&format!("  - {p}\n"));
-            }
-        }
+        out.push_str(&verdict_text(self.ok, &self.problems));
         out
     }
 }

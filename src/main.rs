@@ -142,34 +142,39 @@ async fn load(args: &pygmy::load::LoadArgs) -> Result<(), String> {
     }
 }
 
-async fn check(args: &pygmy::check::CheckArgs) -> Result<(), String> {
-    let report = pygmy::check::run(args).await?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+/// Prints a verdict (as JSON or as text), and fails with its problem
+/// count unless it is OK: the end of `pygmy check` and `pygmy chaos`.
+fn print_verdict<R: serde::Serialize>(
+    what: &str,
+    json: bool,
+    report: &R,
+    text: String,
+    ok: bool,
+    problems: usize,
+) -> Result<(), String> {
+    if json {
+        let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
         println!("{text}");
     } else {
-        print!("{}", report.text());
+        print!("{text}");
     }
-    if report.ok {
+    if ok {
         Ok(())
     } else {
-        Err(format!("check: {} problems", report.problems.len()))
+        Err(format!("{what}: {problems} problems"))
     }
+}
+
+async fn check(args: &pygmy::check::CheckArgs) -> Result<(), String> {
+    let report = pygmy::check::run(args).await?;
+    let (ok, problems) = (report.ok, report.problems.len());
+    print_verdict("check", args.json, &report, report.text(), ok, problems)
 }
 
 async fn chaos(args: &pygmy::chaos::ChaosArgs) -> Result<(), String> {
     let report = pygmy::chaos::run(args).await?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        println!("{text}");
-    } else {
-        print!("{}", report.text());
-    }
-    if report.ok {
-        Ok(())
-    } else {
-        Err(format!("chaos: {} problems", report.problems.len()))
-    }
+    let (ok, problems) = (report.ok, report.problems.len());
+    print_verdict("chaos", args.json, &report, report.text(), ok, problems)
 }
 
 fn main() -> ExitCode {

@@ -46,7 +46,7 @@
 //!
 //! Reading the code: follow one buy from [`Store::buy`] into the front end
 //! (`frontend/writes.rs` by way of `frontend/mod.rs`), to the order
-//! primary (`replication/buy.rs`: the saga), its log and commit
+//! primary (`services/buy.rs`: the saga), its log and commit
 //! (`replication/primary.rs`, `replication/disk.rs`), the catalog's
 //! reservation (`state/catalog.rs`) and the order ledger
 //! (`state/orders.rs`).
@@ -99,8 +99,15 @@
 //!   (`inproc.rs`).
 //! - `replication/`: a replica of either group — views, log shipping by
 //!   pull, commit, view start, resync (`mod.rs`, `primary.rs`,
-//!   `backup.rs`, `log.rs`), its disk work (`disk.rs`), and the buy saga
-//!   the order primary drives (`buy.rs`).
+//!   `backup.rs`, `log.rs`), its disk work (`disk.rs`), and the `Service`
+//!   trait a group's service implements (`service.rs`). It names no book,
+//!   buy, order or cache key: it logs, applies and ships `State` and
+//!   `Command` values, and hands the rest to the service.
+//! - `services/`: what each group does on top of replication — the order
+//!   group's buy saga, finisher, reconciliation and order reads
+//!   (`buy.rs`), the catalog group's commands, reads and cache
+//!   invalidation push (`catalog.rs`); `Replica::start` picks the group's
+//!   (`mod.rs`).
 //! - `frontend/`: what clients talk to — the view service's rules
 //!   (`viewservice.rs`) and failure detector (`detector.rs`), the read side
 //!   (`reads/`: cache, balancer, batcher), and the front end itself
@@ -113,18 +120,20 @@
 //!   promises.
 //! - `unstable.rs`: the layers above, re-exported for Pygmy's own adapters.
 //!
-//! Not yet where it belongs (issue 16): replication still holds
-//! catalog-only code (the invalidation outbox and pusher, cache keys
-//! computed in `primary.rs`) and order-only code (the buy saga in
-//! `replication/buy.rs`, the finisher and reconciliation, the archive hooks
-//! on `State`), and `frontend/mod.rs` still holds the view service's
-//! driving, the read path and the write path together.
+//! Not yet where it belongs (issue 16): replication is written against the
+//! one `State` enum (both groups' state machines) rather than generic over a
+//! state-machine trait, so it still calls the order archive's hooks on
+//! `State` (`failure`, `shipping`, `archive_syncer`, `archived`) and opens
+//! the archive at start; the wire messages and snapshots carry `State`
+//! too. `frontend/mod.rs` still holds the view service's driving, the read
+//! path and the write path together.
 
 mod error;
 mod files;
 mod frontend;
 pub mod invariants;
 mod replication;
+mod services;
 mod state;
 mod storage;
 mod store;

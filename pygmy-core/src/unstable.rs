@@ -48,6 +48,12 @@ pub mod replication {
     pub use crate::replication::*;
 }
 
+/// The services on top of replication: the buy saga, the catalog's
+/// invalidation push (`services/`).
+pub mod services {
+    pub use crate::services::*;
+}
+
 /// The front end: view service, reads, writes (`frontend/`).
 pub mod frontend {
     pub use crate::frontend::*;

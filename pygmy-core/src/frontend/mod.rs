@@ -321,6 +321,13 @@ pub struct FrontEnd<T: Transport> {
     store: Box<dyn RecordStore>,
     clock: Clock,
     inner: Mutex<Inner>,
+    /// Held by whoever changes the view records (the view decisions of
+    /// `heartbeat_round`, `view_ready`) from reading them to publishing
+    /// the new ones, across the save's fsync, which runs without `inner`
+    /// (client requests wait on that one, never on this). Taken before
+    /// `inner`. So records are saved in the order they are published, and
+    /// a slower save never overwrites a newer record.
+    saving: Mutex<()>,
     /// Shares RPCs among cache misses bound for the same replica.
     batcher: Batcher,
     /// Bumped whenever views or liveness change.
@@ -361,6 +368,7 @@ impl<T: Transport> FrontEnd<T> {
             store,
             clock,
             inner: Mutex::new(inner),
+            saving: Mutex::new(()),
             batcher,
             changed,
             task: Mutex::new(None),

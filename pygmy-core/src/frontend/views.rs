@@ -51,6 +51,8 @@ impl<T: Transport> FrontEnd<T> {
                 replies.insert(node, reply);
             }
         }
+        // Taken before `inner` (as `view_ready` does): see `saving`.
+        let _saving = self.saving.lock();
         let mut inner = self.inner.lock();
         let mut liveness_changed = false;
         for (node, reply) in replies {
@@ -138,24 +140,25 @@ impl<T: Transport> FrontEnd<T> {
                 .get(&group)
                 .map(|r| (r.confirmed.clone(), r.disks.clone()))
                 .unwrap_or_default();
-            let previous = inner.records.insert(
-                group,
-                GroupRecord {
-                    current: view.clone(),
-                    confirmed,
-                    disks,
-                },
-            );
-            let all: Vec<_> = inner.records.values().cloned().collect();
-            if let Err(e) = self.store.save(&all) {
+            let record = GroupRecord {
+                current: view.clone(),
+                confirmed,
+                disks,
+            };
+            let mut all = inner.records.clone();
+            all.insert(group, record.clone());
+            let all: Vec<_> = all.into_values().collect();
+            // Saved (and synced) without the lock every client request
+            // takes; `saving` keeps the records from changing meanwhile.
+            drop(inner);
+            let saved = self.store.save(&all);
+            inner = self.inner.lock();
+            if let Err(e) = saved {
                 // Not durable, so not announced.
                 tracing::error!(error = %e, "cannot store the view record");
-                match previous {
-                    Some(p) => inner.records.insert(group, p),
-                    None => inner.records.remove(&group),
-                };
                 continue;
             }
+            inner.records.insert(group, record);
             tracing::info!(
                 target: "heartbeat",
                 %group,
@@ -197,6 +200,8 @@ impl<T: Transport> FrontEnd<T> {
         commit: Lsn,
         disks: BTreeMap<NodeId, u64>,
     ) -> Result<()> {
+        // Taken before `inner`: see `saving`.
+        let _saving = self.saving.lock();
         let mut inner = self.inner.lock();
         let Some(record) = inner.records.get(&group) else {
             return Err(Error::StaleEpoch {
@@ -229,7 +234,6 @@ impl<T: Transport> FrontEnd<T> {
             )));
         }
         if !record.is_confirmed() {
-            let previous = (record.confirmed.clone(), record.disks.clone());
             let current = record.current.clone();
             // The disks of the view's members, as they pulled the whole log
             // (a primary of an older build sends none: then none are known).
@@ -237,17 +241,18 @@ impl<T: Transport> FrontEnd<T> {
                 .into_iter()
                 .filter(|(n, _)| current.contains(n))
                 .collect();
-            if let Some(r) = inner.records.get_mut(&group) {
+            let mut all = inner.records.clone();
+            if let Some(r) = all.get_mut(&group) {
                 r.confirmed = Some(current);
                 r.disks = disks;
             }
-            let all: Vec<_> = inner.records.values().cloned().collect();
-            if let Err(e) = self.store.save(&all) {
-                if let Some(r) = inner.records.get_mut(&group) {
-                    (r.confirmed, r.disks) = previous;
-                }
-                return Err(e);
-            }
+            // Saved (and synced) without the lock every client request
+            // takes; `saving` keeps the records from changing meanwhile.
+            drop(inner);
+            self.store
+                .save(&all.values().cloned().collect::<Vec<_>>())?;
+            inner = self.inner.lock();
+            inner.records = all;
             inner.confirmed_at.insert(group, Instant::now());
             // The new primary's adopted log end holds every committed entry.
             inner.seen.learn(group, commit);

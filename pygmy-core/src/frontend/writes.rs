@@ -19,7 +19,7 @@ impl<T: Transport> FrontEnd<T> {
     ///
     /// A key used before for another buy (item or quantity) is refused as
     /// `KeyReused`, and one whose other buy is still running on the order
-    /// primary as `Conflict`; neither buys anything (see `replication/buy.rs`).
+    /// primary as `Conflict`; neither buys anything (see `services/buy.rs`).
     pub async fn buy(&self, id: ItemId, qty: u64, key: Option<String>) -> Result<Receipt> {
         if qty == 0 {
             return Err(Error::InvalidInput("qty must be at least 1".into()));

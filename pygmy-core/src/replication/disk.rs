@@ -1,7 +1,11 @@
 //! Everything that writes a replica's log file, in one place. Each of these
 //! runs under the `disk` lock, so the file and the in-memory log change
 //! together: the file (with `log.prev` while a snapshot is written) always
-//! holds exactly the in-memory log up to `synced`.
+//! holds exactly the in-memory log up to `synced` (and, while `truncate`
+//! cuts a divergent suffix, that suffix past `synced`, which nothing counts
+//! on). The fsyncs of `flush` and `truncate` run without the replica's lock
+//! (reads and heartbeats wait on that one); `install_snapshot`'s run under
+//! it, for the reason given there.
 
 use super::{fail_waiters, Inner, Replica};
 use crate::error::{Error, Result};
@@ -58,17 +62,25 @@ impl<T: Transport> Replica<T> {
         tracing::info!(node = %self.cfg.me, from = %inner.log.last(), to = lsn, "truncating divergent log suffix");
         inner.log.truncate_after(lsn);
         fail_waiters(&mut inner, lsn);
-        if inner.synced > lsn {
+        let cut_file = inner.synced > lsn;
+        // The file is cut without the replica's lock (which reads and
+        // heartbeats wait on), under `disk` only: nothing else writes the
+        // file meanwhile. Until the cut is durable, `synced` already says
+        // `lsn`, so nothing counts on the suffix still in the file (a crash
+        // meanwhile finds it, as one before the cut would).
+        inner.synced = inner.synced.min(lsn);
+        drop(inner);
+        if cut_file {
             let cut = {
                 let mut storage = self.storage.lock();
-                storage.truncate_after(lsn).and_then(|_| storage.sync())
+                self.cfg
+                    .append_wait
+                    .run(|| storage.truncate_after(lsn).and_then(|_| storage.sync()))
             };
             if let Err(e) = cut {
-                return Err(self.fail(&mut inner, e));
+                return Err(self.fail(&mut self.inner.lock(), e));
             }
-            inner.synced = lsn;
         }
-        drop(inner);
         self.bump();
         Ok(())
     }
@@ -84,6 +96,17 @@ impl<T: Transport> Replica<T> {
     ) -> Result<()> {
         let _snapshots = self.snapshots.lock().await;
         let _disk = self.disk.lock().await;
+        // This one holds the replica's lock across its disk work (the order
+        // archive's records and sync, the log's cut, the snapshot's write
+        // and fsync), unlike `flush` and `truncate`: the file and the
+        // in-memory log and state must change as one with respect to a view
+        // change. Were the lock released, a view accepted meanwhile could
+        // start a view (`start_view`) from the log this install then
+        // replaces, or the install would have to undo a snapshot already on
+        // disk. It runs only on a replica that is not serving (a backup
+        // behind the primary's compacted log, or a disk being rebuilt), so
+        // what waits is that replica's reads (which a lagging replica
+        // declines anyway) and heartbeats, not writes.
         let mut inner = self.inner.lock();
         check_failed(&inner)?;
         if moved(&inner, epoch, asked_after) {

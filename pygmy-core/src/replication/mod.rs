@@ -76,25 +76,28 @@
 //!   its memory stays bounded.
 
 mod backup;
-mod buy;
 mod disk;
 pub mod log;
 mod primary;
+mod service;
+
+pub use primary::Committed;
+pub use service::{Held, Service};
 
 use crate::error::{Error, Result};
 use crate::state::archive::ArchiveOpener;
-use crate::state::command::{BuyStatus, Outcome};
+use crate::state::command::Outcome;
 use crate::state::State;
 use crate::storage::Storage;
 use crate::transport::message::{Query, QueryResult, ReplicaStatus, Request, Response};
 use crate::transport::{Handler, Transport};
-use crate::types::{CacheKey, Clock, Epoch, Group, Lsn, NodeId, RequestId};
+use crate::types::{Clock, Epoch, Group, Lsn, NodeId};
 use crate::view::View;
 use async_trait::async_trait;
 use log::MemLog;
 use parking_lot::{Mutex, MutexGuard};
 use primary::Asked;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -289,10 +292,6 @@ struct Inner {
     /// it the current one, which could be an old primary's.
     epoch_known: bool,
     waiters: BTreeMap<Lsn, Vec<Waiter>>,
-    /// Catalog primary: invalidations not yet delivered to the front end.
-    outbox: Vec<(Vec<CacheKey>, Lsn)>,
-    /// Order primary: buys being driven to completion right now.
-    driving: BTreeSet<RequestId>,
     /// Set when the disk failed: the replica stops acknowledging.
     failed: Option<String>,
 }
@@ -321,23 +320,25 @@ pub struct Replica<T: Transport> {
     /// Wakes the compactor when a snapshot is due.
     compact: tokio::sync::Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// Buys running on this order primary (see `buy.rs`).
-    in_flight: Mutex<buy::BuysInFlight>,
+    /// What the group does on top of replication (see [`Service`]).
+    service: Arc<dyn Service<T>>,
 }
 
 impl<T: Transport> Replica<T> {
     /// Loads the replica's disk (or starts from `initial` on an empty one) and
-    /// starts its background tasks on the current tokio runtime. An order
-    /// replica needs `archive`, the opener of its ledger's archive file
-    /// ([`opener`](crate::state::archive::opener)); a catalog replica
-    /// ignores it.
-    pub fn start(
+    /// starts its background tasks, and its `service`'s, on the current
+    /// tokio runtime. An order replica needs `archive`, the opener of its
+    /// ledger's archive file ([`opener`](crate::state::archive::opener)); a
+    /// catalog replica ignores it. `Replica::start` (in `crate::services`)
+    /// starts one with its group's service.
+    pub fn start_with(
         cfg: ReplicaConfig,
         transport: Arc<T>,
         mut storage: Box<dyn Storage>,
         initial: State,
         mut archive: Option<ArchiveOpener>,
         clock: Clock,
+        service: Arc<dyn Service<T>>,
     ) -> Result<Arc<Self>> {
         if initial.group() != cfg.group {
             return Err(Error::InvalidInput(format!(
@@ -418,8 +419,6 @@ impl<T: Transport> Replica<T> {
             rebuild,
             epoch_known,
             waiters: BTreeMap::new(),
-            outbox: Vec::new(),
-            driving: BTreeSet::new(),
             failed: None,
         };
         let (changed, _) = watch::channel(0);
@@ -437,17 +436,14 @@ impl<T: Transport> Replica<T> {
             changed,
             compact: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
-            in_flight: Mutex::new(Default::default()),
+            service: service.clone(),
         });
         let mut tasks = vec![
             tokio::spawn(replica.clone().syncer()),
             tokio::spawn(replica.clone().puller()),
             tokio::spawn(replica.clone().compactor()),
         ];
-        match replica.cfg.group {
-            Group::Catalog => tasks.push(tokio::spawn(replica.clone().pusher())),
-            Group::Order => tasks.push(tokio::spawn(replica.clone().finisher())),
-        }
+        tasks.extend(service.spawn(replica.clone()));
         *replica.tasks.lock() = tasks;
         Ok(replica)
     }
@@ -616,7 +612,7 @@ impl<T: Transport> Replica<T> {
             // Entries still waiting may be committed by the next primary or
             // lost; the caller cannot know which.
             fail_waiters(&mut inner, 0);
-            inner.outbox.clear();
+            self.service.stepped_down();
         }
         drop(inner);
         self.bump();
@@ -626,7 +622,8 @@ impl<T: Transport> Replica<T> {
         Ok(())
     }
 
-    fn read(&self, query: Query) -> Result<Response> {
+    /// Answers a read from the committed state (`Request::Read`).
+    pub fn read(&self, query: Query) -> Result<Response> {
         let inner = self.readable()?;
         if query == Query::Dump {
             // A dump of an order ledger reads its whole archive: not while
@@ -639,7 +636,7 @@ impl<T: Transport> Replica<T> {
                 lsn,
             });
         }
-        let (result, lsn) = Self::answered(&inner, self.answer(&inner.state, query))?;
+        let (result, lsn) = Self::answered(&inner, self.service.answer(&inner.state, query))?;
         Ok(Response::Read { result, lsn })
     }
 
@@ -652,7 +649,7 @@ impl<T: Transport> Replica<T> {
         let inner = self.readable()?;
         let results = queries
             .into_iter()
-            .map(|query| self.answer(&inner.state, query))
+            .map(|query| self.service.answer(&inner.state, query))
             .collect();
         let (results, lsn) = Self::answered(&inner, results)?;
         Ok(Response::ReadBatch { results, lsn })
@@ -684,30 +681,10 @@ impl<T: Transport> Replica<T> {
         }
     }
 
-    /// One query's answer from `state`.
-    fn answer(&self, state: &State, query: Query) -> Result<QueryResult> {
-        Ok(match (state, query) {
-            (State::Catalog(c), Query::Search { topic }) => QueryResult::Books(c.search(&topic)),
-            (State::Catalog(c), Query::Lookup { id }) => QueryResult::Book(c.lookup(id)),
-            (State::Catalog(c), Query::AllBooks) => QueryResult::Books(c.all()),
-            (State::Orders(o), Query::Order { id }) => QueryResult::Order(o.order(id)),
-            (State::Orders(o), Query::Orders) => QueryResult::Orders(o.orders()),
-            (State::Orders(o), Query::BuyStatus { request }) => {
-                QueryResult::BuyStatus(o.status(&request))
-            }
-            (_, q) => {
-                return Err(Error::InvalidInput(format!(
-                    "{q:?} is not served by the {} group",
-                    self.cfg.group
-                )))
-            }
-        })
-    }
-
     /// Waits until this replica's commit point reaches `min` (a read's
     /// freshness bound, see `Request::ReadAt`), at most `read_wait`; then
     /// declines with a retryable error naming the lag.
-    async fn caught_up(&self, min: Lsn) -> Result<()> {
+    pub async fn caught_up(&self, min: Lsn) -> Result<()> {
         if self.cfg.unsafe_read_any {
             return Ok(());
         }
@@ -730,33 +707,11 @@ impl<T: Transport> Replica<T> {
         }
     }
 
-    /// Reads an order. A buy is answered before its `Finish` commits (see
-    /// `buy.rs`), so its client may ask for the order while it is still
-    /// pending here: the read waits for it (up to `buy_deadline`) rather
-    /// than say "no such order" about an order already acknowledged.
-    async fn read_order(&self, id: crate::types::OrderId) -> Result<Response> {
-        let mut rx = self.changed.subscribe();
-        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
-        loop {
-            let pending = match &self.inner.lock().state {
-                State::Orders(ledger) => ledger.is_pending_id(id),
-                State::Catalog(_) => false,
-            };
-            if !pending {
-                return self.read(Query::Order { id });
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                return Err(Error::Unavailable(format!(
-                    "order {id} is still being recorded; retry"
-                )));
-            }
-        }
-    }
-
     async fn dispatch(&self, request: Request) -> Result<Response> {
+        let request = match self.service.handle(self, request).await {
+            Ok(served) => return served,
+            Err(request) => request,
+        };
         match request {
             Request::Heartbeat { views, disks } => {
                 if let Some(disks) = disks {
@@ -810,42 +765,23 @@ impl<T: Transport> Replica<T> {
                 };
                 self.serve_fetch(epoch, from, asked, wait).await
             }
-            Request::Read(Query::Order { id }) => self.read_order(id).await,
             Request::Read(query) => self.read(query),
             Request::ReadAt { query, min } => {
                 self.caught_up(min).await?;
-                match query {
-                    Query::Order { id } => self.read_order(id).await,
-                    query => self.read(query),
-                }
+                self.read(query)
             }
             Request::ReadBatch { queries, min } => {
                 self.caught_up(min).await?;
                 self.read_batch(queries)
             }
-            Request::Catalog(command) => {
-                if self.cfg.group != Group::Catalog {
-                    return Err(Error::InvalidInput(
-                        "catalog command sent to an order replica".into(),
-                    ));
-                }
-                let (outcome, lsn) = self
-                    .submit(crate::state::command::Command::Catalog(command))
-                    .await?;
-                match outcome {
-                    Outcome::Catalog(outcome) => Ok(Response::Catalog { outcome, lsn }),
-                    other => Err(Error::Transport(format!("unexpected outcome {other:?}"))),
-                }
-            }
-            Request::Buy { request, item, qty } => {
-                if self.cfg.group != Group::Order {
-                    return Err(Error::InvalidInput("buy sent to a catalog replica".into()));
-                }
-                self.buy(request, item, qty).await
-            }
             Request::ViewReady { .. } | Request::Invalidate { .. } => Err(Error::InvalidInput(
                 "view-service message sent to a replica".into(),
             )),
+            // The group's service serves the rest, or refuses them.
+            _ => Err(Error::InvalidInput(format!(
+                "not served by the {} group",
+                self.cfg.group
+            ))),
         }
     }
 }
@@ -860,14 +796,6 @@ fn fail_waiters(inner: &mut Inner, above: Lsn) {
                 "primary changed; outcome unknown, retry with the same request id".into(),
             )));
         }
-    }
-}
-
-/// The status of a buy, from an applied outcome.
-fn buy_status(outcome: Outcome) -> Result<BuyStatus> {
-    match outcome {
-        Outcome::Order(status) => Ok(status),
-        other => Err(Error::Transport(format!("unexpected outcome {other:?}"))),
     }
 }
 

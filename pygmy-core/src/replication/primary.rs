@@ -3,11 +3,11 @@
 
 use super::{Inner, Replica};
 use crate::error::{Error, Result};
-use crate::state::command::{CatalogCommand, Command, Entry, Outcome};
-use crate::state::{Snapshot, State};
+use crate::state::command::{Command, Entry, Outcome};
+use crate::state::Snapshot;
 use crate::transport::message::{Fetched, Request, Response};
 use crate::transport::Transport;
-use crate::types::{CacheKey, Epoch, LogPos, Lsn, NodeId};
+use crate::types::{Epoch, LogPos, Lsn, NodeId};
 use crate::view::View;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,11 +32,11 @@ pub(super) struct Asked {
 }
 
 /// An appended entry's commit, to wait on (see [`Replica::append`]).
-pub(super) struct Committed(oneshot::Receiver<Result<(Outcome, Lsn)>>);
+pub struct Committed(oneshot::Receiver<Result<(Outcome, Lsn)>>);
 
 impl Committed {
     /// Its outcome and lsn once committed and applied.
-    pub(super) async fn wait(self) -> Result<(Outcome, Lsn)> {
+    pub async fn wait(self) -> Result<(Outcome, Lsn)> {
         self.0.await.unwrap_or_else(|_| {
             Err(Error::Unavailable(
                 "replica stopped; outcome unknown, retry with the same request id".into(),
@@ -46,16 +46,9 @@ impl Committed {
 }
 
 impl<T: Transport> Replica<T> {
-    /// Appends a command and waits until it is committed and applied.
-    /// Returns its outcome and lsn.
-    pub(super) async fn submit(&self, command: Command) -> Result<(Outcome, Lsn)> {
-        let (_, committed) = self.append(command)?;
-        committed.wait().await
-    }
-
     /// Appends a command and returns its position at once, with what to
-    /// wait on for its commit.
-    pub(super) fn append(&self, command: Command) -> Result<(LogPos, Committed)> {
+    /// wait on for its commit (see `Replica::append`).
+    pub(super) fn append_entry(&self, command: Command) -> Result<(LogPos, Committed)> {
         let (pos, rx) = {
             let mut inner = self.inner.lock();
             if let Some(f) = &inner.failed {
@@ -132,13 +125,8 @@ impl<T: Transport> Replica<T> {
             }
             inner.digest = crate::state::chain_digest(inner.digest, &entry.command);
             inner.commit = lsn;
-            if let Command::Catalog(cmd) = &entry.command {
-                if inner.serving {
-                    let keys = invalidation_keys(&inner.state, cmd);
-                    if !keys.is_empty() {
-                        inner.outbox.push((keys, lsn));
-                    }
-                }
+            if inner.serving {
+                self.service.committed(&inner.state, &entry.command, lsn);
             }
             if let Some(waiters) = inner.waiters.remove(&lsn) {
                 for w in waiters {
@@ -405,26 +393,5 @@ impl<T: Transport> Replica<T> {
             // Long poll: nothing new yet; wait for a change or the deadline.
             let _ = tokio::time::timeout_at(deadline, rx.changed()).await;
         }
-    }
-}
-
-/// The cache keys a committed catalog command makes stale: the item's lookup
-/// and its topic's search.
-fn invalidation_keys(state: &State, cmd: &CatalogCommand) -> Vec<CacheKey> {
-    let item = match cmd {
-        CatalogCommand::Reserve { item, .. }
-        | CatalogCommand::Restock { item, .. }
-        | CatalogCommand::SetPrice { item, .. } => *item,
-        CatalogCommand::AddBook { book } => book.id,
-        CatalogCommand::Keyed { change, .. } => return invalidation_keys(state, change),
-        // Changes no book.
-        CatalogCommand::Forget { .. } | CatalogCommand::Fence { .. } => return Vec::new(),
-    };
-    let State::Catalog(catalog) = state else {
-        return Vec::new();
-    };
-    match catalog.lookup(item) {
-        Some(book) => vec![CacheKey::Lookup(item), CacheKey::Search(book.topic)],
-        None => vec![CacheKey::Lookup(item)],
     }
 }

@@ -43,7 +43,7 @@
 //!   refuses every older epoch's `Reserve` and `Forget` from then on and
 //!   lists the reservations older epochs asked for that are still held
 //!   (refusals too: one may have restocked), so it can record each as a
-//!   buy before it forgets any (see `replication/buy.rs`).
+//!   buy before it forgets any (see `services/buy.rs`).
 //!
 //! - **Admin changes once per key.** A `Keyed` restock, price change or
 //!   new book is applied once per idempotency key: a repeat of the same

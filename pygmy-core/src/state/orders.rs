@@ -8,7 +8,7 @@
 //! catalog again with the same request id — the catalog's reservation is
 //! idempotent, so the answer is the one it first gave. A crash that loses a
 //! `Begin` the catalog reserved for is made good by the new primary, which
-//! records the buy from the catalog's list (see `replication/buy.rs`).
+//! records the buy from the catalog's list (see `services/buy.rs`).
 //!
 //! Pending buys are kept in memory; finished ones go to the ledger's
 //! [`Archive`] (an append-only file on a replica, see `archive.rs`), which
@@ -407,7 +407,7 @@ impl OrderLedger {
     /// known (a refusal recorded before refusals kept it names only the
     /// item) — or `None` for an unknown request. A request arriving again
     /// under the same id must ask for the same, or it is another request
-    /// reusing the key (see `replication/buy.rs`).
+    /// reusing the key (see `services/buy.rs`).
     pub fn asked(&self, request: &str) -> Option<(ItemId, Option<u64>)> {
         if let Some(p) = self.pending.get(request) {
             return Some((p.item, Some(p.qty)));

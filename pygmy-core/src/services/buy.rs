@@ -6,7 +6,7 @@
 //! repeated request id gets the first outcome). Once both the `Begin` is
 //! committed and the reservation answered, it answers the client, and
 //! commits `Finish(request, outcome)` in the background (the answer is
-//! decided and durable by then; see [`Answer::Early`]). The client waits
+//! decided and durable by then; see `Answer::Early`). The client waits
 //! for one commit in each group, side by side, rather than one after the
 //! other. Any step may be cut off by a crash; because every step is
 //! idempotent, redoing the rest is always safe, and the finisher redoes it
@@ -45,18 +45,22 @@
 //! The catalog primary pushes `(keys, lsn)` invalidations for every committed
 //! change to the front end, in order, retrying until delivered.
 
-use super::{buy_status, Replica};
 use crate::error::{Error, Result};
+use crate::replication::{Replica, Service};
 use crate::state::command::{
-    BuyStatus, CatalogCommand, CatalogOutcome, Command, Inherited, OrderCommand, Rejection,
-    Reservation,
+    BuyStatus, CatalogCommand, CatalogOutcome, Command, Inherited, OrderCommand, Outcome,
+    Rejection, Reservation,
 };
 use crate::state::orders::OrderLedger;
 use crate::state::State;
-use crate::transport::message::{Request, Response};
+use crate::transport::message::{Query, QueryResult, Request, Response};
 use crate::transport::Transport;
-use crate::types::{Epoch, Group, ItemId, Lsn, NodeId, RequestId};
+use crate::types::{Epoch, Group, ItemId, Lsn, NodeId, OrderId, RequestId};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 /// When [`Replica::record`] answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,19 +125,29 @@ fn key_reused() -> Error {
 
 /// A buy running on this order primary, by request id: how many requests
 /// for it are running, and what it is.
-pub(super) type BuysInFlight = std::collections::HashMap<RequestId, ((ItemId, u64), usize)>;
+type BuysInFlight = std::collections::HashMap<RequestId, ((ItemId, u64), usize)>;
+
+/// The order group's service: the buy saga, the finisher and the order
+/// reads (see the module docs).
+#[derive(Default)]
+pub struct OrderService {
+    /// Buys running on this order primary.
+    in_flight: Mutex<BuysInFlight>,
+    /// Buys the finisher is driving to completion right now.
+    driving: Mutex<BTreeSet<RequestId>>,
+}
 
 /// Marks a request id as being bought here until dropped.
-struct InFlight<'a, T: Transport> {
-    replica: &'a Replica<T>,
+struct InFlight<'a> {
+    service: &'a OrderService,
     request: RequestId,
 }
 
-impl<'a, T: Transport> InFlight<'a, T> {
+impl<'a> InFlight<'a> {
     /// Enters `request` for `buy`; a different buy already running under
     /// the same id is a `Conflict` (the client may retry once it is done).
-    fn enter(replica: &'a Replica<T>, request: &str, buy: (ItemId, u64)) -> Result<Self> {
-        let mut flights = replica.in_flight.lock();
+    fn enter(service: &'a OrderService, request: &str, buy: (ItemId, u64)) -> Result<Self> {
+        let mut flights = service.in_flight.lock();
         match flights.get_mut(request) {
             Some((running, _)) if *running != buy => {
                 return Err(Error::Conflict(
@@ -148,15 +162,15 @@ impl<'a, T: Transport> InFlight<'a, T> {
             }
         }
         Ok(InFlight {
-            replica,
+            service,
             request: request.to_string(),
         })
     }
 }
 
-impl<T: Transport> Drop for InFlight<'_, T> {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut flights = self.replica.in_flight.lock();
+        let mut flights = self.service.in_flight.lock();
         if let Some((_, count)) = flights.get_mut(&self.request) {
             *count -= 1;
             if *count == 0 {
@@ -166,22 +180,36 @@ impl<T: Transport> Drop for InFlight<'_, T> {
     }
 }
 
-impl<T: Transport> Replica<T> {
+/// The status of a buy, from an applied outcome.
+fn buy_status(outcome: Outcome) -> Result<BuyStatus> {
+    match outcome {
+        Outcome::Order(status) => Ok(status),
+        other => Err(Error::Transport(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+impl OrderService {
     /// Serves `Buy` on the order primary.
-    pub(super) async fn buy(&self, request: RequestId, item: ItemId, qty: u64) -> Result<Response> {
+    async fn buy<T: Transport>(
+        &self,
+        r: &Replica<T>,
+        request: RequestId,
+        item: ItemId,
+        qty: u64,
+    ) -> Result<Response> {
         let known = {
-            let inner = self.inner.lock();
-            if !inner.serving {
-                return Err(self.not_primary(&inner));
+            let inner = r.held();
+            if !inner.serving() {
+                return Err(r.not_primary_error(&inner));
             }
-            match &inner.state {
+            match inner.state() {
                 State::Orders(ledger) => match ledger.status(&request) {
                     // A known request id must come with the same buy.
                     Some(_) if !same_buy(ledger.asked(&request), item, qty) => {
                         return Err(key_reused())
                     }
                     Some(done @ BuyStatus::Done(_)) => Some(Err(done)),
-                    _ => Buy::pending(ledger, &request, Self::epoch(&inner)).map(Ok),
+                    _ => Buy::pending(ledger, &request, inner.epoch()).map(Ok),
                 },
                 State::Catalog(_) => {
                     return Err(Error::InvalidInput("not an order replica".into()))
@@ -192,27 +220,27 @@ impl<T: Transport> Replica<T> {
         // rather than let two requests race for one id (the same buy again
         // goes on, and gets the same single outcome).
         let _flight = InFlight::enter(self, &request, (item, qty))?;
-        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
+        let deadline = tokio::time::Instant::now() + r.config().buy_deadline;
         let (reserved, begun) = match known {
             Some(Err(status)) => {
                 return Ok(Response::Buy {
                     status,
                     catalog_lsn: None,
-                    lsn: self.inner.lock().commit,
+                    lsn: r.held().commit(),
                 })
             }
             // Pending: its Begin is committed; only the reservation is left.
-            Some(Ok(buy)) => (self.reserve(buy, deadline).await, Ok(())),
+            Some(Ok(buy)) => (self.reserve(r, buy, deadline).await, Ok(())),
             // New: reserve while the Begin commits.
             None => {
-                let created = (self.clock)();
+                let created = (r.clock())();
                 let begin = OrderCommand::Begin {
                     request: request.clone(),
                     item,
                     qty,
                     created,
                 };
-                let (pos, committed) = self.append(Command::Order(begin))?;
+                let (pos, committed) = r.append(Command::Order(begin))?;
                 let buy = Buy {
                     request: request.clone(),
                     item,
@@ -220,7 +248,8 @@ impl<T: Transport> Replica<T> {
                     begin: pos.lsn,
                     epoch: pos.epoch,
                 };
-                let (reserved, begun) = tokio::join!(self.reserve(buy, deadline), committed.wait());
+                let (reserved, begun) =
+                    tokio::join!(self.reserve(r, buy, deadline), committed.wait());
                 (reserved, begun.map(|_| ()))
             }
         };
@@ -234,8 +263,8 @@ impl<T: Transport> Replica<T> {
         // raced this one there), this request is not the one recorded.
         // Nothing was bought for it; the ledger records the other.
         let asked = {
-            let inner = self.inner.lock();
-            match &inner.state {
+            let inner = r.held();
+            match inner.state() {
                 State::Orders(ledger) => ledger.asked(&request),
                 State::Catalog(_) => None,
             }
@@ -248,20 +277,21 @@ impl<T: Transport> Replica<T> {
         if !same_buy(asked, item, qty) || !same_buy(reserved_for, item, qty) {
             return Err(key_reused());
         }
-        let (status, lsn) = self.record(request, outcome, lsn, Answer::Early).await?;
+        let (status, lsn) = self.record(r, request, outcome, lsn, Answer::Early).await?;
         // The buy's `Begin` is committed by now (`begun` above), so the
         // commit point covers it: an order read at or past it finds the order.
         Ok(Response::Buy {
             status,
             catalog_lsn: Some(lsn),
-            lsn: self.inner.lock().commit,
+            lsn: r.held().commit(),
         })
     }
 
     /// Has the catalog reserve for `buy` (or give its first outcome back).
     /// Returns the outcome and the catalog's lsn.
-    async fn reserve(
+    async fn reserve<T: Transport>(
         &self,
+        r: &Replica<T>,
         buy: Buy,
         deadline: tokio::time::Instant,
     ) -> Result<(Result<Reservation, Rejection>, Lsn)> {
@@ -279,7 +309,7 @@ impl<T: Transport> Replica<T> {
             begin,
             epoch,
         };
-        match self.catalog(command, deadline).await? {
+        match self.catalog(r, command, deadline).await? {
             (CatalogOutcome::Reserved(outcome), lsn) => Ok((outcome, lsn)),
             (other, _) => Err(Error::Transport(format!(
                 "unexpected answer to reserve: {other:?}"
@@ -288,8 +318,9 @@ impl<T: Transport> Replica<T> {
     }
 
     /// Records the catalog's `outcome` of a pending buy (see [`Answer`]).
-    async fn record(
+    async fn record<T: Transport>(
         &self,
+        r: &Replica<T>,
         request: RequestId,
         outcome: Result<Reservation, Rejection>,
         lsn: Lsn,
@@ -297,8 +328,8 @@ impl<T: Transport> Replica<T> {
     ) -> Result<(BuyStatus, Lsn)> {
         let early = match answer {
             Answer::Early => {
-                let inner = self.inner.lock();
-                match &inner.state {
+                let inner = r.held();
+                match inner.state() {
                     State::Orders(ledger) => ledger.outcome_of(&request, &outcome),
                     State::Catalog(_) => None,
                 }
@@ -306,35 +337,42 @@ impl<T: Transport> Replica<T> {
             Answer::Recorded => None,
         };
         let finish = Command::Order(OrderCommand::Finish { request, outcome });
-        if let (Some(status), Some(me)) = (early, self.weak.upgrade()) {
+        if let (Some(status), Some(me)) = (early, r.arc()) {
             // The answer is decided and durable (see `Answer::Early`):
             // record it without making the client wait. If this Finish is
             // lost with the primary, the finisher redoes it.
             tokio::spawn(async move {
                 if let Err(e) = me.submit(finish).await {
-                    tracing::debug!(node = %me.cfg.me, error = %e, "finish left to the finisher");
+                    tracing::debug!(node = %me.config().me, error = %e, "finish left to the finisher");
                 }
             });
             return Ok((status, lsn));
         }
-        let (outcome, _) = self.submit(finish).await?;
+        let (outcome, _) = r.submit(finish).await?;
         Ok((buy_status(outcome)?, lsn))
     }
 
     /// Reserves for a pending buy and records the outcome: the finisher's
     /// way to end a buy.
-    async fn finish(&self, buy: Buy, deadline: tokio::time::Instant) -> Result<()> {
+    async fn finish<T: Transport>(
+        &self,
+        r: &Replica<T>,
+        buy: Buy,
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
         let request = buy.request.clone();
-        let (outcome, lsn) = self.reserve(buy, deadline).await?;
-        self.record(request, outcome, lsn, Answer::Recorded).await?;
+        let (outcome, lsn) = self.reserve(r, buy, deadline).await?;
+        self.record(r, request, outcome, lsn, Answer::Recorded)
+            .await?;
         Ok(())
     }
 
     /// Has the catalog primary apply `command`, following `NotPrimary`
     /// hints and retrying until `deadline`. A `Stale` answer (see
     /// `CatalogCommand::Fence`) is a `StaleEpoch` error.
-    async fn catalog(
+    async fn catalog<T: Transport>(
         &self,
+        r: &Replica<T>,
         command: CatalogCommand,
         deadline: tokio::time::Instant,
     ) -> Result<(CatalogOutcome, Lsn)> {
@@ -342,17 +380,17 @@ impl<T: Transport> Replica<T> {
         let mut last = Error::Unavailable("catalog primary unknown".into());
         while tokio::time::Instant::now() < deadline {
             let target = hint.take().or_else(|| {
-                let inner = self.inner.lock();
-                inner.others.get(&Group::Catalog).map(|v| v.primary.clone())
+                let inner = r.held();
+                inner.primary_of(Group::Catalog)
             });
             let Some(target) = target else {
-                tokio::time::sleep(self.cfg.retry_delay).await;
+                tokio::time::sleep(r.config().retry_delay).await;
                 continue;
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let timeout = self.cfg.hop_timeout.min(left);
-            match self
-                .transport
+            let timeout = r.config().hop_timeout.min(left);
+            match r
+                .transport()
                 .call(&target, Request::Catalog(command.clone()), timeout)
                 .await
             {
@@ -375,7 +413,7 @@ impl<T: Transport> Replica<T> {
                 }
                 Err(e) if e.is_retryable() => {
                     last = e;
-                    tokio::time::sleep(self.cfg.retry_delay).await;
+                    tokio::time::sleep(r.config().retry_delay).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -396,7 +434,7 @@ impl<T: Transport> Replica<T> {
     /// still ask for it, which the catalog then refuses. It does so only
     /// once it has fenced the catalog for its epoch and recorded the buys
     /// older epochs reserved for but lost (`reconcile`).
-    pub(super) async fn finisher(self: Arc<Self>) {
+    async fn finisher<T: Transport>(self: Arc<Self>, r: Arc<Replica<T>>) {
         // The highest mark the catalog has acknowledged (from this process;
         // after a restart or a failover the next one is sent again, which
         // the catalog ignores if it is not higher).
@@ -404,35 +442,36 @@ impl<T: Transport> Replica<T> {
         // The epoch whose predecessors' reservations are all recorded.
         let mut reconciled: Option<Epoch> = None;
         loop {
-            tokio::time::sleep(self.cfg.finish_interval).await;
+            tokio::time::sleep(r.config().finish_interval).await;
             let (pending, settled, epoch) = {
-                let mut inner = self.inner.lock();
-                if !inner.serving {
+                let inner = r.held();
+                if !inner.serving() {
                     continue;
                 }
-                let epoch = Self::epoch(&inner);
-                let State::Orders(ledger) = &inner.state else {
+                let mut driving = self.driving.lock();
+                let epoch = inner.epoch();
+                let State::Orders(ledger) = inner.state() else {
                     return;
                 };
-                let settled = if self.cfg.unsafe_forget_pending {
-                    inner.commit + 1
+                let settled = if r.config().unsafe_forget_pending {
+                    inner.commit() + 1
                 } else {
-                    ledger.settled_below(inner.commit + 1)
+                    ledger.settled_below(inner.commit() + 1)
                 };
                 let todo: Vec<_> = ledger
                     .pending()
                     .into_iter()
-                    .filter(|(r, ..)| !inner.driving.contains(r))
+                    .filter(|(request, ..)| !driving.contains(request))
                     .collect();
-                for (r, ..) in &todo {
-                    inner.driving.insert(r.clone());
+                for (request, ..) in &todo {
+                    driving.insert(request.clone());
                 }
                 (todo, settled, epoch)
             };
             for (request, item, qty, begin) in pending {
-                let me = self.clone();
+                let (me, r) = (self.clone(), r.clone());
                 tokio::spawn(async move {
-                    let deadline = tokio::time::Instant::now() + me.cfg.buy_deadline;
+                    let deadline = tokio::time::Instant::now() + r.config().buy_deadline;
                     let buy = Buy {
                         request: request.clone(),
                         item,
@@ -440,34 +479,34 @@ impl<T: Transport> Replica<T> {
                         begin,
                         epoch,
                     };
-                    if let Err(e) = me.finish(buy, deadline).await {
-                        tracing::debug!(node = %me.cfg.me, %request, error = %e, "pending buy not finished yet");
+                    if let Err(e) = me.finish(&r, buy, deadline).await {
+                        tracing::debug!(node = %r.config().me, %request, error = %e, "pending buy not finished yet");
                     }
-                    me.inner.lock().driving.remove(&request);
+                    me.driving.lock().remove(&request);
                 });
             }
-            if reconciled != Some(epoch) && !self.cfg.unsafe_skip_reconcile {
-                match self.reconcile(epoch).await {
+            if reconciled != Some(epoch) && !r.config().unsafe_skip_reconcile {
+                match self.reconcile(&r, epoch).await {
                     Ok(()) => reconciled = Some(epoch),
                     Err(e) => {
-                        tracing::debug!(node = %self.cfg.me, epoch, error = %e, "older epochs' reservations not recorded yet");
+                        tracing::debug!(node = %r.config().me, epoch, error = %e, "older epochs' reservations not recorded yet");
                         continue;
                     }
                 }
             }
             if settled > forgotten {
-                let deadline = tokio::time::Instant::now() + self.cfg.hop_timeout;
+                let deadline = tokio::time::Instant::now() + r.config().hop_timeout;
                 let forget = CatalogCommand::Forget {
                     below: settled,
                     epoch,
                 };
-                match self.catalog(forget, deadline).await {
+                match self.catalog(&r, forget, deadline).await {
                     Ok((CatalogOutcome::Forgot(_), _)) => forgotten = settled,
                     Ok((other, _)) => {
-                        tracing::debug!(node = %self.cfg.me, answer = ?other, "unexpected answer to forget")
+                        tracing::debug!(node = %r.config().me, answer = ?other, "unexpected answer to forget")
                     }
                     Err(e) => {
-                        tracing::debug!(node = %self.cfg.me, error = %e, "catalog not told which buys are settled yet")
+                        tracing::debug!(node = %r.config().me, error = %e, "catalog not told which buys are settled yet")
                     }
                 }
             }
@@ -478,10 +517,14 @@ impl<T: Transport> Replica<T> {
     /// reserved for, recording first those whose `Begin` was lost (see the
     /// module docs). Safe to repeat: the fence and every step are
     /// idempotent.
-    async fn reconcile(self: &Arc<Self>, epoch: Epoch) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
+    async fn reconcile<T: Transport>(
+        self: &Arc<Self>,
+        r: &Arc<Replica<T>>,
+        epoch: Epoch,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + r.config().buy_deadline;
         let inherited = match self
-            .catalog(CatalogCommand::Fence { epoch }, deadline)
+            .catalog(r, CatalogCommand::Fence { epoch }, deadline)
             .await?
         {
             (CatalogOutcome::Fenced(held), _) => held,
@@ -493,8 +536,8 @@ impl<T: Transport> Replica<T> {
         };
         let mut finishing = tokio::task::JoinSet::new();
         for buy in inherited {
-            let me = self.clone();
-            finishing.spawn(async move { me.adopt(buy, epoch, deadline).await });
+            let (me, r) = (self.clone(), r.clone());
+            finishing.spawn(async move { me.adopt(&r, buy, epoch, deadline).await });
         }
         let mut result = Ok(());
         while let Some(done) = finishing.join_next().await {
@@ -508,14 +551,15 @@ impl<T: Transport> Replica<T> {
 
     /// Finishes a buy the catalog reserved for under an older epoch,
     /// recording its `Begin` first if the ledger does not know it.
-    async fn adopt(
+    async fn adopt<T: Transport>(
         &self,
+        r: &Replica<T>,
         inherited: Inherited,
         epoch: Epoch,
         deadline: tokio::time::Instant,
     ) -> Result<()> {
         let Inherited { request, item, qty } = inherited;
-        let known = match &self.inner.lock().state {
+        let known = match &r.held().state() {
             State::Orders(ledger) => ledger.status(&request).is_some(),
             State::Catalog(_) => return Err(Error::InvalidInput("not an order replica".into())),
         };
@@ -524,60 +568,91 @@ impl<T: Transport> Replica<T> {
                 request: request.clone(),
                 item,
                 qty,
-                created: (self.clock)(),
+                created: (r.clock())(),
             };
-            self.submit(Command::Order(begin)).await?;
+            r.submit(Command::Order(begin)).await?;
         }
-        let pending = match &self.inner.lock().state {
+        let pending = match &r.held().state() {
             State::Orders(ledger) => Buy::pending(ledger, &request, epoch),
             State::Catalog(_) => None,
         };
         match pending {
-            Some(buy) => self.finish(buy, deadline).await,
+            Some(buy) => self.finish(r, buy, deadline).await,
             // Finished, before or meanwhile (by the finisher's own drive).
             None => Ok(()),
         }
     }
+}
 
-    /// Catalog primary: delivers invalidations to the front end, in order.
-    pub(super) async fn pusher(self: Arc<Self>) {
-        let mut rx = self.changed.subscribe();
+impl OrderService {
+    /// Reads an order. A buy is answered before its `Finish` commits (see
+    /// the module docs), so its client may ask for the order while it is
+    /// still pending here: the read waits for it (up to `buy_deadline`)
+    /// rather than say "no such order" about an order already acknowledged.
+    async fn read_order<T: Transport>(&self, r: &Replica<T>, id: OrderId) -> Result<Response> {
+        let mut rx = r.subscribe();
+        let deadline = tokio::time::Instant::now() + r.config().buy_deadline;
         loop {
-            let batch = {
-                let mut inner = self.inner.lock();
-                if inner.serving {
-                    std::mem::take(&mut inner.outbox)
-                } else {
-                    inner.outbox.clear();
-                    Vec::new()
-                }
+            let pending = match r.held().state() {
+                State::Orders(ledger) => ledger.is_pending_id(id),
+                State::Catalog(_) => false,
             };
-            if batch.is_empty() {
-                if rx.changed().await.is_err() {
-                    return;
-                }
-                continue;
+            if !pending {
+                return r.read(Query::Order { id });
             }
-            let lsn = batch.iter().map(|(_, l)| *l).max().unwrap_or(0);
-            let mut keys: Vec<_> = batch.iter().flat_map(|(k, _)| k.iter().cloned()).collect();
-            keys.sort();
-            keys.dedup();
-            let request = Request::Invalidate { keys, lsn };
-            let delivered = self
-                .transport
-                .call(&self.cfg.frontend, request, self.cfg.hop_timeout)
-                .await;
-            if delivered.is_err() {
-                // Put them back in front, to be merged with newer ones.
-                {
-                    let mut inner = self.inner.lock();
-                    if inner.serving {
-                        let newer = std::mem::replace(&mut inner.outbox, batch);
-                        inner.outbox.extend(newer);
-                    }
-                }
-                tokio::time::sleep(self.cfg.retry_delay).await;
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(Error::Unavailable(format!(
+                    "order {id} is still being recorded; retry"
+                )));
             }
         }
+    }
+}
+
+#[async_trait]
+impl<T: Transport> Service<T> for OrderService {
+    async fn handle(
+        &self,
+        r: &Replica<T>,
+        request: Request,
+    ) -> std::result::Result<Result<Response>, Request> {
+        Ok(match request {
+            Request::Buy { request, item, qty } => self.buy(r, request, item, qty).await,
+            Request::Read(Query::Order { id }) => self.read_order(r, id).await,
+            Request::ReadAt {
+                query: Query::Order { id },
+                min,
+            } => match r.caught_up(min).await {
+                Ok(()) => self.read_order(r, id).await,
+                Err(e) => Err(e),
+            },
+            Request::Catalog(_) => Err(Error::InvalidInput(
+                "catalog command sent to an order replica".into(),
+            )),
+            other => return Err(other),
+        })
+    }
+
+    fn answer(&self, state: &State, query: Query) -> Result<QueryResult> {
+        Ok(match (state, query) {
+            (State::Orders(o), Query::Order { id }) => QueryResult::Order(o.order(id)),
+            (State::Orders(o), Query::Orders) => QueryResult::Orders(o.orders()),
+            (State::Orders(o), Query::BuyStatus { request }) => {
+                QueryResult::BuyStatus(o.status(&request))
+            }
+            (_, q) => {
+                return Err(Error::InvalidInput(format!(
+                    "{q:?} is not served by the {} group",
+                    Group::Order
+                )))
+            }
+        })
+    }
+
+    fn spawn(self: Arc<Self>, replica: Arc<Replica<T>>) -> Vec<JoinHandle<()>> {
+        vec![tokio::spawn(self.finisher(replica))]
     }
 }
