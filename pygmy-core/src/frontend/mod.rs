@@ -158,6 +158,15 @@ pub struct FrontEndConfig {
     /// beyond them queue and share the next RPC.
     pub read_slots: usize,
     pub seed: u64,
+    /// Send every read to the group's primary. For front ends that share
+    /// the store with others (several front ends): the catalog primary
+    /// does not yet wait for their invalidations, nor do they learn each
+    /// other's acknowledged writes, so a cache or a backup could answer
+    /// behind a write another front end acknowledged. With this (and
+    /// `cache_capacity` 0) a read is answered at the primary's commit
+    /// point, which covers every acknowledged write. See "Many front
+    /// ends" in docs/DESIGN.md.
+    pub primary_reads: bool,
     /// Deliberately broken, for tests only: promote any live replica,
     /// skipping the check that it belongs to the last confirmed view. The
     /// simulation uses it to prove its checks catch a stale primary.
@@ -197,6 +206,7 @@ impl FrontEndConfig {
             balance: Policy::RoundRobin,
             read_slots: batcher::READ_SLOTS,
             seed: 0,
+            primary_reads: false,
             unsafe_promote_stale: false,
             unsafe_misroute_batches: false,
             unsafe_cache: Breakage::default(),

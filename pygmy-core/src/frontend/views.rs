@@ -209,13 +209,12 @@ impl<T: Transport> FrontEnd<T> {
         announced
     }
 
-    /// Campaigns for the leadership and registers this front end as live;
-    /// a front end that does not lead reloads the records. Returns true when
-    /// newer records were installed.
+    /// Campaigns for the leadership, registers this front end as live, and
+    /// reloads the records. Returns true when newer records were installed.
     async fn coordinate(&self) -> bool {
         let campaign = self.coordinator.campaign().await;
         let frontends = self.coordinator.register().await;
-        let leads = {
+        {
             let mut inner = self.inner.lock();
             let held = inner.leadership;
             let now = match &campaign {
@@ -246,14 +245,11 @@ impl<T: Transport> FrontEnd<T> {
             if let Ok(f) = frontends {
                 inner.frontends = f;
             }
-            now.is_some() && held.is_some()
-        };
-        // A new leader reloads too: it decides from the latest records.
-        if leads {
-            false
-        } else {
-            self.reload().await
         }
+        // Every round, the leader too: a confirmation may have been stored
+        // by another front end (an etcd implementation may answer this from
+        // a watch).
+        self.reload().await
     }
 
     /// Stores decided views: by compare-and-swap on `expected` and the
@@ -349,20 +345,35 @@ impl<T: Transport> FrontEnd<T> {
         commit: Lsn,
         disks: BTreeMap<NodeId, u64>,
     ) -> Result<()> {
+        // Another front end may have stored this view since this one last
+        // loaded the records: load them before answering.
+        let behind = {
+            let inner = self.inner.lock();
+            inner
+                .records
+                .get(&group)
+                .is_none_or(|r| r.current.epoch < epoch)
+        };
+        if behind {
+            self.reload().await;
+        }
         let (expected, records) = {
             let inner = self.inner.lock();
-            let Some(record) = inner.records.get(&group) else {
-                return Err(Error::StaleEpoch {
-                    got: epoch,
-                    current: 0,
-                });
+            let record = match inner.records.get(&group) {
+                Some(r) if r.current.epoch > epoch => {
+                    return Err(Error::StaleEpoch {
+                        got: epoch,
+                        current: r.current.epoch,
+                    })
+                }
+                Some(r) if r.current.epoch == epoch => r,
+                // Not learnt yet (the coordinator unreachable): ask again.
+                _ => {
+                    return Err(Error::Unavailable(format!(
+                        "this front end does not know view {epoch} of {group} yet"
+                    )))
+                }
             };
-            if record.current.epoch != epoch {
-                return Err(Error::StaleEpoch {
-                    got: epoch,
-                    current: record.current.epoch,
-                });
-            }
             // A primary unsure of its log's tail (it restarted) confirms only a
             // view that holds every member that may have committed entries it
             // lost (see `viewservice::may_confirm`); the view service replaces

@@ -97,8 +97,8 @@ impl Coordinator for Builtin {
 mod tests {
     use super::*;
     use crate::error::Error;
-    use crate::files::record::RecordFile;
     use crate::files::memfs::MemFs;
+    use crate::files::record::RecordFile;
     use crate::types::Group;
     use crate::view::View;
 

@@ -38,10 +38,10 @@
 //!   the set of live front ends for a lease period and returns that set
 //!   (for the catalog primary's invalidation acknowledgements, see
 //!   "Many front ends" in docs/DESIGN.md).
-//! - **Changes by others.** A front end that does not lead reloads the
+//! - **Changes by others.** Every front end, the leader too, reloads the
 //!   records every heartbeat round ([`Coordinator::load`], a poll; an
 //!   implementation may answer it from a watch) and installs a newer
-//!   revision.
+//!   revision: a confirmation may have been stored by another.
 //!
 //! # What an implementation must give
 //!

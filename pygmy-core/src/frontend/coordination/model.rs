@@ -37,8 +37,20 @@ struct State {
     live: BTreeMap<NodeId, Instant>,
     down: bool,
     cut_off: BTreeSet<NodeId>,
-    /// Every successful store: (revision, records), for checkers.
-    history: Vec<(Revision, Vec<GroupRecord>)>,
+    /// Every successful store, for checkers.
+    history: Vec<Stored>,
+}
+
+/// One successful store, as the service saw it (for the checkers of
+/// `invariants::views`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub revision: Revision,
+    pub records: Vec<GroupRecord>,
+    /// The front end that stored it.
+    pub writer: NodeId,
+    /// Whether the writer held the leadership when it stored.
+    pub by_leader: bool,
 }
 
 /// The coordination service (shared by every [`Client`]).
@@ -46,6 +58,17 @@ struct State {
 pub struct Model {
     state: Arc<Mutex<State>>,
     lease: Duration,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("Model")
+            .field("revision", &s.revision)
+            .field("down", &s.down)
+            .field("lease", &self.lease)
+            .finish()
+    }
 }
 
 impl Model {
@@ -85,8 +108,20 @@ impl Model {
 
     /// Every successful store so far, in order: the checkers' view of what
     /// the service holds.
-    pub fn history(&self) -> Vec<(Revision, Vec<GroupRecord>)> {
+    pub fn history(&self) -> Vec<Stored> {
         self.state.lock().history.clone()
+    }
+
+    /// The records held now (whatever faults there are).
+    pub fn records(&self) -> Vec<GroupRecord> {
+        self.state.lock().records.clone()
+    }
+
+    /// Undoes every fault: the service is up, nobody is cut off.
+    pub fn heal(&self) {
+        let mut s = self.state.lock();
+        s.down = false;
+        s.cut_off.clear();
     }
 
     /// The current leader, if its lease has not expired.
@@ -145,18 +180,24 @@ impl Coordinator for Client {
             if s.revision != expected {
                 return Err(conflict("another store came first"));
             }
+            let leads = s
+                .leader
+                .as_ref()
+                .is_some_and(|(n, _, until)| *n == self.me && *until > now);
             if let Guard::Leader(l) = guard {
-                let holds = s
-                    .leader
-                    .as_ref()
-                    .is_some_and(|(n, t, until)| *n == self.me && *t == l.term && *until > now);
+                let holds = leads && s.leader.as_ref().is_some_and(|(_, t, _)| *t == l.term);
                 if !holds {
                     return Err(conflict("the leadership was lost"));
                 }
             }
             s.revision += 1;
             s.records = records.to_vec();
-            let entry = (s.revision, s.records.clone());
+            let entry = Stored {
+                revision: s.revision,
+                records: s.records.clone(),
+                writer: self.me.clone(),
+                by_leader: leads,
+            };
             s.history.push(entry);
             Ok(s.revision)
         })
@@ -244,7 +285,9 @@ mod tests {
         assert_eq!(a.campaign().await.unwrap(), None);
         let r2 = b.store(Guard::Leader(lb), r, &rec(2)).await.unwrap();
         assert!(r2 > r);
-        assert_eq!(m.history().len(), 2);
+        let h = m.history();
+        assert_eq!(h.len(), 2);
+        assert!(h.iter().all(|s| s.by_leader));
     }
 
     #[tokio::test(start_paused = true)]
