@@ -11,6 +11,8 @@ use crate::simfs::SimFs;
 use crate::storage::{PublishedRecords, StorageFaults, DATA};
 use pygmy_core::unstable::files::record::RecordFile;
 use pygmy_core::unstable::files::{Fs, FsFile};
+use pygmy_core::unstable::frontend::coordination::model::Model;
+use pygmy_core::unstable::frontend::coordination::Coordinator;
 use pygmy_core::unstable::frontend::{Clock, FrontEnd, FrontEndConfig};
 use pygmy_core::unstable::replication::{Replica, ReplicaConfig};
 use pygmy_core::unstable::state::archive;
@@ -34,6 +36,11 @@ pub const TOKEN: &str = "sim-internal-token";
 pub const ADMIN: &str = "sim-admin-token";
 pub const FRONTEND: &str = "frontend";
 pub const FRONTEND_PORT: u16 = 8010;
+/// The coordination service's name in fault schedules (it is a model in
+/// memory, not a host: its faults are applied to the model, see `run.rs`).
+pub const COORDINATOR: &str = "coordinator";
+/// The coordinator's lease period with several front ends.
+pub const LEASE: Duration = Duration::from_millis(500);
 
 /// How the cluster is built and timed.
 #[derive(Clone, Debug)]
@@ -78,14 +85,44 @@ pub struct ClusterOptions {
     /// builds did (cut the log at the first bad record, keep one disk
     /// identity whatever happens to the disk, never doubt a log's tail).
     pub trust_damage: bool,
+    /// Front ends (1: the built-in coordinator, as `pygmy up`; more: they
+    /// share the views through a model of etcd, [`Model`]).
+    pub frontends: usize,
+    /// Deliberately broken (several front ends): views stored without
+    /// compare-and-swap.
+    pub blind_views: bool,
+    /// Deliberately broken (several front ends): a deposed leader keeps
+    /// changing views.
+    pub deposed_leader: bool,
+    /// Deliberately broken (several front ends): every front end keeps its
+    /// cache and reads from any member, as one front end alone may.
+    pub shared_cache: bool,
+    /// The run's coordination service, with several front ends (`run`
+    /// gives each run its own).
+    pub coordinator: Option<Model>,
     /// Damage queued for crashed replicas, and the run's view record (see
     /// `storage.rs`). `run` gives each run its own.
     pub storage: StorageFaults,
 }
 
 impl ClusterOptions {
+    /// The front ends' names: `frontend`, then `frontend-2`, ….
+    pub fn frontend_names(&self) -> Vec<String> {
+        (1..=self.frontends.max(1))
+            .map(|i| match i {
+                1 => FRONTEND.to_string(),
+                i => format!("{FRONTEND}-{i}"),
+            })
+            .collect()
+    }
+
+    /// Every node fault schedules may name (the coordinator too, with
+    /// several front ends).
     pub fn nodes(&self) -> Vec<String> {
-        let mut nodes = vec![FRONTEND.to_string()];
+        let mut nodes = self.frontend_names();
+        if self.frontends > 1 {
+            nodes.push(COORDINATOR.to_string());
+        }
         for group in Group::ALL {
             for i in 1..=self.replicas {
                 nodes.push(format!("{group}-{i}"));
@@ -103,7 +140,9 @@ impl ClusterOptions {
     /// Every node's `host:port`.
     pub fn addrs(&self) -> BTreeMap<NodeId, String> {
         let mut addrs = BTreeMap::new();
-        addrs.insert(NodeId::new(FRONTEND), format!("{FRONTEND}:{FRONTEND_PORT}"));
+        for fe in self.frontend_names() {
+            addrs.insert(NodeId::new(&fe), format!("{fe}:{FRONTEND_PORT}"));
+        }
         for (g, group) in Group::ALL.iter().enumerate() {
             for (i, m) in self.members(*group).into_iter().enumerate() {
                 let port = FRONTEND_PORT + 1 + (g * self.replicas + i) as u16;
@@ -148,8 +187,13 @@ fn port_of(addr: &str) -> u16 {
 /// Timings for a simulated LAN: fast heartbeats so failover fits in a
 /// short run.
 pub fn frontend_config(opts: &ClusterOptions, seed: u64) -> FrontEndConfig {
+    frontend_config_of(opts, seed, FRONTEND)
+}
+
+/// The configuration of front end `name`.
+pub fn frontend_config_of(opts: &ClusterOptions, seed: u64, name: &str) -> FrontEndConfig {
     let mut cfg = FrontEndConfig::new(
-        NodeId::new(FRONTEND),
+        NodeId::new(name),
         opts.members(Group::Catalog),
         opts.members(Group::Order),
     );
@@ -170,6 +214,14 @@ pub fn frontend_config(opts: &ClusterOptions, seed: u64) -> FrontEndConfig {
         keep_stale_fills: opts.stale_fills,
         older_fill_wins: opts.older_fill_wins,
     };
+    if opts.frontends > 1 && !opts.shared_cache {
+        // Until cache leases are built (see docs/DESIGN.md, "Many front
+        // ends"): no cache, reads at the primary.
+        cfg.cache_capacity = 0;
+        cfg.primary_reads = true;
+    }
+    cfg.unsafe_blind_views = opts.blind_views;
+    cfg.unsafe_deposed_leader = opts.deposed_leader;
     cfg
 }
 
@@ -190,22 +242,51 @@ fn transport(opts: &ClusterOptions) -> Arc<HttpTransport<SimConnector>> {
     Arc::new(HttpTransport::new(SimConnector, opts.addrs(), TOKEN))
 }
 
-/// Boots the front end (called by turmoil on every start).
-pub async fn frontend_host(opts: ClusterOptions, seed: u64) -> turmoil::Result {
-    let records = PublishedRecords {
-        store: RecordFile::new(disk(&opts), "/data/views"),
-        faults: opts.storage.clone(),
+/// Boots front end `name` (called by turmoil on every start).
+pub async fn frontend_host(opts: ClusterOptions, seed: u64, name: String) -> turmoil::Result {
+    let cfg = frontend_config_of(&opts, seed ^ fnv(&name), &name);
+    let fe = match &opts.coordinator {
+        Some(model) => {
+            let client = model.client(NodeId::new(&name));
+            // Unreachable at boot: start with nothing; the heartbeat loop
+            // loads the records once it can (and decides nothing before).
+            let initial = client.load().await.unwrap_or_default();
+            FrontEnd::with_coordinator(
+                cfg,
+                transport(&opts),
+                Arc::new(client),
+                initial,
+                sim_clock(),
+            )?
+        }
+        None => builtin_frontend(&opts, cfg)?,
     };
-    let fe = FrontEnd::new(
-        frontend_config(&opts, seed),
-        transport(&opts),
-        Box::new(records),
-        sim_clock(),
-    )?;
     fe.start();
     let app = App::new(fe.clone() as Arc<dyn Handler>, TOKEN)
         .with_public(fe as Arc<dyn PublicApi>, ADMIN);
     serve_forever(FRONTEND_PORT, app).await
+}
+
+/// A seed of each front end's own (the first keeps the run's seed).
+fn fnv(name: &str) -> u64 {
+    if name == FRONTEND {
+        return 0;
+    }
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The one front end, its view records on its disk.
+fn builtin_frontend(
+    opts: &ClusterOptions,
+    cfg: pygmy_core::unstable::frontend::FrontEndConfig,
+) -> pygmy_core::Result<Arc<FrontEnd<HttpTransport<SimConnector>>>> {
+    let records = PublishedRecords {
+        store: RecordFile::new(disk(opts), "/data/views"),
+        faults: opts.storage.clone(),
+    };
+    FrontEnd::new(cfg, transport(opts), Box::new(records), sim_clock())
 }
 
 /// Serves `app` on `port` of the current host until the host crashes.
@@ -256,8 +337,13 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
 
 /// Registers every host of the cluster on `sim`.
 pub fn add_hosts(sim: &mut turmoil::Sim<'_>, opts: &ClusterOptions, seed: u64) {
-    let o = opts.clone();
-    sim.host(FRONTEND, move || frontend_host(o.clone(), seed));
+    for name in opts.frontend_names() {
+        let o = opts.clone();
+        let n = name.clone();
+        sim.host(name.as_str(), move || {
+            frontend_host(o.clone(), seed, n.clone())
+        });
+    }
     for group in Group::ALL {
         for node in opts.members(group) {
             let o = opts.clone();

@@ -60,7 +60,14 @@ struct Args {
     /// restock or price change applies again despite its idempotency key).
     /// or `trust-damaged-disk` (replicas trust a damaged disk: cut the log
     /// at the first bad record, keep their disk identity, never doubt a
-    /// log's tail).
+    /// log's tail). With `--frontends` above 1: `blind-views` (views stored
+    /// without compare-and-swap), `deposed-leader` (a deposed leader keeps
+    /// changing views), `shared-cache` (every front end keeps its cache and
+    /// reads from any member, as one front end alone may).
+    /// Front ends (above 1: they share the views through a model of etcd,
+    /// which the fault schedule may crash or cut off).
+    #[arg(long)]
+    frontends: Option<usize>,
     #[arg(
         long = "break",
         value_parser = [
@@ -76,6 +83,9 @@ struct Args {
             "restock-too-many",
             "ignore-admin-keys",
             "trust-damaged-disk",
+            "blind-views",
+            "deposed-leader",
+            "shared-cache",
         ]
     )]
     broken: Option<String>,
@@ -120,7 +130,13 @@ fn main() -> ExitCode {
         Some("restock-too-many") => opts.cluster.restock_too_many = true,
         Some("ignore-admin-keys") => opts.cluster.ignore_admin_keys = true,
         Some("trust-damaged-disk") => opts.cluster.trust_damage = true,
+        Some("blind-views") => opts.cluster.blind_views = true,
+        Some("deposed-leader") => opts.cluster.deposed_leader = true,
+        Some("shared-cache") => opts.cluster.shared_cache = true,
         _ => {}
+    }
+    if let Some(n) = args.frontends {
+        opts.cluster.frontends = n;
     }
     if let Some(seed) = args.seed {
         // A replay can show the nodes' own logs: RUST_LOG=info (or debug).
@@ -175,6 +191,11 @@ fn main() -> ExitCode {
                     args.clients
                         .iter()
                         .flat_map(|c| ["--clients".to_string(), c.to_string()]),
+                )
+                .chain(
+                    args.frontends
+                        .iter()
+                        .flat_map(|n| ["--frontends".to_string(), n.to_string()]),
                 )
                 .collect(),
         },

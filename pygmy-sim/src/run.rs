@@ -36,7 +36,10 @@ use crate::net::SimConnector;
 use crate::storage::StorageFaults;
 use crate::workload::{self, WorkloadOptions};
 use parking_lot::Mutex;
-use pygmy_core::invariants::{self as check, History, ItemState, Recorder, Violation};
+use pygmy_core::invariants::{
+    self as check, check_view_history, History, ItemState, Recorder, Violation,
+};
+use pygmy_core::unstable::frontend::coordination::model::Model;
 use pygmy_core::unstable::state::command::Order;
 use pygmy_core::unstable::state::State;
 use pygmy_core::unstable::transport::message::{
@@ -100,6 +103,11 @@ impl Default for SimOptions {
                 restock_too_many: false,
                 ignore_admin_keys: false,
                 trust_damage: false,
+                frontends: 1,
+                blind_views: false,
+                deposed_leader: false,
+                shared_cache: false,
+                coordinator: None,
                 storage: StorageFaults::default(),
             },
             storage_faults: true,
@@ -207,11 +215,16 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
     let mut cluster_opts = opts.cluster.clone();
     cluster_opts.storage = StorageFaults::new(seed);
     let storage = cluster_opts.storage.clone();
+    if cluster_opts.frontends > 1 {
+        cluster_opts.coordinator = Some(Model::new(cluster::LEASE));
+    }
+    let coordinator = cluster_opts.coordinator.clone();
     cluster::add_hosts(&mut sim, &cluster_opts, seed);
 
     let recorder = Recorder::new();
     let items = vec![1, 2, 3];
     let workload = WorkloadOptions {
+        frontends: cluster_opts.frontend_names(),
         clients: opts.clients,
         stop_at: opts.stop_at,
         give_up_after: opts.give_up_after,
@@ -262,11 +275,22 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
                 }
                 continue;
             }
-            apply(&mut sim, &fault, &mut crashed, &mut links, &mut trace, now);
+            apply(
+                &mut sim,
+                coordinator.as_ref(),
+                &fault,
+                &mut crashed,
+                &mut links,
+                &mut trace,
+                now,
+            );
         }
         if !healed && now >= opts.heal_at {
             healed = true;
             pending.clear();
+            if let Some(model) = &coordinator {
+                model.heal();
+            }
             heal(
                 &mut sim,
                 &nodes_of(opts),
@@ -278,6 +302,10 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             );
         }
         let stepped = sim.step();
+        if let Some(model) = &coordinator {
+            // The storage fault model asks the coordinator's records.
+            storage.publish(&model.records());
+        }
         for line in storage.take_log() {
             trace.push(format!("{:.3}s {line}", sim.elapsed().as_secs_f64()));
         }
@@ -296,6 +324,11 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
         trace.push(format!("{e}"));
     }
     let collected = fin.lock().take();
+    if let Some(model) = &coordinator {
+        let stores = model.history();
+        trace.push(format!("coordinator: {} stores", stores.len()));
+        violations.extend(check_view_history(&stores));
+    }
     match collected {
         Some(f) => check_all(opts, &history, &f, &mut violations, &mut trace),
         None if violations.is_empty() => violations.push(Violation::new(
@@ -335,6 +368,12 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
             Some("ignore-admin-keys")
         } else if opts.cluster.trust_damage {
             Some("trust-damaged-disk")
+        } else if opts.cluster.blind_views {
+            Some("blind-views")
+        } else if opts.cluster.deposed_leader {
+            Some("deposed-leader")
+        } else if opts.cluster.shared_cache {
+            Some("shared-cache")
         } else {
             None
         },
@@ -388,12 +427,58 @@ impl Links {
 
 fn apply(
     sim: &mut turmoil::Sim<'_>,
+    coordinator: Option<&Model>,
     fault: &Fault,
     crashed: &mut BTreeSet<String>,
     links: &mut Links,
     trace: &mut Vec<String>,
     now: Duration,
 ) {
+    // The coordinator is a model, not a host: its faults go to the model.
+    // A cut between it and a front end cuts that front end off (both ways:
+    // an etcd client needs its answers); a cut to a replica means nothing.
+    fn coordinator_fault<'a>(a: &'a String, b: &'a String) -> Option<&'a String> {
+        if a == cluster::COORDINATOR {
+            Some(b)
+        } else if b == cluster::COORDINATOR {
+            Some(a)
+        } else {
+            None
+        }
+    }
+    if let Some(model) = coordinator {
+        let handled = match fault {
+            Fault::Crash(n) if n == cluster::COORDINATOR => {
+                model.crash();
+                true
+            }
+            Fault::Restart(n) if n == cluster::COORDINATOR => {
+                model.restart();
+                true
+            }
+            Fault::Partition(a, b) | Fault::PartitionOneWay(a, b) => {
+                match coordinator_fault(a, b) {
+                    Some(other) => {
+                        model.cut_off(&NodeId::new(other), true);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Fault::Repair(a, b) => match coordinator_fault(a, b) {
+                Some(other) => {
+                    model.cut_off(&NodeId::new(other), false);
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if handled {
+            trace.push(format!("{:.3}s {fault}", now.as_secs_f64()));
+            return;
+        }
+    }
     match fault {
         Fault::Crash(n) => {
             if !crashed.insert(n.clone()) {
@@ -437,7 +522,7 @@ fn heal(
     trace: &mut Vec<String>,
     now: Duration,
 ) {
-    apply(sim, &Fault::Calm, crashed, links, trace, now);
+    apply(sim, None, &Fault::Calm, crashed, links, trace, now);
     let slow: Vec<(String, String)> = links
         .tuned
         .iter()
@@ -445,12 +530,16 @@ fn heal(
         .map(|(link, _)| link.clone())
         .collect();
     for (a, b) in slow {
-        apply(sim, &Fault::FastLink(a, b), crashed, links, trace, now);
+        apply(sim, None, &Fault::FastLink(a, b), crashed, links, trace, now);
     }
     for n in std::mem::take(crashed) {
         sim.bounce(n.as_str());
     }
-    let mut everyone: Vec<String> = nodes.to_vec();
+    let mut everyone: Vec<String> = nodes
+        .iter()
+        .filter(|n| *n != cluster::COORDINATOR)
+        .cloned()
+        .collect();
     everyone.push("checker".into());
     everyone.extend((0..clients).map(|id| format!("client-{id}")));
     for a in &everyone {

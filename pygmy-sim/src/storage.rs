@@ -310,7 +310,9 @@ impl StorageFaults {
         }
     }
 
-    fn publish(&self, records: &[GroupRecord]) {
+    /// The view records as they are now (the front end's, or the
+    /// coordinator's with several front ends).
+    pub fn publish(&self, records: &[GroupRecord]) {
         self.inner.lock().records = records.to_vec();
     }
 }

@@ -9,7 +9,7 @@
 //! - Reads are retried the same way; a read that never got an answer is
 //!   indeterminate (reads change nothing, so that is harmless).
 
-use crate::cluster::{ADMIN, FRONTEND, FRONTEND_PORT};
+use crate::cluster::{ADMIN, FRONTEND_PORT};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, StatusCode};
@@ -21,6 +21,7 @@ use pygmy_core::unstable::types::{Book, ItemId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::net::SimConnector;
@@ -28,6 +29,10 @@ use crate::net::SimConnector;
 /// What the clients do and for how long.
 #[derive(Clone, Debug)]
 pub struct WorkloadOptions {
+    /// The front ends' host names: each client starts on one (client `i`
+    /// on front end `i mod n`) and moves to the next when its own fails to
+    /// answer (no answer, or a 5xx).
+    pub frontends: Vec<String>,
     pub clients: usize,
     /// Clients start no new operation after this simulated time.
     pub stop_at: Duration,
@@ -43,7 +48,23 @@ pub fn now() -> u64 {
     turmoil::sim_elapsed().map_or(0, |d| d.as_nanos() as u64)
 }
 
-type Http = HttpClient<SimConnector, Full<Bytes>>;
+/// A client's HTTP client and the front end it uses now.
+struct Http {
+    client: HttpClient<SimConnector, Full<Bytes>>,
+    frontends: Vec<String>,
+    at: AtomicUsize,
+}
+
+impl Http {
+    fn frontend(&self) -> &str {
+        &self.frontends[self.at.load(Ordering::Relaxed) % self.frontends.len()]
+    }
+
+    /// Its front end failed to answer: use the next one.
+    fn move_on(&self) {
+        self.at.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// One HTTP exchange's result: status and JSON body, or why there was none.
 async fn send(
@@ -53,7 +74,7 @@ async fn send(
     headers: &[(&str, String)],
     body: Option<Value>,
 ) -> Result<(StatusCode, Value), String> {
-    let uri = format!("http://{FRONTEND}:{FRONTEND_PORT}{path}");
+    let uri = format!("http://{}:{FRONTEND_PORT}{path}", http.frontend());
     let mut req = hyper::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, v.as_str());
@@ -64,7 +85,7 @@ async fn send(
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let exchange = async {
-        let resp = http.request(req).await.map_err(|e| e.to_string())?;
+        let resp = http.client.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status();
         let bytes = resp
             .into_body()
@@ -75,10 +96,16 @@ async fn send(
         let json = serde_json::from_slice(&bytes).map_err(|e| format!("bad JSON: {e}"))?;
         Ok((status, json))
     };
-    match tokio::time::timeout(Duration::from_secs(4), exchange).await {
+    let result = match tokio::time::timeout(Duration::from_secs(4), exchange).await {
         Ok(r) => r,
         Err(_) => Err("client timeout".into()),
+    };
+    match &result {
+        Ok((status, _)) if status.is_server_error() => http.move_on(),
+        Err(_) => http.move_on(),
+        Ok(_) => {}
     }
+    result
 }
 
 fn message(body: &Value) -> String {
@@ -293,7 +320,11 @@ pub async fn client(
     opts: WorkloadOptions,
     rec: Recorder,
 ) -> turmoil::Result {
-    let http: Http = HttpClient::builder(TokioExecutor::new()).build(SimConnector);
+    let http = Http {
+        client: HttpClient::builder(TokioExecutor::new()).build(SimConnector),
+        at: AtomicUsize::new(id),
+        frontends: opts.frontends.clone(),
+    };
     let mut rng = SmallRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(id as u64));
     let mut n = 0;
     while now() < opts.stop_at.as_nanos() as u64 {

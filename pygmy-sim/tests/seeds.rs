@@ -100,3 +100,38 @@ fn a_seed_gives_the_same_trace_alone_in_parallel_and_next_to_others() {
         assert_eq!(serial, other, "traces differ when two threads run seeds");
     }
 }
+
+/// Seeds of the three-front-end runs (a range of their own).
+const MULTI_SEEDS: std::ops::Range<u64> = 3_000..3_040;
+
+/// Three front ends share the views through the model of etcd; the fault
+/// schedule crashes and cuts off front ends, the coordinator and the links
+/// between them; clients spread over the front ends and move to another
+/// when theirs fails. Every invariant holds, the view history's included
+/// (one view per epoch, records move forward, views change only by the
+/// leader).
+#[test]
+fn every_invariant_holds_with_three_front_ends() {
+    let mut opts = SimOptions::default();
+    opts.cluster.frontends = 3;
+    let failures = parking_lot::Mutex::new(Vec::new());
+    let how = Jobs::Processes {
+        exe: env!("CARGO_BIN_EXE_pygmy-sim").into(),
+        jobs: 2,
+        args: vec!["--frontends".into(), "3".into()],
+    };
+    let results = run_many(MULTI_SEEDS, &how, &opts, |summary| {
+        if !summary.passed {
+            failures.lock().push(summary.description.clone());
+        }
+    });
+    assert_eq!(results.len(), MULTI_SEEDS.count());
+    let failures = failures.into_inner();
+    assert!(
+        failures.is_empty(),
+        "{} of {} seeds failed:\n{}",
+        failures.len(),
+        results.len(),
+        failures.join("\n")
+    );
+}

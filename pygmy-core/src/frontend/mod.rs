@@ -81,6 +81,7 @@
 //! acknowledged, does not make later catalog reads show that buy until the
 //! primary's invalidation arrives.
 
+pub mod coordination;
 pub mod detector;
 pub mod reads;
 mod views;
@@ -88,6 +89,7 @@ pub mod viewservice;
 mod writes;
 
 use crate::error::{Error, Result};
+use crate::frontend::coordination::{Builtin, Coordinator, Leadership, Revision, Snapshot};
 use crate::frontend::detector::{Detector, Transition};
 use crate::frontend::reads::balancer::{Balancer, Policy};
 use crate::frontend::reads::batcher::{self, Batcher};
@@ -156,6 +158,15 @@ pub struct FrontEndConfig {
     /// beyond them queue and share the next RPC.
     pub read_slots: usize,
     pub seed: u64,
+    /// Send every read to the group's primary. For front ends that share
+    /// the store with others (several front ends): the catalog primary
+    /// does not yet wait for their invalidations, nor do they learn each
+    /// other's acknowledged writes, so a cache or a backup could answer
+    /// behind a write another front end acknowledged. With this (and
+    /// `cache_capacity` 0) a read is answered at the primary's commit
+    /// point, which covers every acknowledged write. See "Many front
+    /// ends" in docs/DESIGN.md.
+    pub primary_reads: bool,
     /// Deliberately broken, for tests only: promote any live replica,
     /// skipping the check that it belongs to the last confirmed view. The
     /// simulation uses it to prove its checks catch a stale primary.
@@ -167,6 +178,14 @@ pub struct FrontEndConfig {
     /// rules (see [`Breakage`]), so the simulation proves its read checks
     /// see stale cache hits.
     pub unsafe_cache: Breakage,
+    /// Deliberately broken, for tests only: store a new view without
+    /// compare-and-swap (over whatever revision the coordinator holds now,
+    /// not the one the decision was made from).
+    pub unsafe_blind_views: bool,
+    /// Deliberately broken, for tests only: once leader, keep deciding and
+    /// storing views after the coordinator says another leads, with no
+    /// leadership check in the store.
+    pub unsafe_deposed_leader: bool,
 }
 
 impl FrontEndConfig {
@@ -187,9 +206,12 @@ impl FrontEndConfig {
             balance: Policy::RoundRobin,
             read_slots: batcher::READ_SLOTS,
             seed: 0,
+            primary_reads: false,
             unsafe_promote_stale: false,
             unsafe_misroute_batches: false,
             unsafe_cache: Breakage::default(),
+            unsafe_blind_views: false,
+            unsafe_deposed_leader: false,
         }
     }
 
@@ -258,6 +280,13 @@ struct Inner {
     confirmed_at: BTreeMap<Group, Instant>,
     /// The lowest commit point each group's reads may be answered at.
     seen: Seen,
+    /// The coordinator's revision of `records`.
+    revision: Revision,
+    /// The leadership this front end holds, as of its last campaign: only
+    /// then does it decide new views.
+    leadership: Option<Leadership>,
+    /// The live front ends, as of the last registration.
+    frontends: Vec<NodeId>,
 }
 
 /// Per group, the highest commit point this front end knows to be at or
@@ -318,16 +347,10 @@ enum Route {
 pub struct FrontEnd<T: Transport> {
     cfg: FrontEndConfig,
     transport: Arc<T>,
-    store: Box<dyn RecordStore>,
+    /// Where the view records live, and who may change them.
+    coordinator: Arc<dyn Coordinator>,
     clock: Clock,
     inner: Mutex<Inner>,
-    /// Held by whoever changes the view records (the view decisions of
-    /// `heartbeat_round`, `view_ready`) from reading them to publishing
-    /// the new ones, across the save's fsync, which runs without `inner`
-    /// (client requests wait on that one, never on this). Taken before
-    /// `inner`. So records are saved in the order they are published, and
-    /// a slower save never overwrites a newer record.
-    saving: Mutex<()>,
     /// Shares RPCs among cache misses bound for the same replica.
     batcher: Batcher,
     /// Bumped whenever views or liveness change.
@@ -336,14 +359,31 @@ pub struct FrontEnd<T: Transport> {
 }
 
 impl<T: Transport> FrontEnd<T> {
+    /// A front end that is the only one: its view records in `store`, on
+    /// its own disk (the built-in coordinator).
     pub fn new(
         cfg: FrontEndConfig,
         transport: Arc<T>,
         store: Box<dyn RecordStore>,
         clock: Clock,
     ) -> Result<Arc<Self>> {
-        let records = store
-            .load()?
+        let builtin = Builtin::open(cfg.me.clone(), store)?;
+        let initial = builtin.snapshot();
+        Self::with_coordinator(cfg, transport, Arc::new(builtin), initial, clock)
+    }
+
+    /// A front end sharing its view records through `coordinator`, starting
+    /// from `initial` (what `coordinator.load()` gave; the heartbeat loop
+    /// keeps it up to date).
+    pub fn with_coordinator(
+        cfg: FrontEndConfig,
+        transport: Arc<T>,
+        coordinator: Arc<dyn Coordinator>,
+        initial: Snapshot,
+        clock: Clock,
+    ) -> Result<Arc<Self>> {
+        let records = initial
+            .records
             .into_iter()
             .map(|r| (r.current.group, r))
             .collect();
@@ -358,6 +398,9 @@ impl<T: Transport> FrontEnd<T> {
             counter: 0,
             confirmed_at: BTreeMap::new(),
             seen: Seen::default(),
+            revision: initial.revision,
+            leadership: None,
+            frontends: vec![cfg.me.clone()],
         };
         let (changed, _) = watch::channel(0);
         let batcher = Batcher::new(cfg.read_slots, batcher::MAX_BATCH)
@@ -365,10 +408,9 @@ impl<T: Transport> FrontEnd<T> {
         Ok(Arc::new(FrontEnd {
             cfg,
             transport,
-            store,
+            coordinator,
             clock,
             inner: Mutex::new(inner),
-            saving: Mutex::new(()),
             batcher,
             changed,
             task: Mutex::new(None),
@@ -440,6 +482,18 @@ impl<T: Transport> FrontEnd<T> {
         }
     }
 
+    /// Whether this front end leads (decides new views), as of its last
+    /// campaign.
+    pub fn is_leader(&self) -> bool {
+        self.inner.lock().leadership.is_some()
+    }
+
+    /// The live front ends, as of the last registration with the
+    /// coordinator (this one alone with the built-in coordinator).
+    pub fn frontends(&self) -> Vec<NodeId> {
+        self.inner.lock().frontends.clone()
+    }
+
     /// The cache's counters (for benches and the health page).
     pub fn cache_stats(&self) -> crate::frontend::reads::cache::CacheStats {
         self.inner.lock().cache.stats()
@@ -479,7 +533,7 @@ impl<T: Transport> Handler for FrontEnd<T> {
                 epoch,
                 commit,
                 disks,
-            } => self.view_ready(group, epoch, commit, disks),
+            } => self.view_ready(group, epoch, commit, disks).await,
             Request::Invalidate { keys, lsn } => {
                 self.inner.lock().cache.invalidate(&keys, lsn);
                 Ok(())

@@ -49,6 +49,7 @@ pub mod prices;
 pub mod reads;
 pub mod settled;
 pub mod stock;
+pub mod views;
 
 #[cfg(test)]
 mod tests;
@@ -74,6 +75,7 @@ pub use prices::{check_prices, PRICES};
 pub use reads::{check_reads_not_lost, READS_NOT_LOST};
 pub use settled::check_settled;
 pub use stock::{balances, check_stock, ItemBalance, CONSERVATION, NO_NEGATIVE_STOCK};
+pub use views::{check_view_history, ONE_VIEW_PER_EPOCH, RECORDS_MOVE_FORWARD, VIEWS_BY_LEADER};
 
 use std::fmt;
 

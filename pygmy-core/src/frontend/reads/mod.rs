@@ -24,6 +24,11 @@ impl<T: Transport> FrontEnd<T> {
         at_least: Lsn,
     ) -> Result<(QueryResult, Lsn)> {
         let deadline = Instant::now() + self.cfg.request_deadline;
+        let route = if self.cfg.primary_reads {
+            Route::Primary
+        } else {
+            route
+        };
         let mut tried: Vec<NodeId> = Vec::new();
         loop {
             let pick = {
