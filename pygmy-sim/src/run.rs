@@ -530,7 +530,15 @@ fn heal(
         .map(|(link, _)| link.clone())
         .collect();
     for (a, b) in slow {
-        apply(sim, None, &Fault::FastLink(a, b), crashed, links, trace, now);
+        apply(
+            sim,
+            None,
+            &Fault::FastLink(a, b),
+            crashed,
+            links,
+            trace,
+            now,
+        );
     }
     for n in std::mem::take(crashed) {
         sim.bounce(n.as_str());
