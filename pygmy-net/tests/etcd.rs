@@ -482,3 +482,139 @@ async fn timed<T>(
         .await
         .unwrap_or_else(|_| panic!("a call outlived its bound of {bound:?}"))
 }
+
+// ---- The front ends' coordinator on etcd (`EtcdCoordinator`) ----
+
+use pygmy_core::unstable::frontend::coordination::{Coordinator, Guard};
+use pygmy_core::unstable::view::{GroupRecord, View};
+use pygmy_core::{Error, Group, NodeId};
+use pygmy_net::etcd::{EtcdCoordinator, DEFAULT_PREFIX};
+
+fn front_end(endpoint: &str, name: &str) -> EtcdCoordinator {
+    let etcd = Arc::new(client(&[endpoint.to_string()]));
+    EtcdCoordinator::new(
+        etcd,
+        NodeId(name.to_string()),
+        DEFAULT_PREFIX,
+        Duration::from_secs(1),
+    )
+}
+
+fn records(epoch: u64) -> Vec<GroupRecord> {
+    let view = View {
+        group: Group::Catalog,
+        epoch,
+        primary: NodeId("catalog-1".into()),
+        backups: vec![NodeId("catalog-2".into())],
+    };
+    vec![GroupRecord {
+        current: view,
+        confirmed: None,
+        disks: Default::default(),
+    }]
+}
+
+#[tokio::test]
+async fn front_ends_on_etcd_elect_one_leader_and_store_views_only_by_compare_and_swap() {
+    let Some(fx) = start_etcd().await else { return };
+    let (a, b) = (
+        front_end(&fx.etcd.endpoint(), "frontend-1"),
+        front_end(&fx.etcd.endpoint(), "frontend-2"),
+    );
+    let lead = a
+        .campaign()
+        .await
+        .expect("etcd answers")
+        .expect("the first campaign wins");
+    assert_eq!(
+        b.campaign().await.expect("etcd answers"),
+        None,
+        "one leader at a time"
+    );
+    assert_eq!(
+        a.campaign().await.expect("etcd answers"),
+        Some(lead),
+        "renewed, same term"
+    );
+
+    let empty = b.load().await.expect("etcd answers");
+    assert!(empty.records.is_empty() && empty.revision == 0);
+    let first = a
+        .store(Guard::Leader(lead), 0, &records(1))
+        .await
+        .expect("the leader's store from the current revision applies");
+    assert!(first > 0);
+    // A store decided from an older revision changes nothing.
+    let stale = b.store(Guard::Revision, 0, &records(2)).await;
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+    let seen = b.load().await.expect("etcd answers");
+    assert_eq!((seen.records, seen.revision), (records(1), first));
+    // A confirmation from the current revision applies on any front end.
+    let second = b
+        .store(Guard::Revision, first, &records(1))
+        .await
+        .expect("a store from the current revision applies");
+    assert!(second > first);
+
+    assert_eq!(
+        a.register().await.expect("etcd answers"),
+        vec![NodeId("frontend-1".into())]
+    );
+    assert_eq!(
+        b.register().await.expect("etcd answers"),
+        vec![NodeId("frontend-1".into()), NodeId("frontend-2".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_deposed_leader_can_no_longer_change_a_view() {
+    let Some(fx) = start_etcd().await else { return };
+    let (a, b) = (
+        front_end(&fx.etcd.endpoint(), "frontend-1"),
+        front_end(&fx.etcd.endpoint(), "frontend-2"),
+    );
+    let old = a.campaign().await.expect("etcd answers").expect("wins");
+    let revision = a
+        .store(Guard::Leader(old), 0, &records(1))
+        .await
+        .expect("applies");
+    // The leader stops renewing (cut off, paused): its lease expires and
+    // another front end takes over within about two lease periods.
+    let started = std::time::Instant::now();
+    let new = loop {
+        if let Some(l) = b.campaign().await.expect("etcd answers") {
+            break l;
+        }
+        assert!(
+            started.elapsed() < a.lease() * 2 + Duration::from_secs(3),
+            "no takeover within two lease periods"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(new.term > old.term, "terms grow: {old:?} then {new:?}");
+    // The deposed one still believes in its term; its store fails.
+    let deposed = a.store(Guard::Leader(old), revision, &records(2)).await;
+    assert!(matches!(deposed, Err(Error::Conflict(_))), "{deposed:?}");
+    assert_eq!(a.campaign().await.expect("etcd answers"), None);
+    let current = a.load().await.expect("etcd answers");
+    assert_eq!((current.records, current.revision), (records(1), revision));
+    b.store(Guard::Leader(new), revision, &records(2))
+        .await
+        .expect("the new leader's store applies");
+}
+
+#[tokio::test]
+async fn with_etcd_down_the_coordinator_answers_unavailable_at_once() {
+    let Some(mut fx) = start_etcd().await else {
+        return;
+    };
+    let a = front_end(&fx.etcd.endpoint(), "frontend-1");
+    a.campaign().await.expect("etcd answers").expect("wins");
+    fx.etcd.kill();
+    let started = std::time::Instant::now();
+    let load = a.load().await;
+    assert!(matches!(load, Err(Error::Unavailable(_))), "{load:?}");
+    let store = a.store(Guard::Revision, 0, &records(1)).await;
+    assert!(matches!(store, Err(Error::Unavailable(_))), "{store:?}");
+    assert!(started.elapsed() < call_bound(1) * 2, "bounded, no hang");
+}

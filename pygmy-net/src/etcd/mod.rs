@@ -19,6 +19,9 @@
 //! - Leases: [`Etcd::grant`], [`Etcd::keep_alive`], [`Etcd::revoke`];
 //!   [`LeaseKeeper`] renews one in the background and tells its holder
 //!   until when it surely holds it.
+//! - [`EtcdCoordinator`]: the front ends' [`Coordinator`](pygmy_core::unstable::frontend::coordination::Coordinator)
+//!   on these calls (view records by compare-and-swap, a leader lease, live
+//!   front ends).
 //! - [`LocalEtcd`]: starts a one-member etcd from the `etcd` binary (tests,
 //!   benchmarks, `pygmy up` on one machine).
 //!
@@ -103,6 +106,7 @@
 //!   election timeouts (2 s with etcd's default timing).
 
 mod client;
+mod coordinator;
 mod keeper;
 pub mod launch;
 mod wire;
@@ -111,5 +115,6 @@ pub use client::{
     prefix_end, Compare, Etcd, EtcdConfig, EtcdError, KeyValue, Lease, LeaseId, Op, Range,
     Revision, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_ANSWER_BYTES,
 };
+pub use coordinator::{EtcdCoordinator, DEFAULT_PREFIX};
 pub use keeper::{LeaseKeeper, LeaseState};
 pub use launch::{LaunchError, LocalEtcd, LocalEtcdOptions};
