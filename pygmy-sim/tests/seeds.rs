@@ -12,14 +12,19 @@ const SEEDS: std::ops::Range<u64> = 1_000..1_200;
 
 #[test]
 fn every_invariant_holds_over_two_hundred_seeds() {
-    let opts = SimOptions::default();
+    all_pass(SEEDS, &workers(2), &SimOptions::default());
+}
+
+/// Runs `seeds` and fails with every failed seed's description unless all
+/// of them passed.
+fn all_pass(seeds: std::ops::Range<u64>, how: &Jobs, opts: &SimOptions) {
     let failures = parking_lot::Mutex::new(Vec::new());
-    let results = run_many(SEEDS, &workers(2), &opts, |summary| {
+    let results = run_many(seeds.clone(), how, opts, |summary| {
         if !summary.passed {
             failures.lock().push(summary.description.clone());
         }
     });
-    assert_eq!(results.len(), 200);
+    assert_eq!(results.len(), seeds.count());
     let failures = failures.into_inner();
     assert!(
         failures.is_empty(),
@@ -114,24 +119,10 @@ const MULTI_SEEDS: std::ops::Range<u64> = 3_000..3_040;
 fn every_invariant_holds_with_three_front_ends() {
     let mut opts = SimOptions::default();
     opts.cluster.frontends = 3;
-    let failures = parking_lot::Mutex::new(Vec::new());
     let how = Jobs::Processes {
         exe: env!("CARGO_BIN_EXE_pygmy-sim").into(),
         jobs: 2,
         args: vec!["--frontends".into(), "3".into()],
     };
-    let results = run_many(MULTI_SEEDS, &how, &opts, |summary| {
-        if !summary.passed {
-            failures.lock().push(summary.description.clone());
-        }
-    });
-    assert_eq!(results.len(), MULTI_SEEDS.count());
-    let failures = failures.into_inner();
-    assert!(
-        failures.is_empty(),
-        "{} of {} seeds failed:\n{}",
-        failures.len(),
-        results.len(),
-        failures.join("\n")
-    );
+    all_pass(MULTI_SEEDS, &how, &opts);
 }
