@@ -164,6 +164,8 @@ struct Node {
 }
 
 pub struct Embedded {
+    /// The network's shared handle: each node sends through its own
+    /// endpoint of it (so partitions and the tap know the sender).
     pub transport: Arc<InProcTransport>,
     pub frontend: Arc<FrontEnd<InProcTransport>>,
     opts: EmbeddedOptions,
@@ -196,7 +198,7 @@ impl Embedded {
         });
         let frontend = FrontEnd::new(
             opts.frontend.clone(),
-            transport.clone(),
+            transport.endpoint(opts.frontend.me.clone()),
             opts.disks.views(),
             clock.clone(),
         )?;
@@ -292,7 +294,7 @@ impl Embedded {
         (self.opts.replica)(&mut cfg);
         let replica = Replica::start(
             cfg,
-            self.transport.clone(),
+            self.transport.endpoint(node.clone()),
             storage,
             initial,
             Some(archive),
