@@ -47,6 +47,7 @@
 //! | `wait MS` | lets `MS` milliseconds of (paused) time pass | nothing |
 //! | `views` | the view service's record of each group | one line per group |
 //! | `replicas` | each live replica's epoch, log end, commit point and data | one line per replica |
+//! | `hang` | blocks the runtime for good (only for the hang guard's own test) | never returns |
 //!
 //! # Messages
 //!
@@ -68,7 +69,7 @@ use pygmy_core::unstable::transport::message::{Fetched, Query, ReplicaStatus, Re
 use pygmy_core::unstable::types::{Group, NodeId};
 use pygmy_core::Result;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -331,6 +332,11 @@ impl Runner {
                 self.isolated.retain(|n| *n != node);
                 vec![]
             }
+            // Blocks the runtime's only thread for good, as a deadlock
+            // would: only for the test of the hang guard.
+            ["hang"] => loop {
+                std::thread::park();
+            },
             ["wait", ms] => {
                 tokio::time::sleep(Duration::from_millis(ms.parse().expect("wait MS"))).await;
                 vec![]
@@ -482,12 +488,10 @@ impl Runner {
     }
 }
 
-/// Runs the script at `path` and returns the text it holds and the text it
-/// should hold: every step and comment as written, each step followed by
+/// Runs `text` and returns the text it should hold: every step and comment as written, each step followed by
 /// the messages exchanged while it ran and what it printed. `current` names
 /// the step running, for the hang report.
-async fn run(path: &Path, current: &Mutex<String>) -> (String, String) {
-    let text = std::fs::read_to_string(path).expect("script readable");
+async fn run(text: &str, current: &Mutex<String>) -> String {
     let mut runner = Runner {
         cluster: None,
         log: Log::default(),
@@ -523,18 +527,18 @@ async fn run(path: &Path, current: &Mutex<String>) -> (String, String) {
     if let Some(cluster) = runner.cluster.take() {
         cluster.shutdown();
     }
-    (text, out)
+    out
 }
 
-/// Runs script `name` on a seeded, paused, single-threaded runtime of its
-/// own thread (see "Determinism"), and returns what it printed, or fails
-/// the test if it takes more than [`REAL_LIMIT`] of real time.
-fn run_script(path: &Path) -> (String, String) {
-    let name = path.file_name().unwrap().to_string_lossy().to_string();
+/// Runs script `name` (its text `text`) on a seeded, paused,
+/// single-threaded runtime of its own thread (see "Determinism"), and
+/// returns what it printed, or fails the test if it takes more than
+/// `limit` of real time.
+fn run_script(name: &str, text: String, limit: Duration) -> String {
     let current = Arc::new(Mutex::new("(before the first step)".to_string()));
     let (done, result) = std::sync::mpsc::channel();
     let thread = {
-        let (path, current, name) = (path.to_path_buf(), current.clone(), name.clone());
+        let (current, name) = (current.clone(), name.to_string());
         std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
@@ -544,11 +548,11 @@ fn run_script(path: &Path) -> (String, String) {
                     .rng_seed(tokio::runtime::RngSeed::from_bytes(name.as_bytes()))
                     .build()
                     .expect("runtime builds");
-                let _ = done.send(runtime.block_on(run(&path, &current)));
+                let _ = done.send(runtime.block_on(run(&text, &current)));
             })
             .expect("thread starts")
     };
-    match result.recv_timeout(REAL_LIMIT) {
+    match result.recv_timeout(limit) {
         Ok(texts) => texts,
         // The script panicked: report its panic as the test's.
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
@@ -558,7 +562,7 @@ fn run_script(path: &Path) -> (String, String) {
         // The thread is left behind: it cannot be stopped, and the test
         // process ends after the failure anyway.
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
-            "script {name} hung: not finished after {REAL_LIMIT:?} of real time; \
+            "script {name} hung: not finished after {limit:?} of real time; \
              the step running was `{}` (a task that never yields, or a wait that never ends)",
             current.lock()
         ),
@@ -569,7 +573,8 @@ fn check(name: &str) {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "scripts", name]
         .iter()
         .collect();
-    let (expected, actual) = run_script(&path);
+    let expected = std::fs::read_to_string(&path).expect("script readable");
+    let actual = run_script(name, expected.clone(), REAL_LIMIT);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &actual).expect("script writable");
         return;
@@ -615,3 +620,23 @@ script!(
     a_cut_off_backup_is_dropped_then_healed_and_resynced,
     "partition.txt"
 );
+script!(
+    a_cut_off_primary_is_replaced_and_rejoins_as_a_backup,
+    "partition_primary.txt"
+);
+
+/// The guard against a hung script works: a step that blocks the runtime
+/// for good fails the test in real time, naming the step.
+#[test]
+fn a_hung_script_fails_naming_its_step() {
+    let script = "> start\n> hang\n".to_string();
+    let hung = std::panic::catch_unwind(|| run_script("hang", script, Duration::from_secs(2)));
+    let panic = hung.expect_err("a hung script must fail the test");
+    let message = panic
+        .downcast_ref::<String>()
+        .expect("the failure is a message");
+    assert!(
+        message.contains("script hang hung") && message.contains("`> hang`"),
+        "{message}"
+    );
+}
