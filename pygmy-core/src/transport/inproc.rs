@@ -103,7 +103,8 @@ impl InProcTransport {
     fn cut(&self, to: &NodeId) -> Option<Error> {
         let isolated = self.net.isolated.read();
         let from_cut = self.me.as_ref().is_some_and(|me| isolated.contains(me));
-        (from_cut || isolated.contains(to)).then(|| Error::Transport(format!("{to} is cut off")))
+        // Worded for either side: the caller may be the one cut off.
+        (from_cut || isolated.contains(to)).then(|| Error::Transport(format!("cut off from {to}")))
     }
 
     async fn exchange(&self, to: &NodeId, request: Request, timeout: Duration) -> Result<Response> {
@@ -138,5 +139,104 @@ impl Transport for InProcTransport {
         let outcome = self.exchange(to, request.clone(), timeout).await;
         tap(self.me.as_ref(), to, &request, &outcome);
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    /// Answers `Ok` after 100 ms (paused time in these tests).
+    struct Slow;
+
+    #[async_trait]
+    impl Handler for Slow {
+        async fn handle(&self, _: Request) -> Response {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Response::Ok
+        }
+    }
+
+    fn probe() -> Request {
+        Request::Heartbeat {
+            views: vec![],
+            disks: None,
+        }
+    }
+
+    const WAIT: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn isolation_cuts_both_ways_and_heals() {
+        let net = InProcTransport::new();
+        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        net.register(a.clone(), Arc::new(Slow));
+        net.register(b.clone(), Arc::new(Slow));
+        let from_a = net.endpoint(a.clone());
+        let from_b = net.endpoint(b.clone());
+        assert!(matches!(
+            from_a.call(&b, probe(), WAIT).await,
+            Ok(Response::Ok)
+        ));
+
+        net.isolate(&a);
+        let sent_by_cut = from_a.call(&b, probe(), WAIT).await;
+        assert!(
+            matches!(sent_by_cut, Err(Error::Transport(_))),
+            "{sent_by_cut:?}"
+        );
+        let sent_to_cut = from_b.call(&a, probe(), WAIT).await;
+        assert!(
+            matches!(sent_to_cut, Err(Error::Transport(_))),
+            "{sent_to_cut:?}"
+        );
+
+        net.heal(&a);
+        assert!(matches!(
+            from_b.call(&a, probe(), WAIT).await,
+            Ok(Response::Ok)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_in_flight_when_cut_off_is_lost() {
+        let net = InProcTransport::new();
+        let b = NodeId::new("b");
+        net.register(b.clone(), Arc::new(Slow));
+        let from_a = net.endpoint(NodeId::new("a"));
+        let call = tokio::spawn(async move { from_a.call(&b, probe(), WAIT).await });
+        // The handler is running (it answers at 100 ms): cut b off now.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        net.isolate(&NodeId::new("b"));
+        let outcome = call.await.unwrap();
+        assert!(matches!(outcome, Err(Error::Transport(_))), "{outcome:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tap_names_sender_and_receiver() {
+        let net = InProcTransport::new();
+        let b = NodeId::new("b");
+        net.register(b.clone(), Arc::new(Slow));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        net.tap(Some(Arc::new(move |from, to, _, outcome| {
+            log.lock()
+                .push((from.cloned(), to.clone(), outcome.is_ok()));
+        })));
+        net.endpoint(NodeId::new("a"))
+            .call(&b, probe(), WAIT)
+            .await
+            .unwrap();
+        net.call(&NodeId::new("gone"), probe(), WAIT)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            *seen.lock(),
+            vec![
+                (Some(NodeId::new("a")), b, true),
+                (None, NodeId::new("gone"), false)
+            ]
+        );
     }
 }
