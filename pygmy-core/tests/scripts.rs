@@ -18,7 +18,10 @@
 //! workspace's `--cfg tokio_unstable` in `.cargo/config.toml` makes
 //! available): tokio's only randomness, `select!`'s branch order, is then
 //! the same on every run, so tasks interleave the same way and a script
-//! prints the same text every time, alone or beside the others. Nothing
+//! prints the same text every time, alone or beside the others (without
+//! the seed, most scripts differ between runs). A tokio upgrade may pick
+//! another interleaving for the same seed: regenerate, and check that only
+//! the order of messages moved. Nothing
 //! printed comes from the wall clock (order timestamps, digests of them) or
 //! from timing (how many heartbeats a wait saw): a step prints each distinct
 //! message line once, in the order they first happened.
