@@ -13,7 +13,10 @@
 //!   when the reply comes back, so a call in flight when the node is cut
 //!   off (a held long poll) loses its reply, as over a real network: the
 //!   caller cannot tell whether it was handled, which the [`Transport`]
-//!   contract already allows.
+//!   contract already allows. A call whose whole flight spans a cut that
+//!   began and healed meanwhile is answered, as a TCP connection
+//!   outlives a short cut (`partition_primary.txt` shows one: a long poll
+//!   sent before the cut, answered after the heal).
 //! - **A tap** ([`InProcTransport::tap`]) sees every exchange — sender,
 //!   receiver, request and its outcome — once it is over, so a scripted
 //!   test can print the protocol's messages. With no tap set, a call costs
