@@ -247,7 +247,7 @@ fn with_allow(mut response: HttpResponse, allow: Option<&'static str>) -> HttpRe
 /// connection.
 ///
 /// The body is encoded into a per-thread buffer and split off it (see
-/// [`encode`]), so an answer costs no allocation of its own.
+/// `encode`), so an answer costs no allocation of its own.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> HttpResponse {
     match encode(value) {
         Some(body) => body_response(status, body),
