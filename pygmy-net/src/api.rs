@@ -97,16 +97,24 @@ pub enum Routed {
 /// not a space. `HEAD` is served wherever `GET` is (hyper then sends the
 /// headers without the body).
 pub fn route(method: &Method, path: &str) -> Routed {
-    let decoded: Vec<Cow<'_, str>> = path
-        .trim_start_matches('/')
-        .split('/')
-        .map(query::decode_path)
-        .collect();
-    let segments: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
+    // Every route has at most MAX_SEGMENTS segments, so a longer path is no
+    // route and its segments are not decoded. Kept on the stack: routing a
+    // request allocates only when a segment is percent-encoded.
+    let mut decoded: [Cow<'_, str>; MAX_SEGMENTS] = Default::default();
+    let mut count = 0;
+    for raw in path.trim_start_matches('/').split('/') {
+        if count == MAX_SEGMENTS {
+            return Routed::RestFailure(Failure::no_route(method, path));
+        }
+        decoded[count] = query::decode_path(raw);
+        count += 1;
+    }
+    let all: [&str; MAX_SEGMENTS] = [&decoded[0], &decoded[1], &decoded[2]];
+    let segments = &all[..count];
     let get = method == Method::GET || method == Method::HEAD;
     // The original's three routes answer everything, errors included, in
     // its envelope.
-    let original = match segments.as_slice() {
+    let original = match segments {
         ["search"] => Some(original::Route::Search),
         ["lookup"] => Some(original::Route::Lookup),
         ["buy"] => Some(original::Route::Buy),
@@ -126,7 +134,7 @@ pub fn route(method: &Method, path: &str) -> Routed {
         };
     }
     let not_allowed = |allow| Routed::RestFailure(Failure::method_not_allowed(method, path, allow));
-    let route = match (segments.as_slice(), method) {
+    let route = match (segments, method) {
         (["books"], _) if get => rest::Route::Books,
         (["books"], &Method::POST) => rest::Route::AddBook,
         (["books"], _) => return not_allowed("GET, HEAD, POST"),
@@ -147,6 +155,9 @@ pub fn route(method: &Method, path: &str) -> Routed {
     Routed::Rest(route)
 }
 
+/// The most path segments of any route (`/books/{id}/buy`).
+const MAX_SEGMENTS: usize = 3;
+
 /// Routes one public request and answers it.
 pub async fn respond<B>(
     public: &Public,
@@ -157,7 +168,23 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    match route(request.method(), request.uri().path()) {
+    let routed = route(request.method(), request.uri().path());
+    respond_routed(public, limits, routed, request).await
+}
+
+/// Answers one public request already routed by [`route`] (the server
+/// routes each request once, for its metrics label and its answer).
+pub async fn respond_routed<B>(
+    public: &Public,
+    limits: BodyLimit,
+    routed: Routed,
+    request: hyper::Request<B>,
+) -> HttpResponse
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match routed {
         Routed::Original(route) => {
             original::respond(public.api.as_ref(), route, request.uri().query()).await
         }

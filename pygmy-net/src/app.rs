@@ -39,7 +39,7 @@
 
 use crate::api::{self, Public, PublicApi};
 use crate::body::{BodyLimit, BoxError};
-use crate::metrics::{route_label, Metrics};
+use crate::metrics::{fixed_label, routed_label, Metrics};
 use crate::observe::Observe;
 use crate::request_id::{self, IdMaker};
 use crate::rpc::{self, RPC_PATH};
@@ -47,7 +47,6 @@ use crate::server::Limits;
 use crate::web;
 use crate::wire::{json, Failure, HttpResponse};
 use hyper::body::Body;
-use hyper::header::HeaderValue;
 use hyper::Method;
 use hyper::StatusCode;
 use pygmy_core::unstable::transport::Handler;
@@ -175,6 +174,9 @@ impl App {
 
     /// Answers one request. Never fails: every problem is a JSON response.
     /// Counts it, and handles it under its request id (see the module docs).
+    ///
+    /// The request is routed once, here: the route gives both the metrics
+    /// label and, for a public request, the endpoint that answers it.
     pub async fn respond<B>(&self, request: hyper::Request<B>) -> HttpResponse
     where
         B: Body,
@@ -184,26 +186,32 @@ impl App {
         let internal = request.uri().path() == RPC_PATH;
         let given = request_id::given(request.headers());
         // Internal traffic of the nodes' own carries no id and gets none.
-        let id = match (&given, internal) {
-            (Some(id), _) => Some(id.clone()),
-            (None, true) => None,
-            (None, false) => Some(self.ids.make()),
+        let id = match given {
+            Some(id) => Some(id),
+            None if internal => None,
+            None => Some(self.ids.make()),
         };
         let method = request.method().clone();
-        let route = route_label(&method, request.uri().path());
+        let (route, routed) = match fixed_label(request.uri().path()) {
+            Some(label) => (label, None),
+            None => {
+                let routed = api::route(&method, request.uri().path());
+                (routed_label(&routed), Some(routed))
+            }
+        };
         // A clone of the Uri shares its bytes (no copy of the path).
         let uri = (!internal).then(|| request.uri().clone());
         let (mut response, kind) = match &id {
-            Some(id) => request_id::scope(id.clone(), self.dispatch(request)).await,
-            None => self.dispatch(request).await,
+            Some(id) => request_id::scope(id.clone(), self.dispatch(request, routed)).await,
+            None => self.dispatch(request, routed).await,
         };
         let took = started.elapsed();
         let status = response.status();
         self.metrics.request(route, status.as_u16(), took);
         if let Some(id) = &id {
-            if let Ok(value) = HeaderValue::from_str(id) {
-                response.headers_mut().insert(request_id::HEADER, value);
-            }
+            response
+                .headers_mut()
+                .insert(request_id::HEADER, id.header_value());
             let micros = took.as_micros() as u64;
             match &uri {
                 Some(uri) => {
@@ -229,8 +237,15 @@ impl App {
         response
     }
 
-    /// Routes a request; for an internal one, also names its message.
-    async fn dispatch<B>(&self, request: hyper::Request<B>) -> (HttpResponse, Option<&'static str>)
+    /// Answers a request (`routed`: its public route, when [`respond`]
+    /// routed it); for an internal one, also names its message.
+    ///
+    /// [`respond`]: App::respond
+    async fn dispatch<B>(
+        &self,
+        request: hyper::Request<B>,
+        routed: Option<api::Routed>,
+    ) -> (HttpResponse, Option<&'static str>)
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -257,7 +272,14 @@ impl App {
             return (response, None);
         }
         let response = match &self.public {
-            Some(public) => api::respond(public, self.body_limit(self.public_limit), request).await,
+            Some(public) => {
+                // A page's path that no page answered (a POST to `/ops`,
+                // say) was not routed above: route it now.
+                let routed =
+                    routed.unwrap_or_else(|| api::route(request.method(), request.uri().path()));
+                let limit = self.body_limit(self.public_limit);
+                api::respond_routed(public, limit, routed, request).await
+            }
             None => Failure::no_route(request.method(), request.uri().path()).rest(),
         };
         (response, None)

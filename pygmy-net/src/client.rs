@@ -94,7 +94,7 @@ where
         // The public request this call serves, if any: the receiving node
         // logs its part under the same id.
         if let Some(id) = crate::request_id::current() {
-            builder = builder.header(crate::request_id::HEADER, &*id);
+            builder = builder.header(crate::request_id::HEADER, id.header_value());
         }
         builder
             .body(Full::new(Bytes::from(body)))

@@ -160,16 +160,26 @@ pub fn fsync_histogram() -> &'static Histogram {
 /// The fixed label of a request's route: the names below, whatever the path
 /// holds (ids are not part of the label).
 pub fn route_label(method: &Method, path: &str) -> &'static str {
-    match path {
-        crate::rpc::RPC_PATH => return "internal",
-        "/metrics" => return "metrics",
-        "/" | "/index.html" => return "storefront",
-        "/ops" => return "ops",
-        "/ops/status" => return "ops_status",
-        "/openapi.json" => return "openapi",
-        _ => {}
-    }
-    match route(method, path) {
+    fixed_label(path).unwrap_or_else(|| routed_label(&route(method, path)))
+}
+
+/// The label of a path that names one page or endpoint whatever the method
+/// (`None`: the label depends on the public route, [`routed_label`]).
+pub fn fixed_label(path: &str) -> Option<&'static str> {
+    Some(match path {
+        crate::rpc::RPC_PATH => "internal",
+        "/metrics" => "metrics",
+        "/" | "/index.html" => "storefront",
+        "/ops" => "ops",
+        "/ops/status" => "ops_status",
+        "/openapi.json" => "openapi",
+        _ => return None,
+    })
+}
+
+/// The label of a public route, as [`route`] decided it.
+pub fn routed_label(routed: &Routed) -> &'static str {
+    match routed {
         Routed::Original(original::Route::Search) => "search",
         Routed::Original(original::Route::Lookup) => "lookup",
         Routed::Original(original::Route::Buy) => "buy",
@@ -379,6 +389,7 @@ mod tests {
         assert_eq!(route_label(&Method::POST, "/books/3/buy"), "book_buy");
         assert_eq!(route_label(&Method::GET, "/lookup"), "lookup");
         assert_eq!(route_label(&Method::GET, "/no/such/path"), "other");
+        assert_eq!(route_label(&Method::GET, "/books/1/buy/more"), "other");
         assert_eq!(route_label(&Method::POST, "/internal/rpc"), "internal");
     }
 

@@ -38,13 +38,13 @@ async fn search(api: &dyn PublicApi, params: &Params<'_>) -> Result<HttpResponse
             format!("no books in topic '{topic}'"),
         ));
     }
-    Ok(listing(books))
+    Ok(listing(&books))
 }
 
 async fn lookup(api: &dyn PublicApi, params: &Params<'_>) -> Result<HttpResponse, Failure> {
     let id = parse_id(required(params, "id")?)?;
     let book = api.lookup(id).await?;
-    Ok(listing(vec![book]))
+    Ok(listing(std::slice::from_ref(&book)))
 }
 
 async fn buy(api: &dyn PublicApi, params: &Params<'_>) -> Result<HttpResponse, Failure> {

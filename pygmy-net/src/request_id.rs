@@ -13,41 +13,107 @@
 //!
 //! Work a handler hands to another task (a group commit's shared round, a
 //! background pull) is not one request's, and carries no id.
+//!
+//! # Cost
+//!
+//! An id costs a request no heap string: a client's id is its header value
+//! (shared with the request's own header bytes, not copied), a made one is
+//! two numbers, formatted only where it is written (the answer's header,
+//! which hyper needs as bytes, and a log line, only when that line is
+//! enabled).
 
-use hyper::header::HeaderMap;
+use hyper::header::{HeaderMap, HeaderValue};
+use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// The header that carries a request id, both ways.
 pub const HEADER: &str = "x-request-id";
 /// Longest id taken from a client.
 pub const MAX_ID_LEN: usize = 128;
 
+/// Longest made id: 8 hex digits, a dash, 16 hex digits.
+const MADE_LEN: usize = 8 + 1 + 16;
+
+/// One request's id (see the module docs). Cloning it copies two numbers
+/// or bumps a reference count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(Repr);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Repr {
+    /// A client's, checked by [`given`]: 1 to [`MAX_ID_LEN`] visible ASCII
+    /// characters.
+    Given(HeaderValue),
+    /// This node's: `{prefix:08x}-{n:x}`.
+    Made { prefix: u32, n: u64 },
+}
+
+impl RequestId {
+    /// The id as a header value, for an answer or an internal call.
+    pub fn header_value(&self) -> HeaderValue {
+        match &self.0 {
+            Repr::Given(value) => value.clone(),
+            Repr::Made { prefix, n } => {
+                let mut buf = [0u8; MADE_LEN];
+                let len = made_bytes(*prefix, *n, &mut buf);
+                // Hex digits and a dash are always a valid header value;
+                // the fallback is never taken.
+                HeaderValue::from_bytes(&buf[..len])
+                    .unwrap_or_else(|_| HeaderValue::from_static("-"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            // Checked visible ASCII when taken, so `to_str` succeeds.
+            Repr::Given(value) => f.write_str(value.to_str().unwrap_or("-")),
+            Repr::Made { prefix, n } => write!(f, "{prefix:08x}-{n:x}"),
+        }
+    }
+}
+
+/// Writes `{prefix:08x}-{n:x}` into `buf`; returns its length.
+fn made_bytes(prefix: u32, n: u64, buf: &mut [u8; MADE_LEN]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in buf[..8].iter_mut().enumerate() {
+        *byte = HEX[(prefix >> (28 - 4 * i) & 0xf) as usize];
+    }
+    buf[8] = b'-';
+    // At least one digit, as `{:x}` writes for 0.
+    let digits = (16 - n.leading_zeros() as usize / 4).max(1);
+    for i in 0..digits {
+        buf[9 + i] = HEX[(n >> (4 * (digits - 1 - i)) & 0xf) as usize];
+    }
+    9 + digits
+}
+
 tokio::task_local! {
-    static CURRENT: Arc<str>;
+    static CURRENT: RequestId;
 }
 
 /// The id of the request the current task handles, if any.
-pub fn current() -> Option<Arc<str>> {
-    CURRENT.try_with(Arc::clone).ok()
+pub fn current() -> Option<RequestId> {
+    CURRENT.try_with(RequestId::clone).ok()
 }
 
 /// Runs `future` as the handling of request `id`.
-pub async fn scope<F: Future>(id: Arc<str>, future: F) -> F::Output {
+pub async fn scope<F: Future>(id: RequestId, future: F) -> F::Output {
     CURRENT.scope(id, future).await
 }
 
 /// The id a request carries, if well formed (see the module docs).
-pub fn given(headers: &HeaderMap) -> Option<Arc<str>> {
-    let value = headers.get(HEADER)?.as_bytes();
-    let ok = !value.is_empty()
-        && value.len() <= MAX_ID_LEN
-        && value.iter().all(|b| b.is_ascii_graphic());
-    // Checked above: visible ASCII is UTF-8.
-    ok.then(|| std::str::from_utf8(value).ok().map(Arc::from))
-        .flatten()
+pub fn given(headers: &HeaderMap) -> Option<RequestId> {
+    let value = headers.get(HEADER)?;
+    let bytes = value.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= MAX_ID_LEN
+        && bytes.iter().all(|b| b.is_ascii_graphic());
+    ok.then(|| RequestId(Repr::Given(value.clone())))
 }
 
 /// Makes ids unique across nodes and restarts: a random 32-bit prefix per
@@ -73,23 +139,26 @@ impl Default for IdMaker {
 }
 
 impl IdMaker {
-    pub fn make(&self) -> Arc<str> {
+    pub fn make(&self) -> RequestId {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        Arc::from(format!("{:08x}-{n:x}", self.prefix))
+        RequestId(Repr::Made {
+            prefix: self.prefix,
+            n,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
 
     #[test]
     fn a_well_formed_client_id_is_kept_and_a_bad_one_ignored() {
         let mut headers = HeaderMap::new();
         assert_eq!(given(&headers), None);
         headers.insert(HEADER, HeaderValue::from_static("abc-123"));
-        assert_eq!(given(&headers).as_deref(), Some("abc-123"));
+        let id = given(&headers).map(|id| id.to_string());
+        assert_eq!(id.as_deref(), Some("abc-123"));
         headers.insert(HEADER, HeaderValue::from_static("has space"));
         assert_eq!(given(&headers), None);
         headers.insert(HEADER, HeaderValue::from_str(&"x".repeat(129)).unwrap());
@@ -102,10 +171,21 @@ mod tests {
         assert_ne!(maker.make(), maker.make());
     }
 
+    #[test]
+    fn a_made_id_is_written_as_formatted() {
+        for (prefix, n) in [(0, 0), (0xdead_beef, 1), (7, 0x1f), (u32::MAX, u64::MAX)] {
+            let id = RequestId(Repr::Made { prefix, n });
+            let expected = format!("{prefix:08x}-{n:x}");
+            assert_eq!(id.to_string(), expected);
+            assert_eq!(id.header_value().to_str().ok(), Some(expected.as_str()));
+        }
+    }
+
     #[tokio::test]
     async fn the_current_id_is_the_scope_s() {
         assert_eq!(current(), None);
-        let seen = scope(Arc::from("r1"), async { current() }).await;
-        assert_eq!(seen.as_deref(), Some("r1"));
+        let id = RequestId(Repr::Given(HeaderValue::from_static("r1")));
+        let seen = scope(id, async { current() }).await;
+        assert_eq!(seen.map(|id| id.to_string()).as_deref(), Some("r1"));
     }
 }

@@ -34,6 +34,21 @@
 //! request has nothing to be answered. Timers run on tokio's clock, which
 //! turmoil virtualises, so the simulation runs these limits too.
 //!
+//! # One timer per connection
+//!
+//! The header and idle limits cost a request nothing beyond recording its
+//! phase changes (three uncontended lock round trips): a phase change wakes
+//! no task and arms no timer. Each connection has one timer instead, which
+//! fires at the earliest moment any deadline could fall due:
+//! `min(current deadline, now + min(header_timeout, idle_timeout))`. That
+//! bound is exact: a phase entered after `now` starts its own deadline at
+//! least `min(header_timeout, idle_timeout)` later, and the current phase's
+//! deadline is known. So a connection is closed at its deadline (no later
+//! than with a timer per phase), and a busy keep-alive connection costs one
+//! timer wake-up per `min(header_timeout, idle_timeout)` (10 s by default)
+//! instead of three wake-ups and a new timer per request (measured in
+//! docs/BENCHMARKS.md, issue 14).
+//!
 //! Graceful stop: when `shutdown` resolves the listener is dropped (new
 //! connections are refused at once), every connection is told to finish the
 //! request it is on and close, and `serve` returns once all of them have.
@@ -57,7 +72,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 /// Pause after a failed accept. Errors like "too many open files" persist
@@ -191,17 +206,16 @@ enum Phase {
 }
 
 /// A connection's phase, shared by its socket, its service and its task.
+/// Changing it only records it: the connection's one timer reads it when it
+/// fires (see the module docs).
 struct Activity {
     state: Mutex<(Phase, Instant)>,
-    /// Wakes the connection's task when the phase changes.
-    changed: Notify,
 }
 
 impl Activity {
     fn new() -> Self {
         Activity {
             state: Mutex::new((Phase::Idle, Instant::now())),
-            changed: Notify::new(),
         }
     }
 
@@ -209,8 +223,6 @@ impl Activity {
         let mut state = self.state.lock();
         if from.is_none_or(|from| state.0 == from) && state.0 != to {
             *state = (to, Instant::now());
-            drop(state);
-            self.changed.notify_one();
         }
     }
 
@@ -325,10 +337,14 @@ where
         .max_buf_size(limits.max_header_bytes.max(MIN_BUF))
         .serve_connection(io, service);
     tokio::pin!(conn);
+    // The connection's one timer (see the module docs). A phase entered
+    // after `now` has a deadline at least `check` after `now`, so waking at
+    // `min(current deadline, now + check)` never misses one.
+    let check = limits.header_timeout.min(limits.idle_timeout);
+    let timer = tokio::time::sleep(check);
+    tokio::pin!(timer);
     let mut stopping = false;
     loop {
-        let deadline = activity.deadline(&limits);
-        let changed = activity.changed.notified();
         tokio::select! {
             biased;
             // A connection error (peer reset, malformed HTTP) concerns only
@@ -338,13 +354,146 @@ where
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = changed => {}
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                // Dropping the connection closes the socket.
-                if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
+            _ = timer.as_mut() => {
+                let now = Instant::now();
+                let deadline = activity.deadline(&limits);
+                if deadline.is_some_and(|d| d <= now) {
+                    // Dropping the connection closes the socket.
                     return;
                 }
+                let next = now + check;
+                timer.as_mut().reset(deadline.map_or(next, |d| d.min(next)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The header and idle limits on tokio's paused clock: the test owns
+    //! the clock, so "closed at the deadline" is exact and not a race with
+    //! the machine's load (hostile.rs checks the same limits over real TCP,
+    //! only that slow clients are closed at all).
+
+    use super::*;
+    use crate::app::App;
+    use async_trait::async_trait;
+    use pygmy_core::unstable::transport::message::{Request, Response};
+    use pygmy_core::unstable::transport::Handler;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::sync::mpsc;
+
+    /// Connections handed over by the test.
+    struct Queue(mpsc::Receiver<DuplexStream>);
+
+    #[async_trait]
+    impl Accept for Queue {
+        type Io = DuplexStream;
+
+        async fn accept(&mut self) -> io::Result<DuplexStream> {
+            match self.0.recv().await {
+                Some(io) => Ok(io),
+                // The test is over; never return, so no backoff loop spins.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Answers every internal call after `SLOW`, longer than either limit.
+    struct Slow;
+
+    const SLOW: Duration = Duration::from_secs(100);
+
+    #[async_trait]
+    impl Handler for Slow {
+        async fn handle(&self, _request: Request) -> Response {
+            tokio::time::sleep(SLOW).await;
+            Response::Ok
+        }
+    }
+
+    const HEADER: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(60);
+
+    /// A server with the default limits; connect with the returned sender.
+    fn server() -> mpsc::Sender<DuplexStream> {
+        let limits = Limits {
+            header_timeout: HEADER,
+            idle_timeout: IDLE,
+            ..Limits::default()
+        };
+        let app = Arc::new(App::new(Arc::new(Slow), "token").with_limits(limits));
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(serve(Queue(rx), app, std::future::pending()));
+        tx
+    }
+
+    async fn connect(server: &mpsc::Sender<DuplexStream>) -> DuplexStream {
+        let (client, theirs) = tokio::io::duplex(64 << 10);
+        server.send(theirs).await.expect("the server accepts");
+        client
+    }
+
+    /// Reads until the server closes the connection; the bytes read.
+    async fn until_closed(client: &mut DuplexStream) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        // An error (reset) counts as closed too.
+        let _ = client.read_to_end(&mut bytes).await;
+        bytes
+    }
+
+    /// Whether `at` is the deadline `due`, to the timer wheel's 1 ms.
+    fn at_deadline(at: Duration, due: Duration) -> bool {
+        at >= due && at <= due + Duration::from_millis(2)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_closes_at_its_idle_deadline() {
+        let server = server();
+        let start = Instant::now();
+        let mut client = connect(&server).await;
+        let bytes = until_closed(&mut client).await;
+        assert!(bytes.is_empty());
+        let closed = start.elapsed();
+        assert!(at_deadline(closed, IDLE), "closed after {closed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_begun_late_closes_at_its_header_deadline_not_the_idle_one() {
+        let server = server();
+        let mut client = connect(&server).await;
+        // Idle for 30.005 s (between two of the connection's timer checks),
+        // then half a request line.
+        tokio::time::sleep(Duration::from_millis(30_005)).await;
+        client.write_all(b"GET /li").await.expect("send");
+        let began = Instant::now();
+        let bytes = until_closed(&mut client).await;
+        assert!(bytes.is_empty(), "no answer to half a head");
+        let closed = began.elapsed();
+        assert!(at_deadline(closed, HEADER), "closed after {closed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_handler_is_not_cut_off_and_the_connection_then_idles_out() {
+        let server = server();
+        let mut client = connect(&server).await;
+        let heartbeat = Request::Heartbeat {
+            views: Vec::new(),
+            disks: None,
+        };
+        let body = serde_json::to_string(&heartbeat).expect("a request encodes");
+        let request = format!(
+            "POST {RPC} HTTP/1.1\r\nHost: x\r\nx-pygmy-token: token\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len(),
+            RPC = crate::rpc::RPC_PATH,
+        );
+        let start = Instant::now();
+        client.write_all(request.as_bytes()).await.expect("send");
+        let bytes = until_closed(&mut client).await;
+        // Answered after SLOW (past both limits), then closed IDLE later.
+        assert!(bytes.starts_with(b"HTTP/1.1 200"), "{bytes:?}");
+        let closed = start.elapsed();
+        assert!(at_deadline(closed, SLOW + IDLE), "closed after {closed:?}");
     }
 }

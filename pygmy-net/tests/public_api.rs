@@ -343,3 +343,57 @@ async fn oversized_public_body_is_413_json() {
         "request body exceeds the limit of 65536 bytes"
     );
 }
+
+/// Whether `id` has the shape of an id the server makes: 8 hex digits, a
+/// dash, then hex digits.
+fn is_made_id(id: &str) -> bool {
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match id.split_once('-') {
+        Some((prefix, n)) => prefix.len() == 8 && hex(prefix) && hex(n),
+        None => false,
+    }
+}
+
+#[tokio::test]
+async fn a_client_request_id_is_echoed_and_one_is_made_otherwise() {
+    let server = start(front_end_app()).await;
+    let id_of = |reply: &Reply| {
+        reply
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    // A client's id comes back unchanged, on an answer and on an error.
+    for (path, status) in [("/lookup?id=2", 200), ("/lookup?id=99", 404)] {
+        let reply = send(
+            Method::GET,
+            &server.url(path),
+            &[("X-Request-Id", "client-id.42")],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(reply.status.as_u16(), status, "{path}");
+        assert_eq!(id_of(&reply).as_deref(), Some("client-id.42"), "{path}");
+    }
+    // Without one, or with a malformed one, the server makes a fresh id.
+    let long = "x".repeat(129);
+    let mut made = Vec::new();
+    for given in [None, Some("has space"), Some(long.as_str())] {
+        let headers: Vec<(&str, &str)> = given.iter().map(|v| ("X-Request-Id", *v)).collect();
+        let reply = send(
+            Method::GET,
+            &server.url("/lookup?id=2"),
+            &headers,
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let id = id_of(&reply).expect("an x-request-id header");
+        assert!(is_made_id(&id), "{given:?} got {id}");
+        made.push(id);
+    }
+    made.sort();
+    made.dedup();
+    assert_eq!(made.len(), 3, "made ids differ: {made:?}");
+}
