@@ -175,6 +175,15 @@ pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
     if !args.etcd.is_empty() {
         cfg.coordinator = CoordinatorConfig::etcd(args.etcd.clone());
     } else if args.frontends > 1 {
+        // Said before the folder records a local etcd, so that the advice
+        // (`--etcd`) still applies to this folder.
+        if pygmy_net::etcd::launch::find_binary().is_none() {
+            return Err(format!(
+                "--frontends {} needs etcd, and no etcd binary was found: {INSTALL_HINT}; \
+                 or pass --etcd URL[,URL] to use a running etcd",
+                args.frontends
+            ));
+        }
         // A local etcd on the two ports after the last node's.
         let last = cfg
             .nodes()

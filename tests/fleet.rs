@@ -184,3 +184,24 @@ async fn three_front_ends_survive_the_leaders_death_and_etcds() {
     let violations = check_settled(&states, &acknowledged);
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+#[test]
+fn several_front_ends_without_an_etcd_binary_say_how_to_get_one() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let base = support::free_ports(9).to_string();
+    let out = support::pygmy()
+        .args(["up", "--dir"])
+        .arg(dir.path())
+        .args(["--frontends", "2", "--base-port", &base])
+        .env("PYGMY_ETCD_BIN", "/nonexistent/etcd")
+        .output()
+        .expect("run pygmy up");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("apt-get install etcd-server") && err.contains("--etcd URL"),
+        "{err}"
+    );
+    // Nothing recorded: the same folder can be started with --etcd.
+    assert!(!dir.path().join("pygmy.toml").exists());
+}
