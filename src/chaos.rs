@@ -19,8 +19,12 @@
 //! replica under load for a while. The front end's round times how long it
 //! takes to serve again after its restart, and checks it kept its views
 //! (their epochs never go back: the view record is durable). Requests sent
-//! while the front end is dead cannot succeed — it is the only entry point —
-//! so its round's failures are reported but do not fail the run.
+//! while the only front end is dead cannot succeed, so its round's
+//! failures are reported but do not fail the run. With several front ends
+//! (`frontend-2`, …: any can be a target) the load is spread over all of
+//! them and its clients move to another when theirs dies, so no failure is
+//! excused. Killing etcd is not built here (`up` or the user owns that
+//! process; `tests/fleet.rs` kills it).
 //!
 //! # The verdict
 //!
@@ -57,8 +61,9 @@ pub struct ChaosArgs {
     /// The folder of a cluster started with `pygmy up --dir DIR`.
     #[arg(long, default_value = "pygmy-data")]
     pub dir: PathBuf,
-    /// What to kill: `each` (every replica in turn), `frontend`, `all`
-    /// (every replica, then the front end), or a node name such as `catalog-1`.
+    /// What to kill: `each` (every replica in turn), `frontend` (the first
+    /// front end), `all` (every replica, then every front end), or a node
+    /// name such as `catalog-1` or `frontend-2`.
     #[arg(long, default_value = "each")]
     pub target: String,
     #[command(flatten)]
@@ -203,7 +208,13 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, String> {
     let mut traffic = args.traffic.clone();
     traffic.mix.get_or_insert_with(default_mix);
     let running = load::start(Plan {
-        url: format!("http://{}", cfg.frontend.addr),
+        // Every front end: a client whose front end fails moves to another.
+        url: cfg
+            .frontends
+            .iter()
+            .map(|n| format!("http://{}", n.addr))
+            .collect::<Vec<_>>()
+            .join(","),
         traffic,
         until: Until::Stopped,
     })
@@ -219,8 +230,8 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, String> {
     let mut problems = Vec::new();
     for target in &targets {
         let round = async {
-            if *target == cfg.frontend.name {
-                frontend_round(args, &cfg, &config_path, &running).await
+            if cfg.is_frontend(target) {
+                frontend_round(args, &cfg, &config_path, &running, target).await
             } else {
                 replica_round(args, &cfg, &config_path, &inspector, &running, target).await
             }
@@ -252,10 +263,11 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, String> {
     running.stop();
     let (report, acknowledged) = running.finish().await;
 
-    // Failures while the front end was dead are expected; any other is not.
+    // Failures while the only front end was dead are expected; any other
+    // is not (with several, clients move to another front end).
     let excused: u64 = rounds
         .iter()
-        .filter(|r| r.role == "frontend")
+        .filter(|r| r.role == "frontend" && cfg.frontends.len() == 1)
         .map(|r| r.requests.failed)
         .sum();
     let failed_requests = report.total.failed.saturating_sub(excused);
@@ -301,13 +313,17 @@ fn targets(cfg: &ClusterConfig, target: &str) -> Result<Vec<String>, String> {
         "each" => Ok(replicas),
         "all" => Ok(replicas
             .into_iter()
-            .chain(std::iter::once(cfg.frontend.name.clone()))
+            .chain(cfg.frontends.iter().map(|n| n.name.clone()))
             .collect()),
-        "frontend" => Ok(vec![cfg.frontend.name.clone()]),
+        "frontend" => Ok(vec![cfg.frontend().name.clone()]),
         name if cfg.node(name).is_some() => Ok(vec![name.to_string()]),
         other => Err(format!(
-            "unknown --target {other:?}: expected each, all, frontend, or one of {}",
-            replicas.join(", ")
+            "unknown --target {other:?}: expected each, all, frontend, or one of {} \
+             (killing etcd is not built: kill its process by hand)",
+            cfg.nodes()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -482,8 +498,9 @@ async fn frontend_round(
     cfg: &ClusterConfig,
     config_path: &std::path::Path,
     running: &load::Running,
+    name: &str,
 ) -> Result<Round, String> {
-    let name = cfg.frontend.name.clone();
+    let name = name.to_string();
     let before = up::wait_health(cfg, args.patience, |h| is_whole(cfg, h), || Ok(()))
         .await
         .map_err(|e| format!("the cluster did not become whole before the kill: {e}"))?;
@@ -687,7 +704,13 @@ impl ChaosReport {
             .filter(|r| r.role == "frontend")
             .map(|r| r.requests.failed)
             .sum();
-        if self.rounds.iter().any(|r| r.role == "frontend") {
+        let several = self.load.url.contains(',');
+        if several {
+            out.push_str(&format!(
+                "  {} requests moved to another front end (several front ends: none is excused)\n",
+                self.load.failovers
+            ));
+        } else if self.rounds.iter().any(|r| r.role == "frontend") {
             out.push_str(&format!(
                 "  {excused} requests failed while the front end was dead (expected: it is the only entry point)\n"
             ));

@@ -13,6 +13,27 @@
 //! its advertised address, as on one machine. (`addr` is read as
 //! `advertise`, as configurations written before the two were apart.)
 //!
+//! # Front ends and the coordinator
+//!
+//! `[[frontends]]` lists any number of front ends; every one serves every
+//! route. The first is the one replicas send their `ViewReady` and cache
+//! invalidations to first (they try the others in turn when it does not
+//! answer). A file written before several front ends existed has one
+//! `[frontend]` section instead; it still loads, as the only front end.
+//!
+//! `[coordinator]` says where the view records live: `kind = "builtin"`
+//! (the default: the one front end's own disk) or `kind = "etcd"` with the
+//! `endpoints` of an etcd cluster (its client URLs), which several front
+//! ends need: they share the records there and elect one of them, with a
+//! lease of `lease_ms`, to run the view service (see
+//! `pygmy_core::unstable::frontend::coordination`).
+//!
+//! With more than one front end, reads go to each group's primary and the
+//! front ends keep no cache: the catalog primary does not wait for other
+//! front ends' invalidations yet (cache leases are designed in
+//! docs/DESIGN.md, "Many front ends", not built), so only the primary's
+//! commit point is sure to cover a write another front end acknowledged.
+//!
 //! # Paths
 //!
 //! A node keeps its data in its `data` folder if it has one, else in
@@ -85,7 +106,19 @@ pub struct ClusterConfig {
     pub token: String,
     /// Secret for admin changes (price, restock, add book).
     pub admin_token: String,
-    pub frontend: NodeSpec,
+    /// Every front end, in order (see the module docs). Read also from a
+    /// lone `[frontend]` section (files written before there could be
+    /// several); always written as `[[frontends]]`.
+    #[serde(default)]
+    pub frontends: Vec<NodeSpec>,
+    /// A file's lone `[frontend]` section; [`ClusterConfig::from_toml`]
+    /// moves it to the front of `frontends`, so it is `None` in a loaded
+    /// configuration.
+    #[serde(default, skip_serializing)]
+    frontend: Option<NodeSpec>,
+    /// Where the view records live (see the module docs).
+    #[serde(default)]
+    pub coordinator: CoordinatorConfig,
     pub catalog: Vec<NodeSpec>,
     pub order: Vec<NodeSpec>,
     #[serde(default = "default_heartbeat_ms")]
@@ -108,6 +141,48 @@ pub struct ClusterConfig {
     /// What every node's listener allows each client.
     #[serde(default)]
     pub limits: ListenerLimits,
+}
+
+/// Where the front ends keep the view records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CoordinatorConfig {
+    /// The one front end's own disk (`DIR/frontend/views`).
+    #[default]
+    Builtin,
+    /// An etcd cluster, shared by every front end.
+    Etcd {
+        /// The members' client URLs (`http://host:2379`).
+        endpoints: Vec<String>,
+        /// The prefix of Pygmy's keys, so that one etcd can serve several
+        /// stores.
+        #[serde(default = "default_etcd_prefix")]
+        prefix: String,
+        /// The leader's (and each front end's registration) lease. etcd
+        /// counts whole seconds, with a minimum of about 1.5 election
+        /// timeouts (2 s at etcd's default timing). A leader that dies is
+        /// replaced within about two leases.
+        #[serde(default = "default_lease_ms")]
+        lease_ms: u64,
+    },
+}
+
+fn default_etcd_prefix() -> String {
+    pygmy_net::etcd::DEFAULT_PREFIX.to_string()
+}
+fn default_lease_ms() -> u64 {
+    2000
+}
+
+impl CoordinatorConfig {
+    /// An etcd coordinator on `endpoints` with the default prefix and lease.
+    pub fn etcd(endpoints: Vec<String>) -> Self {
+        CoordinatorConfig::Etcd {
+            endpoints,
+            prefix: default_etcd_prefix(),
+            lease_ms: default_lease_ms(),
+        }
+    }
 }
 
 /// Limits on every listener, the front end's and the replicas' (see
@@ -223,7 +298,9 @@ impl ClusterConfig {
             data_dir,
             token,
             admin_token,
-            frontend: spec("frontend".into(), base_port),
+            frontends: vec![spec("frontend".into(), base_port)],
+            frontend: None,
+            coordinator: CoordinatorConfig::Builtin,
             catalog,
             order,
             heartbeat_ms: default_heartbeat_ms(),
@@ -236,10 +313,80 @@ impl ClusterConfig {
         }
     }
 
+    /// Adds front ends `frontend-2` … `frontend-N` on the ports after the
+    /// last node's (the first keeps its name and port), for `init` and `up`
+    /// with `--frontends N`.
+    pub fn add_frontends(&mut self, count: usize) {
+        let last = self
+            .nodes()
+            .filter_map(|n| n.addr.rsplit_once(':'))
+            .filter_map(|(_, p)| p.parse::<u16>().ok())
+            .max()
+            .unwrap_or(8010);
+        let host = self
+            .frontend()
+            .addr
+            .rsplit_once(':')
+            .map_or("127.0.0.1".to_string(), |(h, _)| h.to_string());
+        let mut port = last;
+        while self.frontends.len() < count {
+            // A port past u16::MAX is left to `validate` to refuse.
+            port = port.saturating_add(1);
+            let name = format!("frontend-{}", self.frontends.len() + 1);
+            self.frontends
+                .push(NodeSpec::new(name, format!("{host}:{port}")));
+        }
+    }
+
+    /// The first front end: where replicas send first, and what tools
+    /// that need one front end (`chaos`, `check`, `up`'s health) ask.
+    pub fn frontend(&self) -> &NodeSpec {
+        // `validate` makes sure there is one; `local` makes one.
+        &self.frontends[0]
+    }
+
+    /// Whether `name` is one of the front ends.
+    pub fn is_frontend(&self, name: &str) -> bool {
+        self.frontends.iter().any(|n| n.name == name)
+    }
+
     /// Checks what serde cannot: names unique, at least one replica each.
     pub fn validate(&self) -> Result<(), String> {
         if self.catalog.is_empty() || self.order.is_empty() {
             return Err("each group needs at least one replica".into());
+        }
+        if self.frontend.is_some() {
+            return Err(
+                "both [frontend] and [[frontends]]: list every front end under [[frontends]]"
+                    .into(),
+            );
+        }
+        if self.frontends.is_empty() {
+            return Err("no front end: add a [[frontends]] section".into());
+        }
+        match &self.coordinator {
+            CoordinatorConfig::Builtin if self.frontends.len() > 1 => {
+                return Err(format!(
+                    "{} front ends need a shared coordinator: set [coordinator] kind = \"etcd\" \
+                     with its endpoints (the builtin one keeps the views on one front end's disk)",
+                    self.frontends.len()
+                ));
+            }
+            CoordinatorConfig::Etcd {
+                endpoints,
+                lease_ms,
+                ..
+            } => {
+                if endpoints.is_empty() || endpoints.iter().any(|e| e.trim().is_empty()) {
+                    return Err("coordinator: etcd needs at least one endpoint, none empty".into());
+                }
+                if *lease_ms < 1000 {
+                    return Err(format!(
+                        "coordinator.lease_ms = {lease_ms}: etcd leases are whole seconds, at least 1000"
+                    ));
+                }
+            }
+            CoordinatorConfig::Builtin => {}
         }
         let mut seen = std::collections::BTreeSet::new();
         let mut ports: BTreeMap<(String, u16), &str> = BTreeMap::new();
@@ -286,9 +433,10 @@ impl ClusterConfig {
         Ok(())
     }
 
-    /// Every node, front end first.
+    /// Every node, front ends first.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeSpec> {
-        std::iter::once(&self.frontend)
+        self.frontends
+            .iter()
             .chain(self.catalog.iter())
             .chain(self.order.iter())
     }
@@ -323,16 +471,18 @@ impl ClusterConfig {
             .collect()
     }
 
-    pub fn frontend_config(&self) -> FrontEndConfig {
+    /// Front end `name`'s configuration. With several front ends: reads
+    /// at the primary and no cache (see the module docs).
+    pub fn frontend_config(&self, name: &str) -> FrontEndConfig {
         let ids = |v: &[NodeSpec]| v.iter().map(|n| NodeId::new(&n.name)).collect();
-        let mut cfg = FrontEndConfig::new(
-            NodeId::new(&self.frontend.name),
-            ids(&self.catalog),
-            ids(&self.order),
-        );
+        let mut cfg = FrontEndConfig::new(NodeId::new(name), ids(&self.catalog), ids(&self.order));
         cfg.heartbeat_interval = Duration::from_millis(self.heartbeat_ms);
         cfg.misses_for_down = self.misses_for_down;
         cfg.cache_capacity = self.cache_capacity;
+        if self.frontends.len() > 1 {
+            cfg.cache_capacity = 0;
+            cfg.primary_reads = true;
+        }
         cfg
     }
 
@@ -356,7 +506,9 @@ impl ClusterConfig {
         if let Some(file) = &mut self.catalog_file {
             resolve(file);
         }
-        for n in std::iter::once(&mut self.frontend)
+        for n in self
+            .frontends
+            .iter_mut()
             .chain(self.catalog.iter_mut())
             .chain(self.order.iter_mut())
         {
@@ -367,7 +519,13 @@ impl ClusterConfig {
     }
 
     pub fn replica_config(&self, name: &str, group: Group) -> ReplicaConfig {
-        ReplicaConfig::new(NodeId::new(name), group, NodeId::new(&self.frontend.name))
+        let mut cfg =
+            ReplicaConfig::new(NodeId::new(name), group, NodeId::new(&self.frontend().name));
+        cfg.other_frontends = self.frontends[1..]
+            .iter()
+            .map(|n| NodeId::new(&n.name))
+            .collect();
+        cfg
     }
 
     pub fn to_toml(&self) -> String {
@@ -397,7 +555,11 @@ impl ClusterConfig {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        let cfg: ClusterConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut cfg: ClusterConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        if cfg.frontends.is_empty() {
+            // A file of one front end, written before `[[frontends]]`.
+            cfg.frontends.extend(cfg.frontend.take());
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -542,6 +704,120 @@ mod tests {
         let err = ClusterConfig::read(&path).unwrap_err();
         let _ = std::fs::remove_dir_all(&dir);
         assert!(err.contains("pygmy.toml") && err.contains("UTF-8"), "{err}");
+    }
+
+    /// A `pygmy.toml` as `up` wrote them before several front ends.
+    const ONE_FRONTEND: &str = r#"
+data_dir = "data"
+token = "t"
+admin_token = "a"
+
+[frontend]
+name = "frontend"
+advertise = "127.0.0.1:8000"
+
+[[catalog]]
+name = "catalog-1"
+advertise = "127.0.0.1:8001"
+
+[[order]]
+name = "order-1"
+advertise = "127.0.0.1:8002"
+"#;
+
+    #[test]
+    fn a_file_with_one_frontend_section_still_loads_as_one_builtin_front_end() {
+        let cfg = ClusterConfig::from_toml(ONE_FRONTEND).unwrap();
+        assert_eq!(cfg.frontends.len(), 1);
+        assert_eq!(cfg.frontend().addr, "127.0.0.1:8000");
+        assert_eq!(cfg.coordinator, CoordinatorConfig::Builtin);
+        assert!(cfg.is_frontend("frontend") && cfg.group_of("frontend").is_none());
+        // Written back as `[[frontends]]`, it reads the same.
+        let text = cfg.to_toml();
+        assert!(text.contains("[[frontends]]"), "{text}");
+        assert!(!text.contains("[frontend]"), "{text}");
+        assert_eq!(ClusterConfig::from_toml(&text).unwrap(), cfg);
+        // Its one front end caches and balances reads, as before.
+        let fe = cfg.frontend_config("frontend");
+        assert!(!fe.primary_reads);
+        assert_eq!(fe.cache_capacity, default_cache());
+        assert!(cfg
+            .replica_config("order-1", Group::Order)
+            .other_frontends
+            .is_empty());
+    }
+
+    #[test]
+    fn several_front_ends_on_etcd_round_trip_and_read_at_the_primary() {
+        let mut cfg = local();
+        cfg.coordinator = CoordinatorConfig::etcd(vec!["http://127.0.0.1:2379".into()]);
+        cfg.add_frontends(3);
+        let names: Vec<(&str, &str)> = cfg
+            .frontends
+            .iter()
+            .map(|n| (n.name.as_str(), n.addr.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("frontend", "127.0.0.1:8000"),
+                ("frontend-2", "127.0.0.1:8005"),
+                ("frontend-3", "127.0.0.1:8006")
+            ]
+        );
+        let text = cfg.to_toml();
+        assert!(text.contains("kind = \"etcd\""), "{text}");
+        assert_eq!(ClusterConfig::from_toml(&text).unwrap(), cfg);
+        let fe = cfg.frontend_config("frontend-2");
+        assert_eq!(fe.me, NodeId::new("frontend-2"));
+        assert!(fe.primary_reads);
+        assert_eq!(fe.cache_capacity, 0);
+        let replica = cfg.replica_config("catalog-1", Group::Catalog);
+        assert_eq!(replica.frontend, NodeId::new("frontend"));
+        assert_eq!(
+            replica.other_frontends,
+            [NodeId::new("frontend-2"), NodeId::new("frontend-3")]
+        );
+    }
+
+    #[test]
+    fn several_front_ends_need_etcd_and_a_file_cannot_have_both_sections() {
+        let mut cfg = local();
+        cfg.add_frontends(2);
+        let err = ClusterConfig::from_toml(&cfg.to_toml()).unwrap_err();
+        assert!(
+            err.contains("2 front ends") && err.contains("etcd"),
+            "{err}"
+        );
+
+        let both = format!(
+            "{ONE_FRONTEND}\n[[frontends]]\nname = \"frontend-2\"\nadvertise = \"127.0.0.1:8009\"\n"
+        );
+        let err = ClusterConfig::from_toml(&both).unwrap_err();
+        assert!(
+            err.contains("[frontend]") && err.contains("[[frontends]]"),
+            "{err}"
+        );
+
+        let none = ONE_FRONTEND.replace(
+            "[frontend]\nname = \"frontend\"\nadvertise = \"127.0.0.1:8000\"\n",
+            "",
+        );
+        let err = ClusterConfig::from_toml(&none).unwrap_err();
+        assert!(err.contains("no front end"), "{err}");
+
+        cfg.coordinator = CoordinatorConfig::Etcd {
+            endpoints: Vec::new(),
+            prefix: "/p/".into(),
+            lease_ms: 2000,
+        };
+        assert!(cfg.validate().unwrap_err().contains("endpoint"));
+        cfg.coordinator = CoordinatorConfig::Etcd {
+            endpoints: vec!["127.0.0.1:2379".into()],
+            prefix: "/p/".into(),
+            lease_ms: 500,
+        };
+        assert!(cfg.validate().unwrap_err().contains("lease_ms"));
     }
 
     #[test]

@@ -9,11 +9,16 @@
 //! (`0.0.0.0`, every interface, by default) and is advertised as
 //! `HOST:port`; its data goes to `data_dir/NAME` where `data_dir` is
 //! relative to the configuration file on the machine that runs it. The
-//! tokens are fresh 128-bit secrets. The file is written only if it does
+//! tokens are fresh 128-bit secrets.
+//!
+//! `--frontends N` adds front ends `frontend-2` … `frontend-N` after the
+//! replicas (the same placement rule goes on), and needs `--etcd URL,…`,
+//! the etcd cluster they share their views through: `init` starts
+//! nothing, so it cannot start an etcd as `pygmy up` does. The file is written only if it does
 //! not exist, readable by its owner only unless `--readable` asks for more
 //! (a container whose user is not the file's owner must read it).
 
-use crate::config::{ClusterConfig, NodeSpec};
+use crate::config::{ClusterConfig, CoordinatorConfig, NodeSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +34,14 @@ pub struct InitArgs {
     /// Port of the front end; the replicas take the following ones.
     #[arg(long, default_value_t = 8010, value_parser = clap::value_parser!(u16).range(1..=65515))]
     pub base_port: u16,
+    /// Front ends, 1 to 9; more than one needs --etcd.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=9))]
+    pub frontends: u16,
+    /// The client URLs of the etcd cluster the front ends share their views
+    /// through, comma-separated (without it: the builtin coordinator, one
+    /// front end).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd: Vec<String>,
     /// The address every node binds, with its own port.
     #[arg(long, default_value = "0.0.0.0")]
     pub listen_host: String,
@@ -62,16 +75,41 @@ pub fn config(args: &InitArgs) -> Result<ClusterConfig, String> {
         token("internal"),
         token("admin"),
     );
-    let place = |i: usize, n: &mut NodeSpec| {
-        let port = args.base_port + i as u16;
+    let place = |i: usize, n: &mut NodeSpec| -> Result<(), String> {
+        let port = u16::try_from(i)
+            .ok()
+            .and_then(|i| args.base_port.checked_add(i))
+            .ok_or_else(|| {
+                format!(
+                    "--base-port {}: no port left for {}",
+                    args.base_port, n.name
+                )
+            })?;
         n.addr = format!("{}:{port}", hosts[i % hosts.len()]);
         n.listen = Some(format!("{}:{port}", args.listen_host));
+        Ok(())
     };
-    let nodes = std::iter::once(&mut cfg.frontend)
+    let frontends = usize::from(args.frontends);
+    if frontends > 1 && args.etcd.is_empty() {
+        return Err(format!(
+            "--frontends {frontends} needs --etcd URL[,URL]: several front ends share their views \
+             through etcd (`pygmy up` can start a local one; `init` starts nothing)"
+        ));
+    }
+    if !args.etcd.is_empty() {
+        cfg.coordinator = CoordinatorConfig::etcd(args.etcd.clone());
+    }
+    cfg.add_frontends(frontends);
+    // The first front end and the replicas keep the places they have with
+    // one front end; the others come after them.
+    let (first, more) = cfg.frontends.split_at_mut(1);
+    let nodes = first
+        .iter_mut()
         .chain(cfg.catalog.iter_mut())
-        .chain(cfg.order.iter_mut());
+        .chain(cfg.order.iter_mut())
+        .chain(more.iter_mut());
     for (i, n) in nodes.enumerate() {
-        place(i, n);
+        place(i, n)?;
     }
     cfg.validate()?;
     Ok(cfg)
@@ -127,6 +165,8 @@ mod tests {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             replicas: 2,
             base_port: 8010,
+            frontends: 1,
+            etcd: Vec::new(),
             listen_host: "0.0.0.0".into(),
             data_dir: "data".into(),
             out: "unused".into(),
@@ -161,6 +201,24 @@ mod tests {
         let cfg = config(&args(&["a", "b"])).unwrap();
         let hosts: Vec<&str> = cfg.nodes().map(|n| n.addr.as_str()).collect();
         assert_eq!(hosts, ["a:8010", "b:8011", "a:8012", "b:8013", "a:8014"]);
+    }
+
+    #[test]
+    fn more_front_ends_come_after_the_replicas_and_need_etcd() {
+        let mut a = args(&["h"]);
+        a.frontends = 3;
+        let err = config(&a).unwrap_err();
+        assert!(err.contains("--etcd"), "{err}");
+        a.etcd = vec!["http://etcd:2379".into()];
+        let cfg = config(&a).unwrap();
+        let fronts: Vec<&str> = cfg.frontends.iter().map(|n| n.addr.as_str()).collect();
+        assert_eq!(fronts, ["h:8010", "h:8015", "h:8016"]);
+        assert_eq!(cfg.catalog[0].addr, "h:8011");
+        assert_eq!(
+            cfg.coordinator,
+            CoordinatorConfig::etcd(vec!["http://etcd:2379".into()])
+        );
+        assert_eq!(ClusterConfig::from_toml(&cfg.to_toml()).unwrap(), cfg);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! pygmy up                          # a local cluster: front end + 2 catalog + 2 order replicas
+//! pygmy up --frontends 3            # three front ends, their views in a local etcd
 //! pygmy load --duration 10s         # client traffic; a latency table per operation
 //! pygmy chaos --target each         # kill -9 and restart each replica under load; check nothing was lost
 //! pygmy node --config F --name N    # one node, for machines of its own
@@ -37,6 +38,8 @@ enum Cmd {
     /// serve, prints the addresses and a health summary, reports nodes that
     /// die or are restarted, and stops every node on Ctrl-C or SIGTERM.
     /// Running it again on the same folder resumes the same cluster and data.
+    /// --frontends N runs N front ends sharing their views through etcd
+    /// (--etcd URL, or a local etcd `up` starts from the `etcd` binary).
     Up(pygmy::up::UpArgs),
     /// Drive client traffic at a front end and report throughput, latency and errors.
     ///
@@ -48,7 +51,9 @@ enum Cmd {
     /// count, errors, requests per second, latency p50/p90/p99/p99.9/max, then
     /// the errors by kind (HTTP status, connect, timeout, io, bad answer).
     /// Exits 1 if any request failed (a 4xx such as a sold-out item is an
-    /// error but not a failure).
+    /// error but not a failure). --url A,B,C spreads the clients over
+    /// several front ends; a client whose front end fails sends the same
+    /// request to the next (counted as failovers).
     Load(pygmy::load::LoadArgs),
     /// Kill and restart nodes of a `pygmy up` cluster under load; check nothing was lost.
     ///

@@ -35,8 +35,9 @@
 //! (tracing-subscriber's JSON format, with a `node` field added); the
 //! heartbeat log file keeps the text format.
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, CoordinatorConfig};
 use pygmy_core::unstable::files::record::RecordFile;
+use pygmy_core::unstable::frontend::coordination::{Coordinator, Snapshot};
 use pygmy_core::unstable::frontend::{Clock, FrontEnd};
 use pygmy_core::unstable::replication::{DiskWait, Replica};
 use pygmy_core::unstable::state::archive;
@@ -46,12 +47,14 @@ use pygmy_core::unstable::state::State;
 use pygmy_core::unstable::storage::logstore::LogStore;
 use pygmy_core::unstable::transport::message::ReplicaStatus;
 use pygmy_core::unstable::transport::Handler;
-use pygmy_core::unstable::types::Group;
+use pygmy_core::unstable::types::{Group, NodeId};
+use pygmy_net::etcd::{Etcd, EtcdConfig, EtcdCoordinator};
 use pygmy_net::stdfs::StdFs;
 use pygmy_net::{serve, tokio_transport, App, Figures, Observe, PublicApi, Readiness};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Level;
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::format::{Format, Full, Json, Writer};
@@ -233,13 +236,48 @@ pub async fn run_node(
         .map_err(|e| format!("{name}: cannot listen on {listen}: {e}"))?;
     let app = match cfg.group_of(name) {
         None => {
-            let records = RecordFile::new(StdFs, dir.join("views"));
-            let fe = FrontEnd::new(
-                cfg.frontend_config(),
-                transport,
-                Box::new(records),
-                wall_clock(),
-            )?;
+            let fe = match &cfg.coordinator {
+                CoordinatorConfig::Builtin => {
+                    let records = RecordFile::new(StdFs, dir.join("views"));
+                    FrontEnd::new(
+                        cfg.frontend_config(name),
+                        transport,
+                        Box::new(records),
+                        wall_clock(),
+                    )?
+                }
+                CoordinatorConfig::Etcd {
+                    endpoints,
+                    prefix,
+                    lease_ms,
+                } => {
+                    let etcd = Etcd::new(EtcdConfig::new(endpoints.iter().cloned()))
+                        .map_err(|e| format!("{name}: etcd: {e}"))?;
+                    let coordinator = EtcdCoordinator::new(
+                        Arc::new(etcd),
+                        NodeId::new(name),
+                        prefix,
+                        Duration::from_millis(*lease_ms),
+                    );
+                    // Unreachable at start: begin with no views; the
+                    // heartbeat loop loads them once etcd answers (and
+                    // decides nothing before).
+                    let initial = match coordinator.load().await {
+                        Ok(snapshot) => snapshot,
+                        Err(e) => {
+                            tracing::warn!(target: HEARTBEAT_TARGET, error = %e, "etcd unreachable at start; views load once it answers");
+                            Snapshot::default()
+                        }
+                    };
+                    FrontEnd::with_coordinator(
+                        cfg.frontend_config(name),
+                        transport,
+                        Arc::new(coordinator),
+                        initial,
+                        wall_clock(),
+                    )?
+                }
+            };
             // The heartbeat log's first line after a (re)start: the views
             // it resumes from its durable record.
             let views: Vec<String> = fe

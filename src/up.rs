@@ -14,11 +14,26 @@
 //! running (one replica per group can serve); only the front end dying
 //! stops `up`. Replicas whose disk is new or damaged (they rebuild from a
 //! peer) are named in the summary.
+//!
+//! # Several front ends
+//!
+//! `--frontends N` (for a new folder) runs front ends `frontend-2` …
+//! `frontend-N` beside the first, on the ports after the replicas'; they
+//! share their views through etcd. `--etcd URL[,URL]` names an etcd
+//! cluster to use; without it `up` starts a one-member etcd itself
+//! ([`LocalEtcd`], from the `etcd` binary: `apt-get install etcd-server`)
+//! on the two ports after the last front end, with its data in `DIR/etcd/`
+//! and its log in `DIR/etcd/etcd.log`, and stops it with the cluster. A
+//! folder whose `DIR/etcd/` exists gets its local etcd started again on
+//! resume. With several front ends, reads go to each group's primary and
+//! no front end caches (see `config`'s module docs).
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, CoordinatorConfig};
 use crate::proc::{self, Attach};
 use pygmy_core::unstable::frontend::Health;
 use pygmy_core::unstable::types::NodeId;
+use pygmy_net::etcd::launch::INSTALL_HINT;
+use pygmy_net::etcd::{LaunchError, LocalEtcd, LocalEtcdOptions};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -43,19 +58,38 @@ pub struct UpArgs {
     /// (for a new folder): `[{"id":1,"title":"…","cost":10,"count":5,"topic":"…"}]`.
     #[arg(long)]
     pub catalog: Option<PathBuf>,
+    /// Front ends, 1 to 9 (for a new folder). More than one share their
+    /// views through etcd: --etcd, or a local etcd `up` starts.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_FRONTENDS as u64))]
+    pub frontends: usize,
+    /// Client URLs of an etcd cluster for the front ends' views,
+    /// comma-separated (for a new folder). Without it, and with --frontends
+    /// above 1, `up` starts a local etcd from the `etcd` binary.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd: Vec<String>,
 }
+
+/// Most front ends `up` starts.
+const MAX_FRONTENDS: usize = 9;
 
 /// Most replicas per group `up` starts.
 const MAX_REPLICAS: usize = 9;
-/// Highest `--base-port`: the front end and up to 2 × 9 replicas take the
-/// ports from it on, with room to spare.
-const MAX_BASE_PORT: u16 = u16::MAX - 20;
+/// Highest `--base-port`: up to 9 front ends, 2 × 9 replicas and a local
+/// etcd's two ports take the ports from it on, with room to spare.
+const MAX_BASE_PORT: u16 = u16::MAX - 40;
 
 /// The running cluster's processes.
 pub struct Cluster {
     pub config: ClusterConfig,
     pub config_path: PathBuf,
     pub children: Vec<(String, Child)>,
+    /// The etcd `up` started (killed when dropped), if it started one.
+    pub etcd: Option<LocalEtcd>,
+}
+
+/// The folder of the local etcd `up` runs for a cluster in `dir`.
+pub fn etcd_dir(dir: &Path) -> PathBuf {
+    dir.join("etcd")
 }
 
 /// A fresh secret: 128 bits from `rand`'s thread RNG, which is a CSPRNG
@@ -89,6 +123,12 @@ pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
     if args.replicas == 0 || args.replicas > MAX_REPLICAS {
         return Err(format!("--replicas must be 1 to 9, got {}", args.replicas));
     }
+    if args.frontends == 0 || args.frontends > MAX_FRONTENDS {
+        return Err(format!(
+            "--frontends must be 1 to {MAX_FRONTENDS}, got {}",
+            args.frontends
+        ));
+    }
     if args.base_port == 0 || args.base_port > MAX_BASE_PORT {
         return Err(format!(
             "--base-port {} leaves no room for the replicas",
@@ -102,18 +142,24 @@ pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
     if path.exists() {
         let (cfg, path) = read_config(&dir)?;
         let port = cfg
-            .frontend
+            .frontend()
             .addr
             .rsplit(':')
             .next()
             .and_then(|p| p.parse::<u16>().ok());
-        if cfg.catalog.len() != args.replicas || port != Some(args.base_port) {
+        if cfg.catalog.len() != args.replicas
+            || port != Some(args.base_port)
+            || cfg.frontends.len() != args.frontends
+            || !args.etcd.is_empty()
+        {
             eprintln!(
-                "note: resuming the cluster of {} ({} replicas per group, front end on {}); \
-                 --replicas and --base-port apply to a new folder only",
+                "note: resuming the cluster of {} ({} replicas per group, {} front end(s), \
+                 the first on {}); --replicas, --base-port, --frontends and --etcd apply to a \
+                 new folder only",
                 path.display(),
                 cfg.catalog.len(),
-                cfg.frontend.addr
+                cfg.frontends.len(),
+                cfg.frontend().addr
             );
         }
         return Ok((cfg, path));
@@ -125,6 +171,30 @@ pub fn prepare(args: &UpArgs) -> Result<(ClusterConfig, PathBuf), String> {
         fresh_token("internal"),
         fresh_token("admin"),
     );
+    cfg.add_frontends(args.frontends);
+    if !args.etcd.is_empty() {
+        cfg.coordinator = CoordinatorConfig::etcd(args.etcd.clone());
+    } else if args.frontends > 1 {
+        // Said before the folder records a local etcd, so that the advice
+        // (`--etcd`) still applies to this folder.
+        if pygmy_net::etcd::launch::find_binary().is_none() {
+            return Err(format!(
+                "--frontends {} needs etcd, and no etcd binary was found: {INSTALL_HINT}; \
+                 or pass --etcd URL[,URL] to use a running etcd",
+                args.frontends
+            ));
+        }
+        // A local etcd on the two ports after the last node's.
+        let last = cfg
+            .nodes()
+            .filter_map(|n| n.addr.rsplit_once(':')?.1.parse::<u16>().ok())
+            .max()
+            .unwrap_or(args.base_port);
+        let client = last.checked_add(1).ok_or("no port left for etcd")?;
+        cfg.coordinator = CoordinatorConfig::etcd(vec![format!("http://127.0.0.1:{client}")]);
+        fs::create_dir_all(etcd_dir(&dir))
+            .map_err(|e| format!("cannot create {}: {e}", etcd_dir(&dir).display()))?;
+    }
     if let Some(file) = &args.catalog {
         // Checked now, so a bad file is an error here, not a dead replica.
         crate::config::read_books(file).map_err(|e| format!("--catalog: {e}"))?;
@@ -153,7 +223,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 /// Starts every node, after checking that no node of this folder's
 /// cluster is still running (a second `up` on the same folder would fail to
 /// bind its ports, and then wrongly find the old cluster ready).
-pub fn start(args: &UpArgs) -> Result<Cluster, String> {
+pub async fn start(args: &UpArgs) -> Result<Cluster, String> {
     let (config, config_path) = prepare(args)?;
     let running: Vec<String> = config
         .nodes()
@@ -168,6 +238,7 @@ pub fn start(args: &UpArgs) -> Result<Cluster, String> {
             running.join(", ")
         ));
     }
+    let etcd = start_local_etcd(&config).await?;
     let mut children = Vec::new();
     for node in config.nodes() {
         match proc::spawn_node(&config, &config_path, &node.name, Attach::Group) {
@@ -182,7 +253,36 @@ pub fn start(args: &UpArgs) -> Result<Cluster, String> {
         config,
         config_path,
         children,
+        etcd,
     })
+}
+
+/// Starts the local etcd of a folder whose `DIR/etcd/` exists (made by
+/// [`prepare`] when `up` is to run one), on the endpoint the configuration
+/// names. `None` when the folder has no local etcd.
+pub async fn start_local_etcd(cfg: &ClusterConfig) -> Result<Option<LocalEtcd>, String> {
+    let dir = etcd_dir(&cfg.data_dir);
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let CoordinatorConfig::Etcd { endpoints, .. } = &cfg.coordinator else {
+        return Ok(None);
+    };
+    let endpoint = endpoints.first().ok_or("no etcd endpoint")?;
+    let client: std::net::SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(|e| format!("local etcd endpoint {endpoint}: {e}"))?;
+    let peer = std::net::SocketAddr::new(client.ip(), client.port().wrapping_add(1));
+    let options = LocalEtcdOptions::new(&dir, client, peer);
+    match LocalEtcd::start(options).await {
+        Ok(etcd) => Ok(Some(etcd)),
+        Err(LaunchError::NotInstalled) => Err(format!(
+            "several front ends share their views through etcd, and no etcd binary was found: \
+             {INSTALL_HINT}; or pass --etcd URL[,URL] to use a running etcd"
+        )),
+        Err(e) => Err(format!("cannot start the local etcd: {e}")),
+    }
 }
 
 /// Stops every node of the cluster: its own children, and any node another
@@ -208,7 +308,7 @@ pub fn stop(cfg: &ClusterConfig, children: &mut [(String, Child)]) {
 
 /// The front end's `GET /health`, parsed.
 pub async fn health(cfg: &ClusterConfig) -> Result<Health, String> {
-    let url = format!("http://{}/health", cfg.frontend.addr);
+    let url = format!("http://{}/health", cfg.frontend().addr);
     // 503 is the same page while the store cannot serve (for probes).
     match crate::http::get_json(&url).await? {
         (200 | 503, body) => serde_json::from_value(body).map_err(|e| format!("{url}: {e}")),
@@ -308,7 +408,7 @@ fn check_children(
                 proc::log_path(cfg, name).display(),
                 proc::log_tail(cfg, name, 5)
             );
-            if *name == cfg.frontend.name {
+            if cfg.frontends.len() == 1 && cfg.is_frontend(name) {
                 return Err(what);
             }
             if reported.insert(name.clone()) {
@@ -321,7 +421,7 @@ fn check_children(
 
 /// `pygmy up`, to the end.
 pub async fn run(args: &UpArgs) -> Result<(), String> {
-    let mut cluster = start(args)?;
+    let mut cluster = start(args).await?;
     let cfg = cluster.config.clone();
     println!("pygmy cluster in {}", cfg.data_dir.display());
     for n in cfg.nodes() {
@@ -357,9 +457,17 @@ pub async fn run(args: &UpArgs) -> Result<(), String> {
             return Err(format!("the cluster stopped answering: {e}"));
         }
     }
+    if let Some(etcd) = &cluster.etcd {
+        println!(
+            "  {:<10} {}   log {}",
+            "etcd",
+            etcd.endpoint(),
+            etcd.log_path().display()
+        );
+    }
     println!(
         "try: curl 'http://{}/lookup?id=1'   (Ctrl-C stops every node)",
-        cfg.frontend.addr
+        cfg.frontend().addr
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;

@@ -111,6 +111,11 @@ impl Target {
         }
     }
 
+    /// The API this target speaks.
+    pub fn api(&self) -> Api {
+        self.api
+    }
+
     /// The books of `topic`.
     pub async fn search(&self, topic: &str) -> Result<Vec<Book>, Failure> {
         let topic = encode(topic);

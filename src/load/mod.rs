@@ -28,7 +28,23 @@
 //! operation, the count, the errors, the throughput and latency quantiles;
 //! `--json` prints the same as JSON.
 //!
-//! Nothing is retried and no error is dropped: every request that did not
+//! # Several front ends
+//!
+//! `--url A,B,C` names several front ends of one store: client `i` starts
+//! on front end `i mod n`. When a request fails there (no connection, a
+//! timeout, a broken answer or a 5xx), the client sends the same request —
+//! a buy with the same idempotency key, so it is bought at most once — to
+//! the next front end, at most once to each, and stays on the one that
+//! answered. Each such move is a *failover*, counted in the report; a
+//! request that failed on every front end counts as failed. The original
+//! API's `GET /buy` has no idempotency key, so sending it twice could buy
+//! twice: it moves only when it could not connect; use `--api rest` for
+//! buys that move whatever happened to them. A buy moved
+//! while its first attempt may still run on the order primary can be
+//! answered 409 (that key's buy is in progress): it is sent again after a
+//! pause until it has its answer or its time is up.
+//!
+//! With one front end nothing is retried and no error is dropped: every request that did not
 //! succeed is counted under its kind (HTTP status, connect, timeout, io,
 //! bad answer). A 4xx is the store's definite answer (an unknown or sold-out
 //! item) and is counted as an error but not as a failure; the command exits
@@ -101,8 +117,9 @@ pub struct TrafficArgs {
 /// `pygmy load`'s flags.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LoadArgs {
-    /// The front end's address.
-    #[arg(long, default_value = "http://127.0.0.1:8010", value_parser = parse_url)]
+    /// The front end's address, or several front ends' separated by commas
+    /// (clients are spread over them and move to another when theirs fails).
+    #[arg(long, default_value = "http://127.0.0.1:8010", value_parser = parse_urls)]
     pub url: String,
     #[command(flatten)]
     pub traffic: TrafficArgs,
@@ -175,6 +192,24 @@ pub fn parse_url(text: &str) -> Result<String, String> {
     Ok(format!("http://{authority}"))
 }
 
+/// Parses a comma-separated list of front end addresses (see
+/// [`parse_url`]), normalised and joined again with commas.
+pub fn parse_urls(text: &str) -> Result<String, String> {
+    let urls: Vec<String> = text
+        .split(',')
+        .filter(|u| !u.trim().is_empty())
+        .map(parse_url)
+        .collect::<Result<_, _>>()?;
+    if urls.is_empty() {
+        return Err("no front end address given".into());
+    }
+    Ok(urls.join(","))
+}
+
+/// How long a buy moved to another front end waits between attempts while
+/// its key's first attempt is still in progress (answered 409).
+const IN_PROGRESS_PAUSE: Duration = Duration::from_millis(50);
+
 /// When a run ends.
 #[derive(Clone, Copy, Debug)]
 pub enum Until {
@@ -187,7 +222,8 @@ pub enum Until {
 /// A load run's whole description.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// `http://host:port` (see [`parse_url`]).
+    /// `http://host:port`, or several separated by commas (see
+    /// [`parse_urls`]).
     pub url: String,
     pub traffic: TrafficArgs,
     pub until: Until,
@@ -200,7 +236,12 @@ struct Shop {
 }
 
 struct Shared {
-    target: Target,
+    /// One per front end; client `i` starts on `targets[i % len]`.
+    targets: Vec<Target>,
+    /// Requests sent again to another front end (see the module docs).
+    failovers: AtomicU64,
+    /// The request timeout, which also bounds a moved buy's 409 retries.
+    timeout: Duration,
     mix: Mix,
     shop: Shop,
     stop: AtomicBool,
@@ -317,22 +358,32 @@ pub struct Running {
 /// Fails if the front end cannot be reached or does not answer.
 pub async fn start(plan: Plan) -> Result<Running, String> {
     let traffic = &plan.traffic;
-    let target = Target::new(
-        plan.url.clone(),
-        traffic.api,
-        traffic.timeout,
-        traffic.clients as usize,
-    );
-    let books = target.all_books().await.map_err(|f| {
-        let hint = match f.kind {
-            ErrorKind::Connect => " (is the cluster running? `pygmy up` starts one)",
-            _ => "",
-        };
-        format!(
-            "cannot list the books at {}/books: {}{hint}",
-            plan.url, f.detail
-        )
-    })?;
+    let targets: Vec<Target> = plan
+        .url
+        .split(',')
+        .map(|url| {
+            Target::new(
+                url.to_string(),
+                traffic.api,
+                traffic.timeout,
+                traffic.clients as usize,
+            )
+        })
+        .collect();
+    let mut first = 0;
+    let failovers = AtomicU64::new(0);
+    let books = across(&targets, &mut first, &failovers, |t| t.all_books())
+        .await
+        .map_err(|f| {
+            let hint = match f.kind {
+                ErrorKind::Connect => " (is the cluster running? `pygmy up` starts one)",
+                _ => "",
+            };
+            format!(
+                "cannot list the books at {}/books: {}{hint}",
+                plan.url, f.detail
+            )
+        })?;
     let mut topics: Vec<String> = books.iter().map(|b| b.topic.clone()).collect();
     topics.sort();
     topics.dedup();
@@ -344,7 +395,9 @@ pub async fn start(plan: Plan) -> Result<Running, String> {
     let started = Instant::now();
     let interval = traffic.rate.map(|r| f64::from(traffic.clients) / r);
     let shared = Arc::new(Shared {
-        target,
+        targets,
+        failovers: AtomicU64::new(0),
+        timeout: traffic.timeout,
         mix: traffic.mix.clone().unwrap_or(Mix::Session),
         shop: Shop { topics, ids },
         stop: AtomicBool::new(false),
@@ -392,6 +445,16 @@ impl Running {
         self.shared.seed
     }
 
+    /// How many buys the store has acknowledged so far.
+    pub fn orders_acknowledged(&self) -> usize {
+        lock(&self.shared.orders).len()
+    }
+
+    /// Requests sent again to another front end so far.
+    pub fn failovers(&self) -> u64 {
+        self.shared.failovers.load(Ordering::Relaxed)
+    }
+
     /// True once every client has stopped (the duration or budget is spent).
     pub fn is_finished(&self) -> bool {
         self.clients.iter().all(|c| c.is_finished())
@@ -430,6 +493,7 @@ impl Running {
             self.shared.seed,
         );
         report.stock = Some(self.shared.stock.report(elapsed));
+        report.failovers = self.shared.failovers.load(Ordering::Relaxed);
         report.rate = traffic.rate.map(|asked| RateReport {
             asked,
             reached: report.total.throughput,
@@ -465,6 +529,9 @@ async fn client(shared: Arc<Shared>, index: u32) {
     let mut next = Step::Search;
     let mut sent: u64 = 0;
     let shop = &shared.shop;
+    let targets = &shared.targets[..];
+    let mut at = index as usize % targets.len();
+    let failovers = &shared.failovers;
     loop {
         // Open loop: wait until this request is due, and time it from then
         // (not from when it could be sent): see the module docs.
@@ -512,7 +579,7 @@ async fn client(shared: Arc<Shared>, index: u32) {
         let (op, result) = match step {
             Step::Search => {
                 let topic = &shop.topics[rng.gen_range(0..shop.topics.len())];
-                let r = shared.target.search(topic).await;
+                let r = across(targets, &mut at, failovers, |t| t.search(topic)).await;
                 next = match &r {
                     Ok(books) if !books.is_empty() => {
                         Step::Lookup(books[rng.gen_range(0..books.len())].id)
@@ -522,7 +589,7 @@ async fn client(shared: Arc<Shared>, index: u32) {
                 (Op::Search, r.map(|_| ()))
             }
             Step::Lookup(id) => {
-                let r = shared.target.lookup(id).await;
+                let r = across(targets, &mut at, failovers, |t| t.lookup(id)).await;
                 next = match &r {
                     Ok(book) if book.count > 0 => Step::Buy(id),
                     Ok(_) => {
@@ -539,7 +606,7 @@ async fn client(shared: Arc<Shared>, index: u32) {
             }
             Step::Buy(id) => {
                 let key = format!("load-{:x}-{index}-{sent}", shared.seed);
-                let r = shared.target.buy(id, &key).await;
+                let r = buy_across(targets, &mut at, failovers, shared.timeout, id, &key).await;
                 match &r {
                     Ok(order) => {
                         lock(&shared.orders).push(*order);
@@ -573,6 +640,87 @@ async fn client(shared: Arc<Shared>, index: u32) {
             }
         }
     }
+}
+
+/// Sends a request (`call`) to front end `targets[*at]`, and on a failure
+/// to each other front end in turn until one answers; `*at` is left on the
+/// last one tried. Returns the last answer.
+async fn across<'a, T, Fut>(
+    targets: &'a [Target],
+    at: &mut usize,
+    failovers: &AtomicU64,
+    call: impl FnMut(&'a Target) -> Fut,
+) -> Result<T, client::Failure>
+where
+    Fut: std::future::Future<Output = Result<T, client::Failure>>,
+{
+    across_if(targets, at, failovers, |kind| kind.is_failure(), call).await
+}
+
+/// [`across`], moving only on failures `may_move` accepts.
+async fn across_if<'a, T, Fut>(
+    targets: &'a [Target],
+    at: &mut usize,
+    failovers: &AtomicU64,
+    may_move: impl Fn(ErrorKind) -> bool,
+    mut call: impl FnMut(&'a Target) -> Fut,
+) -> Result<T, client::Failure>
+where
+    Fut: std::future::Future<Output = Result<T, client::Failure>>,
+{
+    let mut result = call(&targets[*at]).await;
+    for _ in 1..targets.len() {
+        match &result {
+            Err(f) if may_move(f.kind) => {
+                *at = (*at + 1) % targets.len();
+                failovers.fetch_add(1, Ordering::Relaxed);
+                result = call(&targets[*at]).await;
+            }
+            _ => break,
+        }
+    }
+    result
+}
+
+/// A buy, [`across`] the front ends. A buy that moved may find its key's
+/// first attempt still running on the order primary (409): it asks again
+/// after a pause, under the same key, for up to `timeout`, to get that
+/// attempt's answer. The original API's `GET /buy` carries no key, so
+/// sending it again could buy twice: it moves only when it was never sent
+/// (no connection).
+async fn buy_across(
+    targets: &[Target],
+    at: &mut usize,
+    failovers: &AtomicU64,
+    timeout: Duration,
+    id: ItemId,
+    key: &str,
+) -> Result<OrderId, client::Failure> {
+    // This buy's own moves (`failovers` is every client's).
+    let moved = AtomicU64::new(0);
+    if targets[*at].api() == Api::Original {
+        let result = across_if(
+            targets,
+            at,
+            &moved,
+            |kind| kind == ErrorKind::Connect,
+            |t| t.buy(id, key),
+        )
+        .await;
+        failovers.fetch_add(moved.load(Ordering::Relaxed), Ordering::Relaxed);
+        return result;
+    }
+    let mut result = across(targets, at, &moved, |t| t.buy(id, key)).await;
+    let until = Instant::now() + timeout;
+    while matches!(&result, Err(f) if f.kind == ErrorKind::Status(409))
+        && moved.load(Ordering::Relaxed) > 0
+        && Instant::now() < until
+    {
+        tokio::time::sleep(IN_PROGRESS_PAUSE).await;
+        result = across(targets, at, &moved, |t| t.buy(id, key)).await;
+    }
+    failovers.fetch_add(moved.load(Ordering::Relaxed), Ordering::Relaxed);
+    result
 }
 
 /// `pygmy load`, to the end. Returns the report; the caller exits non-zero

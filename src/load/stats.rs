@@ -232,6 +232,9 @@ pub struct Report {
     pub rate: Option<RateReport>,
     /// When buys found no stock.
     pub stock: Option<StockReport>,
+    /// Requests sent again to another front end after theirs failed
+    /// (`--url A,B,…`; see the `load` module docs).
+    pub failovers: u64,
 }
 
 /// An open-loop run's rates (see the `load` module docs).
@@ -338,6 +341,7 @@ impl Report {
             total: OpReport::from_stats("all", &total, elapsed),
             rate: None,
             stock: None,
+            failovers: 0,
         }
     }
 
@@ -368,6 +372,12 @@ impl Report {
         if let Some(line) = self.stock.as_ref().and_then(StockReport::line) {
             out.push_str(&line);
             out.push('\n');
+        }
+        if self.url.contains(',') {
+            out.push_str(&format!(
+                "failovers: {} requests sent again to another front end\n",
+                self.failovers
+            ));
         }
         if self.total.errors == 0 {
             out.push_str("no errors\n");

@@ -80,17 +80,24 @@ impl Cluster {
     /// Starts `pygmy up` with two replicas per group and waits until both
     /// groups have a confirmed view.
     pub async fn start() -> Cluster {
+        Self::start_with(5, &[]).await
+    }
+
+    /// Starts `pygmy up` with two replicas per group and `more` flags, on
+    /// `ports` free consecutive ports, and waits as [`Cluster::start`] does.
+    pub async fn start_with(ports: u16, more: &[&str]) -> Cluster {
         let tmp = tempfile::Builder::new()
             .prefix("pygmy-cli-")
             .tempdir()
             .expect("temp dir");
         let dir = tmp.path().to_path_buf();
-        let base = free_ports(5);
+        let base = free_ports(ports);
         let out = std::fs::File::create(dir.join("up.out")).expect("up.out");
         let up = pygmy()
             .args(["up", "--dir"])
             .arg(&dir)
             .args(["--base-port", &base.to_string(), "--replicas", "2"])
+            .args(more)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("clone"))
             .stderr(out)
@@ -160,7 +167,7 @@ impl Cluster {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.cfg.frontend.addr)
+        format!("http://{}{path}", self.cfg.frontend().addr)
     }
 
     pub fn http(&self) -> &Http {

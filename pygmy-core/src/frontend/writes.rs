@@ -6,13 +6,25 @@
 use super::*;
 
 impl<T: Transport> FrontEnd<T> {
-    /// A fresh request id for a buy without an idempotency key: time,
-    /// a counter and randomness, so ids differ across front-end restarts.
+    /// A fresh request id for a buy without an idempotency key: this front
+    /// end's name, time, a counter and randomness. The name makes ids of
+    /// different front ends differ whatever their clocks and seeds: names
+    /// are unique in a cluster's configuration, and an id gives its name
+    /// back (what lies between `fe-` and the last three `-`-separated
+    /// fields, which hold no `-`), so ids with different names differ.
+    /// Time, counter and randomness make one front end's ids differ across
+    /// its restarts.
     pub(super) fn new_request_id(&self) -> RequestId {
         let mut inner = self.inner.lock();
         inner.counter += 1;
         let salt: u64 = inner.rng.gen();
-        format!("fe-{}-{}-{:016x}", (self.clock)(), inner.counter, salt)
+        format!(
+            "fe-{}-{}-{}-{:016x}",
+            self.cfg.me,
+            (self.clock)(),
+            inner.counter,
+            salt
+        )
     }
 
     /// `buy(id)`: buys `qty` copies exactly once per request id.

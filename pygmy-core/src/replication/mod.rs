@@ -109,6 +109,11 @@ pub struct ReplicaConfig {
     pub group: Group,
     /// The view service (the front end).
     pub frontend: NodeId,
+    /// The other front ends, when several share the view records through
+    /// a coordinator: a new primary whose `ViewReady` `frontend` does not
+    /// take tries these in turn (any front end may store a confirmation).
+    /// Empty with one front end.
+    pub other_frontends: Vec<NodeId>,
     /// Deadline of one call to another node.
     pub hop_timeout: Duration,
     /// Pause before retrying a failed call.
@@ -177,6 +182,7 @@ impl ReplicaConfig {
             me,
             group,
             frontend,
+            other_frontends: Vec::new(),
             hop_timeout: Duration::from_millis(1000),
             retry_delay: Duration::from_millis(20),
             poll_wait: Duration::from_millis(250),

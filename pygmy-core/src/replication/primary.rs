@@ -219,7 +219,13 @@ impl<T: Transport> Replica<T> {
         }
         // 4. Ask the view service to record the view as confirmed. Until it
         // has, nothing new is committed: the view service must know which
-        // replicas hold committed entries before any exist.
+        // replicas hold committed entries before any exist. With several
+        // front ends, one that does not answer (or cannot reach the
+        // coordinator) is followed by the next.
+        let frontends: Vec<NodeId> = std::iter::once(self.cfg.frontend.clone())
+            .chain(self.cfg.other_frontends.iter().cloned())
+            .collect();
+        let mut attempt = 0usize;
         loop {
             if !self.still_in(&view) {
                 return;
@@ -239,12 +245,19 @@ impl<T: Transport> Replica<T> {
             };
             match self
                 .transport
-                .call(&self.cfg.frontend, req, self.cfg.hop_timeout)
+                .call(
+                    &frontends[attempt % frontends.len()],
+                    req,
+                    self.cfg.hop_timeout,
+                )
                 .await
             {
                 Ok(_) => break,
                 Err(Error::StaleEpoch { .. }) => return,
-                Err(_) => tokio::time::sleep(self.cfg.retry_delay).await,
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(self.cfg.retry_delay).await
+                }
             }
         }
         // 5. Serve.

@@ -67,9 +67,13 @@
 //!
 //! # Caveats
 //!
-//! - Replicas send `ViewReady` and invalidations to the one front end
-//!   their configuration names (`ReplicaConfig::frontend`); with several
-//!   front ends that one must be up for a new primary to be confirmed.
+//! - Replicas send `ViewReady` to the front end their configuration names
+//!   first (`ReplicaConfig::frontend`), then to each of
+//!   `ReplicaConfig::other_frontends` in turn while none takes it, so a
+//!   new primary is confirmed while any front end is up. Invalidations go
+//!   to `ReplicaConfig::frontend` only: with several front ends the front
+//!   ends keep no cache (`FrontEndConfig::primary_reads`), so nothing
+//!   waits for them.
 //! - The catalog primary acknowledges writes without waiting for the
 //!   other front ends' invalidations yet: with several front ends a read
 //!   on one may miss a write acknowledged through another until the
