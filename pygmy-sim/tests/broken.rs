@@ -82,6 +82,9 @@ fn caught_on_each(
     run: impl Fn(u64, &SimOptions) -> Report,
     wanted: &[&str],
 ) {
+    if let Some(range) = repick_range() {
+        return repick(name, range, (honest, broken), run, wanted);
+    }
     for &seed in seeds {
         let report = run(seed, honest);
         assert!(report.passed(), "{}", describe(&report));
@@ -94,6 +97,50 @@ fn caught_on_each(
              if scheduling changed, re-pick the seeds, see the module docs)"
         );
     }
+}
+
+/// `PYGMY_REPICK=A..B`: instead of checking the named seeds, each test
+/// scans seeds A..B and prints those that pass when honest and are caught
+/// when broken, to re-pick its seeds after a change to scheduling
+/// (`PYGMY_REPICK=0..40 cargo test --release -p pygmy-sim --test broken
+/// -- --nocapture --test-threads 2`). A scan asserts that it found at
+/// least one seed, so a breakage no seed of the range shows fails.
+fn repick_range() -> Option<std::ops::Range<u64>> {
+    let spec = std::env::var("PYGMY_REPICK").ok()?;
+    let (a, b) = spec.split_once("..").expect("PYGMY_REPICK is A..B");
+    Some(a.parse().expect("PYGMY_REPICK: A")..b.parse().expect("PYGMY_REPICK: B"))
+}
+
+fn repick(
+    name: &str,
+    range: std::ops::Range<u64>,
+    (honest, broken): (&SimOptions, &SimOptions),
+    run: impl Fn(u64, &SimOptions) -> Report,
+    wanted: &[&str],
+) {
+    let (mut caught, mut honest_failed) = (Vec::new(), Vec::new());
+    for seed in range.clone() {
+        let found = invariants(&run(seed, broken));
+        if !wanted.iter().any(|w| found.contains(w)) {
+            continue;
+        }
+        if run(seed, honest).passed() {
+            caught.push(seed);
+        } else {
+            honest_failed.push(seed);
+        }
+    }
+    eprintln!(
+        "REPICK --break {name} over {range:?}: caught on {caught:?}; honest failed on {honest_failed:?}"
+    );
+    assert!(
+        honest_failed.is_empty(),
+        "honest cluster failed on {honest_failed:?}"
+    );
+    assert!(
+        !caught.is_empty(),
+        "--break {name}: no seed of {range:?} caught it"
+    );
 }
 
 #[test]
