@@ -152,7 +152,7 @@ impl Load {
         if !opts.congestion {
             return plain;
         }
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ 0xc0_4e57_ed);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ 0xc04e_57ed);
         if !rng.gen_bool(0.5) {
             return plain;
         }
