@@ -508,13 +508,21 @@ impl Links {
         }
     }
 
+    /// A link's key, the same whichever end is named first: a link slowed
+    /// as `b <-> a` must not be tuned back to the global maximum (below its
+    /// slow minimum, which turmoil cannot draw a latency from) as `a <-> b`.
+    fn key(a: &str, b: &str) -> (String, String) {
+        let (a, b) = if a <= b { (a, b) } else { (b, a) };
+        (a.to_string(), b.to_string())
+    }
+
     fn slow(&mut self, sim: &turmoil::Sim<'_>, a: &str, b: &str, ms: u64) {
         sim.set_link_latency(a, b, Duration::from_millis(ms));
-        self.tuned.insert((a.to_string(), b.to_string()), true);
+        self.tuned.insert(Self::key(a, b), true);
     }
 
     fn normal(&mut self, sim: &turmoil::Sim<'_>, a: &str, b: &str) {
-        if let Some(slow) = self.tuned.get_mut(&(a.to_string(), b.to_string())) {
+        if let Some(slow) = self.tuned.get_mut(&Self::key(a, b)) {
             *slow = false;
             // Sets both ends of the range, then the maximum of today.
             sim.set_link_latency(a, b, MIN_LATENCY);
