@@ -106,6 +106,29 @@ pub struct ClusterOptions {
 }
 
 impl ClusterOptions {
+    /// The deliberate breakage, as `pygmy-sim --break` names it.
+    pub fn broken(&self) -> Option<&'static str> {
+        [
+            (self.lying_disk, "lying-disk"),
+            (self.promote_stale, "promote-stale"),
+            (self.forget_pending, "forget-pending"),
+            (self.unsynced_archive, "unsynced-archive"),
+            (self.misroute_batches, "misroute-batches"),
+            (self.skip_reconcile, "skip-reconcile"),
+            (self.stale_fills, "stale-fills"),
+            (self.older_fill_wins, "older-fill-wins"),
+            (self.read_any, "read-any"),
+            (self.restock_too_many, "restock-too-many"),
+            (self.ignore_admin_keys, "ignore-admin-keys"),
+            (self.trust_damage, "trust-damaged-disk"),
+            (self.blind_views, "blind-views"),
+            (self.deposed_leader, "deposed-leader"),
+            (self.shared_cache, "shared-cache"),
+        ]
+        .into_iter()
+        .find_map(|(on, name)| on.then_some(name))
+    }
+
     /// The front ends' names: `frontend`, then `frontend-2`, ….
     pub fn frontend_names(&self) -> Vec<String> {
         (1..=self.frontends.max(1))

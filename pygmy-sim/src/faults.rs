@@ -4,6 +4,22 @@
 //! one slow link (a fixed latency on one pair while every other link stays
 //! fast). Every fault is undone by its own
 //! later event, and all are undone at the heal time.
+//!
+//! # Slow links in the default schedule
+//!
+//! Crashes, cuts and a network slow everywhere alike rarely produce the
+//! races a stale read needs: an answer from one replica overtaken by a
+//! later one from another, an invalidation that arrives after the fill it
+//! should have stopped, a backup whose commit point trails the primary's by
+//! more than one exchange. Those need one path slower than the others. So
+//! [`add_slow_links`] draws, from a stream of its own, slow links into most
+//! seeds' schedules: a front end's link to one replica (its answers and
+//! invalidations come late, overtaken by the other replica's), or the link
+//! between two replicas of a group (a slow replica: the backup learns the
+//! commit point late while the primary has answered the write). A run
+//! switches them off with `SimOptions::slow_links = false`
+//! (`pygmy-sim --no-slow-links`), which gives back the schedule drawn by
+//! [`draw`] alone.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -108,6 +124,100 @@ pub fn slow_link() -> Schedule {
     }
 }
 
+/// How many slow links [`add_slow_links`] draws: none on about one seed in
+/// five (so plain schedules stay in every range), else one to three.
+const SLOW_LINKS: [usize; 5] = [0, 1, 2, 2, 3];
+
+/// Adds slow links drawn from the seed to `schedule` (see the module docs):
+/// each a `SlowLink` of 15 to 50 ms on one pair, from a time in `window`
+/// for 2 to 7 s (ending by `window.end`), undone by its `FastLink`. Two
+/// slow links never share a pair at once, so each `FastLink` undoes its
+/// own. `frontends` are the front ends' names, `groups` each group's
+/// replicas, the catalog's first: half the slow links are a front end's
+/// link to a catalog replica, one in six a front end's link to any
+/// replica, one in three the link between two replicas of a group.
+pub fn add_slow_links(
+    schedule: &mut Schedule,
+    seed: u64,
+    frontends: &[String],
+    groups: &[Vec<String>],
+    window: (Duration, Duration),
+) {
+    // A stream of its own, so the other faults a seed draws stay as they
+    // were without slow links.
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5105_11a1_c0de);
+    let replicas: Vec<&String> = groups.iter().flatten().collect();
+    if frontends.is_empty() || replicas.is_empty() {
+        return;
+    }
+    let (start, end) = (window.0.as_millis() as u64, window.1.as_millis() as u64);
+    // Slow links already in the schedule (a congested run's slow path):
+    // none drawn here overlaps them on their pair.
+    let mut taken: Vec<(u64, u64, String, String)> = Vec::new();
+    for (i, (at, f)) in schedule.events.iter().enumerate() {
+        if let Fault::SlowLink(a, b, _) = f {
+            let until = schedule.events[i..]
+                .iter()
+                .find(|(_, g)| *g == Fault::FastLink(a.clone(), b.clone()))
+                .map_or(end, |(t, _)| t.as_millis() as u64);
+            taken.push((at.as_millis() as u64, until, a.clone(), b.clone()));
+        }
+    }
+    let mut drawn: Vec<(u64, u64, u64, String, String)> = Vec::new();
+    for _ in 0..SLOW_LINKS[rng.gen_range(0..SLOW_LINKS.len())] {
+        let at = rng.gen_range(start..end);
+        let until = (at + rng.gen_range(2_000..7_000)).min(end);
+        let ms = rng.gen_range(15..=50);
+        let pairs_of_replicas = groups.iter().filter(|g| g.len() > 1).count();
+        let roll = rng.gen_range(0..6);
+        let (a, b) = if roll < 3 || (roll < 4 && pairs_of_replicas == 0) {
+            // A front end's link to a replica of the first group (the
+            // catalog: its replicas answer lookups and searches, and its
+            // primary sends the cache's invalidations).
+            let fe = &frontends[rng.gen_range(0..frontends.len())];
+            let group = groups.iter().find(|g| !g.is_empty()).expect("replicas");
+            (fe.clone(), group[rng.gen_range(0..group.len())].clone())
+        } else if roll < 4 || pairs_of_replicas == 0 {
+            let fe = &frontends[rng.gen_range(0..frontends.len())];
+            (
+                fe.clone(),
+                replicas[rng.gen_range(0..replicas.len())].clone(),
+            )
+        } else {
+            // A slow replica: its link to another member of its group.
+            let group = groups
+                .iter()
+                .filter(|g| g.len() > 1)
+                .nth(rng.gen_range(0..pairs_of_replicas))
+                .expect("counted above");
+            let i = rng.gen_range(0..group.len());
+            let j = (i + rng.gen_range(1..group.len())) % group.len();
+            (group[i].clone(), group[j].clone())
+        };
+        let overlap = |s: u64, e: u64, x: &String, y: &String| {
+            let same = (x == &a && y == &b) || (x == &b && y == &a);
+            same && at <= e && s <= until
+        };
+        let overlaps = drawn.iter().any(|(s, e, _, x, y)| overlap(*s, *e, x, y))
+            || taken.iter().any(|(s, e, x, y)| overlap(*s, *e, x, y));
+        if overlaps || until <= at {
+            continue;
+        }
+        drawn.push((at, until, ms, a, b));
+    }
+    for (at, until, ms, a, b) in drawn {
+        schedule.events.push((
+            Duration::from_millis(at),
+            Fault::SlowLink(a.clone(), b.clone(), ms),
+        ));
+        schedule
+            .events
+            .push((Duration::from_millis(until), Fault::FastLink(a, b)));
+    }
+    // Stable sort: the other faults keep their order.
+    schedule.events.sort_by_key(|(at, _)| *at);
+}
+
 /// Draws a schedule: `count` faults, each starting in `window` and lasting
 /// a random while (ending by `window.end`).
 pub fn draw(seed: u64, nodes: &[String], window: (Duration, Duration), count: usize) -> Schedule {
@@ -183,6 +293,60 @@ mod tests {
             s.events.last().map(|(_, f)| f.clone()),
             Some(Fault::FastLink(a.clone(), b.clone()))
         );
+    }
+
+    #[test]
+    fn slow_links_are_drawn_into_most_seeds_and_each_is_undone() {
+        let w = (Duration::from_millis(1_500), Duration::from_secs(9));
+        let frontends = vec!["frontend".to_string()];
+        let groups: Vec<Vec<String>> = vec![
+            vec!["catalog-1".into(), "catalog-2".into()],
+            vec!["order-1".into(), "order-2".into()],
+        ];
+        let mut with_slow_links = 0;
+        let mut between_replicas = 0;
+        for seed in 0..200 {
+            let plain = draw(seed, &nodes(), w, 5);
+            let mut s = plain.clone();
+            add_slow_links(&mut s, seed, &frontends, &groups, w);
+            // The other faults are left as they were, in their order.
+            let others: Vec<_> = s
+                .events
+                .iter()
+                .filter(|(_, f)| !matches!(f, Fault::SlowLink(..) | Fault::FastLink(..)))
+                .cloned()
+                .collect();
+            assert_eq!(others, plain.events, "seed {seed}");
+            assert!(s.events.windows(2).all(|p| p[0].0 <= p[1].0));
+            // Each slow link is undone, by its own pair's `FastLink`, before
+            // that pair is slowed again.
+            let mut slow: Vec<(String, String)> = Vec::new();
+            for (at, f) in &s.events {
+                match f {
+                    Fault::SlowLink(a, b, ms) => {
+                        assert!(*at >= w.0 && *at <= w.1 && (15..=50).contains(ms));
+                        assert!(!slow.contains(&(a.clone(), b.clone())), "seed {seed}");
+                        slow.push((a.clone(), b.clone()));
+                        if !a.starts_with("frontend") {
+                            between_replicas += 1;
+                        }
+                    }
+                    Fault::FastLink(a, b) => {
+                        assert!(*at <= w.1);
+                        let i = slow.iter().position(|p| *p == (a.clone(), b.clone()));
+                        slow.remove(i.expect("a slow link undone"));
+                    }
+                    _ => {}
+                }
+            }
+            assert!(slow.is_empty(), "seed {seed}: a slow link left slow");
+            if s.events.len() > plain.events.len() {
+                with_slow_links += 1;
+            }
+        }
+        // About four seeds in five get slow links; replicas' links too.
+        assert!((120..=190).contains(&with_slow_links), "{with_slow_links}");
+        assert!(between_replicas > 0);
     }
 
     #[test]

@@ -36,9 +36,22 @@ struct Args {
     /// schedule of the older-fill test in `tests/broken.rs`.
     #[arg(long, conflicts_with = "slow_network")]
     slow_link: bool,
-    /// Simulated clients (default 4); more clients, more concurrency.
+    /// Simulated clients (default 4); more clients, more concurrency. A
+    /// congested seed runs twice as many (see `--no-congestion`).
     #[arg(long)]
     clients: Option<usize>,
+    /// No slow links drawn into the seeds' fault schedules (by default
+    /// most seeds get one to three: a front end's link to a replica, or the
+    /// link between two replicas, 15 to 50 ms for 2 to 7 s; and a congested
+    /// seed's slow path).
+    #[arg(long)]
+    no_slow_links: bool,
+    /// No congested seeds (by default half the seeds run twice the clients,
+    /// with the front end's link to catalog-1 slow at 25 ms over the whole
+    /// fault window unless `--no-slow-links`). With `--no-slow-links` too, a
+    /// seed runs the schedule and load it had before either existed.
+    #[arg(long)]
+    no_congestion: bool,
     /// With `--seed`: print only `seed N passed|failed digest HEX` (and the
     /// failure), as a worker process of a parallel run does.
     #[arg(long, requires = "seed")]
@@ -138,6 +151,16 @@ fn main() -> ExitCode {
     if let Some(n) = args.frontends {
         opts.cluster.frontends = n;
     }
+    opts.slow_links = !args.no_slow_links;
+    opts.congestion = !args.no_congestion;
+    // A scripted schedule instead of the seed's own, as its switch.
+    let scripted = if args.slow_network {
+        Some("--slow-network")
+    } else if args.slow_link {
+        Some("--slow-link")
+    } else {
+        None
+    };
     if let Some(seed) = args.seed {
         // A replay can show the nodes' own logs: RUST_LOG=info (or debug).
         if std::env::var_os("RUST_LOG").is_some() {
@@ -147,13 +170,14 @@ fn main() -> ExitCode {
                 .with_ansi(false)
                 .init();
         }
-        let report = if args.slow_network {
-            pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_network())
-        } else if args.slow_link {
-            pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_link())
-        } else {
-            run_seed(seed, &opts)
+        let mut report = match scripted {
+            Some("--slow-network") => {
+                pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_network())
+            }
+            Some(_) => pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_link()),
+            None => run_seed(seed, &opts),
         };
+        report.replay_args.extend(scripted.map(String::from));
         if args.summary {
             print!("{}", Summary::of(&report).to_lines());
             return ExitCode::SUCCESS;
@@ -178,25 +202,14 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
     let how = match std::env::current_exe() {
-        Ok(exe) if jobs > 1 || args.slow_network || args.slow_link => Jobs::Processes {
+        Ok(exe) if jobs > 1 || scripted.is_some() => Jobs::Processes {
             exe,
             jobs,
-            args: args
-                .broken
-                .iter()
-                .flat_map(|b| ["--break".to_string(), b.clone()])
-                .chain(args.slow_network.then(|| "--slow-network".to_string()))
-                .chain(args.slow_link.then(|| "--slow-link".to_string()))
-                .chain(
-                    args.clients
-                        .iter()
-                        .flat_map(|c| ["--clients".to_string(), c.to_string()]),
-                )
-                .chain(
-                    args.frontends
-                        .iter()
-                        .flat_map(|n| ["--frontends".to_string(), n.to_string()]),
-                )
+            // Every option the workers need: those a replay needs.
+            args: opts
+                .replay_args()
+                .into_iter()
+                .chain(scripted.map(String::from))
                 .collect(),
         },
         _ => Jobs::Serial,

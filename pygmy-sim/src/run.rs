@@ -83,7 +83,88 @@ pub struct SimOptions {
     pub give_up_after: Duration,
     /// Whether the schedule adds storage faults (see `storage.rs`).
     pub storage_faults: bool,
+    /// Whether [`run_seed`] adds slow links drawn from the seed to its
+    /// schedule (see [`faults::add_slow_links`]; `--no-slow-links`).
+    pub slow_links: bool,
+    /// Whether [`run_seed`] makes some seeds congested (see [`Load`];
+    /// `--no-congestion`).
+    pub congestion: bool,
 }
+
+impl SimOptions {
+    /// The `pygmy-sim` options, after `--seed N`, that replay a run with
+    /// these options: every one that differs from the default and has a
+    /// command-line switch (the deliberate breakage included).
+    pub fn replay_args(&self) -> Vec<String> {
+        let default = SimOptions::default();
+        let mut args = Vec::new();
+        if let Some(b) = self.cluster.broken() {
+            args.extend(["--break".to_string(), b.to_string()]);
+        }
+        if self.clients != default.clients {
+            args.extend(["--clients".to_string(), self.clients.to_string()]);
+        }
+        if self.cluster.frontends != default.cluster.frontends {
+            args.extend([
+                "--frontends".to_string(),
+                self.cluster.frontends.to_string(),
+            ]);
+        }
+        if !self.slow_links {
+            args.push("--no-slow-links".to_string());
+        }
+        if !self.congestion {
+            args.push("--no-congestion".to_string());
+        }
+        args
+    }
+}
+
+/// The load a seed runs under, drawn by [`run_seed`] from the seed (a
+/// stream of its own) unless `SimOptions::congestion` is off: half the
+/// seeds are *congested*, with twice the clients (more reads of one book
+/// in flight together, with writes between them) and a slow path (see
+/// [`Load::slow_path`]). Stale reads from a cache that orders its fills
+/// wrongly need both; with four clients and links alike they are rare.
+/// (Sending most operations to one hot item was tried too: it made those
+/// races rarer, as more reads hit the cache, and was dropped.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Load {
+    pub clients: usize,
+    /// A congested run's path is slow too (unless slow links are switched
+    /// off): the front end's link to the catalog's first primary, for the
+    /// whole fault window, while every other link stays fast — answers of
+    /// one replica overtaken by the other's, the race of the cache's
+    /// "never replace a newer value" rule.
+    pub slow_path: bool,
+}
+
+/// The latency of a congested run's slow path, each way.
+const SLOW_PATH_MS: u64 = 25;
+
+impl Load {
+    pub fn draw(seed: u64, opts: &SimOptions) -> Load {
+        use rand::{Rng, SeedableRng};
+        let plain = Load {
+            clients: opts.clients,
+            slow_path: false,
+        };
+        if !opts.congestion {
+            return plain;
+        }
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ 0xc04e_57ed);
+        if !rng.gen_bool(0.5) {
+            return plain;
+        }
+        Load {
+            clients: opts.clients * 2,
+            slow_path: true,
+        }
+    }
+}
+
+/// The items the clients use (few, so they contend).
+const ITEMS: [u64; 3] = [1, 2, 3];
 
 impl Default for SimOptions {
     fn default() -> Self {
@@ -111,6 +192,8 @@ impl Default for SimOptions {
                 storage: StorageFaults::default(),
             },
             storage_faults: true,
+            slow_links: true,
+            congestion: true,
             clients: 4,
             fault_window: (Duration::from_millis(1500), Duration::from_secs(9)),
             faults: 5,
@@ -135,6 +218,10 @@ pub struct Report {
     pub simulated: Duration,
     /// The deliberate breakage the run had, as `pygmy-sim --break` names it.
     pub broken: Option<&'static str>,
+    /// The `pygmy-sim` options after `--seed N` that replay the run
+    /// ([`SimOptions::replay_args`], plus the scripted schedule's switch
+    /// if `pygmy-sim` ran one).
+    pub replay_args: Vec<String>,
 }
 
 impl Report {
@@ -163,7 +250,8 @@ struct Final {
     errors: Vec<String>,
 }
 
-/// Runs one seed.
+/// Runs one seed: its drawn fault schedule (with slow links unless
+/// switched off) under its drawn [`Load`].
 pub fn run_seed(seed: u64, opts: &SimOptions) -> Report {
     let nodes = opts.cluster.nodes();
     let mut schedule = faults::draw(seed, &nodes, opts.fault_window, opts.faults);
@@ -174,7 +262,45 @@ pub fn run_seed(seed: u64, opts: &SimOptions) -> Report {
             .collect();
         crate::storage::add_to(&mut schedule, seed, &members, opts.fault_window);
     }
-    run_with(seed, opts, schedule)
+    let load = Load::draw(seed, opts);
+    if load.slow_path && opts.slow_links {
+        // The congested run's slow path: the front end's link to the
+        // catalog's first primary, over the whole fault window.
+        let (fe, far) = (
+            opts.cluster.frontend_names()[0].clone(),
+            opts.cluster.members(Group::Catalog)[0].0.clone(),
+        );
+        schedule.events.push((
+            opts.fault_window.0,
+            Fault::SlowLink(fe.clone(), far.clone(), SLOW_PATH_MS),
+        ));
+        schedule
+            .events
+            .push((opts.fault_window.1, Fault::FastLink(fe, far)));
+        schedule.events.sort_by_key(|(at, _)| *at);
+    }
+    if opts.slow_links {
+        let groups: Vec<Vec<String>> = Group::ALL
+            .iter()
+            .map(|g| opts.cluster.members(*g).into_iter().map(|n| n.0).collect())
+            .collect();
+        faults::add_slow_links(
+            &mut schedule,
+            seed,
+            &opts.cluster.frontend_names(),
+            &groups,
+            opts.fault_window,
+        );
+    }
+    let drawn = SimOptions {
+        clients: load.clients,
+        ..opts.clone()
+    };
+    let mut report = run_with(seed, &drawn, schedule);
+    // The drawn load comes back from the seed: the replay names the
+    // options as given.
+    report.replay_args = opts.replay_args();
+    report
 }
 
 /// Only one simulation runs at a time in a process (see the module docs).
@@ -222,7 +348,7 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
     cluster::add_hosts(&mut sim, &cluster_opts, seed);
 
     let recorder = Recorder::new();
-    let items = vec![1, 2, 3];
+    let items = ITEMS.to_vec();
     let workload = WorkloadOptions {
         frontends: cluster_opts.frontend_names(),
         clients: opts.clients,
@@ -232,6 +358,10 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
         topics: vec!["distributed systems".into(), "graduate school".into()],
     };
     let done = Arc::new(Mutex::new(0usize));
+    let mut trace = Vec::new();
+    if opts.clients != SimOptions::default().clients {
+        trace.push(format!("load: {} clients", opts.clients));
+    }
     for id in 0..opts.clients {
         let (w, rec, done) = (workload.clone(), recorder.clone(), done.clone());
         sim.client(format!("client-{id}"), async move {
@@ -257,7 +387,6 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
         });
     }
 
-    let mut trace = Vec::new();
     let mut violations = Vec::new();
     let mut pending: std::collections::VecDeque<_> = schedule.events.iter().cloned().collect();
     let mut crashed: BTreeSet<String> = BTreeSet::new();
@@ -344,39 +473,8 @@ pub fn run_with(seed: u64, opts: &SimOptions, schedule: Schedule) -> Report {
         trace,
         operations: history.len(),
         simulated,
-        broken: if opts.cluster.lying_disk {
-            Some("lying-disk")
-        } else if opts.cluster.promote_stale {
-            Some("promote-stale")
-        } else if opts.cluster.forget_pending {
-            Some("forget-pending")
-        } else if opts.cluster.unsynced_archive {
-            Some("unsynced-archive")
-        } else if opts.cluster.misroute_batches {
-            Some("misroute-batches")
-        } else if opts.cluster.skip_reconcile {
-            Some("skip-reconcile")
-        } else if opts.cluster.stale_fills {
-            Some("stale-fills")
-        } else if opts.cluster.older_fill_wins {
-            Some("older-fill-wins")
-        } else if opts.cluster.read_any {
-            Some("read-any")
-        } else if opts.cluster.restock_too_many {
-            Some("restock-too-many")
-        } else if opts.cluster.ignore_admin_keys {
-            Some("ignore-admin-keys")
-        } else if opts.cluster.trust_damage {
-            Some("trust-damaged-disk")
-        } else if opts.cluster.blind_views {
-            Some("blind-views")
-        } else if opts.cluster.deposed_leader {
-            Some("deposed-leader")
-        } else if opts.cluster.shared_cache {
-            Some("shared-cache")
-        } else {
-            None
-        },
+        broken: opts.cluster.broken(),
+        replay_args: opts.replay_args(),
     }
 }
 
@@ -410,13 +508,21 @@ impl Links {
         }
     }
 
+    /// A link's key, the same whichever end is named first: a link slowed
+    /// as `b <-> a` must not be tuned back to the global maximum (below its
+    /// slow minimum, which turmoil cannot draw a latency from) as `a <-> b`.
+    fn key(a: &str, b: &str) -> (String, String) {
+        let (a, b) = if a <= b { (a, b) } else { (b, a) };
+        (a.to_string(), b.to_string())
+    }
+
     fn slow(&mut self, sim: &turmoil::Sim<'_>, a: &str, b: &str, ms: u64) {
         sim.set_link_latency(a, b, Duration::from_millis(ms));
-        self.tuned.insert((a.to_string(), b.to_string()), true);
+        self.tuned.insert(Self::key(a, b), true);
     }
 
     fn normal(&mut self, sim: &turmoil::Sim<'_>, a: &str, b: &str) {
-        if let Some(slow) = self.tuned.get_mut(&(a.to_string(), b.to_string())) {
+        if let Some(slow) = self.tuned.get_mut(&Self::key(a, b)) {
             *slow = false;
             // Sets both ends of the range, then the maximum of today.
             sim.set_link_latency(a, b, MIN_LATENCY);
@@ -749,6 +855,9 @@ fn check_all(
 pub fn describe(report: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "seed {} FAILED", report.seed);
+    if let Some(load) = report.trace.first().filter(|l| l.starts_with("load:")) {
+        let _ = writeln!(s, "{load}");
+    }
     let _ = writeln!(s, "fault schedule:\n{}", report.schedule);
     for v in &report.violations {
         let _ = writeln!(s, "violated: {v}");
@@ -758,8 +867,8 @@ pub fn describe(report: &Report) -> String {
         "replay: cargo run --release -p pygmy-sim -- --seed {}",
         report.seed
     );
-    if let Some(b) = report.broken {
-        let _ = write!(s, " --break {b}");
+    for arg in &report.replay_args {
+        let _ = write!(s, " {arg}");
     }
     s
 }

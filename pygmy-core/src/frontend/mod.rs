@@ -533,7 +533,11 @@ impl<T: Transport> Handler for FrontEnd<T> {
                 epoch,
                 commit,
                 disks,
-            } => self.view_ready(group, epoch, commit, disks).await,
+                uncertain,
+            } => {
+                self.view_ready(group, epoch, commit, disks, uncertain)
+                    .await
+            }
             Request::Invalidate { keys, lsn } => {
                 self.inner.lock().cache.invalidate(&keys, lsn);
                 Ok(())

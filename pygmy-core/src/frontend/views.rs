@@ -344,6 +344,7 @@ impl<T: Transport> FrontEnd<T> {
         epoch: u64,
         commit: Lsn,
         disks: BTreeMap<NodeId, u64>,
+        uncertain: Option<bool>,
     ) -> Result<()> {
         // Another front end may have stored this view since this one last
         // loaded the records: load them before answering.
@@ -378,10 +379,16 @@ impl<T: Transport> FrontEnd<T> {
             // view that holds every member that may have committed entries it
             // lost (see `viewservice::may_confirm`); the view service replaces
             // its view meanwhile.
-            let uncertain = inner
-                .status
-                .get(&record.current.primary)
-                .is_none_or(|s| s.uncertain);
+            // The primary's own word on its uncertainty, sent with the
+            // request; the last heartbeat of it may be from before it
+            // restarted. (A primary of an older build sends none: then the
+            // heartbeat.)
+            let uncertain = uncertain.unwrap_or_else(|| {
+                inner
+                    .status
+                    .get(&record.current.primary)
+                    .is_none_or(|s| s.uncertain)
+            });
             let on_intact_disk = |n: &NodeId| {
                 let s = inner.status.get(n).filter(|_| inner.detector.is_up(n))?;
                 Some(!s.recovering && record.disk_matches(n, s.disk))

@@ -230,18 +230,21 @@ impl<T: Transport> Replica<T> {
             if !self.still_in(&view) {
                 return;
             }
-            let disks = {
+            let (disks, uncertain) = {
                 let inner = self.inner.lock();
                 let mut disks = inner.matched_disk.clone();
                 disks.retain(|b, _| view.backups.contains(b));
                 disks.insert(self.cfg.me.clone(), self.disk_id);
-                disks
+                (disks, inner.uncertain)
             };
+            // My own uncertainty, as of now: the front end's heartbeat of
+            // me may be from before I restarted.
             let req = Request::ViewReady {
                 group: view.group,
                 epoch: view.epoch,
                 commit: target,
                 disks,
+                uncertain: Some(uncertain),
             };
             match self
                 .transport

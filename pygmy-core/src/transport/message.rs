@@ -43,6 +43,14 @@ pub enum Request {
         /// members' disks hold the committed entries.
         #[serde(default)]
         disks: BTreeMap<NodeId, u64>,
+        /// Whether the primary's own log end is uncertain (it restarted and
+        /// has not yet learnt a commit point from a primary since) as it
+        /// asks: the front end judges the confirmation on this, not on its
+        /// last heartbeat of the primary, which may predate a restart.
+        /// `None` from a primary of an older build: the front end falls back
+        /// to the heartbeat.
+        #[serde(default)]
+        uncertain: Option<bool>,
     },
     /// Committed catalog changes: drop these cache keys; `lsn` is the commit.
     Invalidate { keys: Vec<CacheKey>, lsn: Lsn },
