@@ -56,6 +56,10 @@ struct Args {
     /// failure), as a worker process of a parallel run does.
     #[arg(long, requires = "seed")]
     summary: bool,
+    /// Front ends (above 1: they share the views through a model of etcd,
+    /// which the fault schedule may crash or cut off).
+    #[arg(long)]
+    frontends: Option<usize>,
     /// Run a deliberately broken cluster, to watch the checks catch it:
     /// `lying-disk` (syncs that do nothing) or `promote-stale` (the view
     /// service may promote a replica outside the last confirmed view) or
@@ -77,10 +81,6 @@ struct Args {
     /// without compare-and-swap), `deposed-leader` (a deposed leader keeps
     /// changing views), `shared-cache` (every front end keeps its cache and
     /// reads from any member, as one front end alone may).
-    /// Front ends (above 1: they share the views through a model of etcd,
-    /// which the fault schedule may crash or cut off).
-    #[arg(long)]
-    frontends: Option<usize>,
     #[arg(
         long = "break",
         value_parser = [
