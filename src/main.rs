@@ -67,13 +67,6 @@ enum Cmd {
     /// and that every acknowledged order exists. Exits 1 if a request failed
     /// while the front end was up, or anything was lost or diverged.
     Chaos(pygmy::chaos::ChaosArgs),
-    /// Run one node of a cluster described by a configuration file.
-    ///
-    /// What `pygmy up` starts for each node; use it to run nodes on machines
-    /// of their own with a shared pygmy.toml. Logs to standard error, one
-    /// line per event with time, node and level; RUST_LOG sets the level. The
-    /// front end also appends its heartbeat lines to DATA_DIR/heartbeat.log.
-    /// Stops on Ctrl-C or SIGTERM (a SIGKILL loses nothing acknowledged).
     /// Write the configuration of a cluster whose nodes run on the given hosts.
     ///
     /// Node i (frontend, catalog-1.., order-1..) goes to host i mod n on port
@@ -87,6 +80,13 @@ enum Cmd {
     /// Ask an HTTP URL; exit 0 on a 2xx answer, 1 otherwise (a health check
     /// for images without curl).
     Probe(pygmy::probe::ProbeArgs),
+    /// Run one node of a cluster described by a configuration file.
+    ///
+    /// What `pygmy up` starts for each node; use it to run nodes on machines
+    /// of their own with a shared pygmy.toml. Logs to standard error, one
+    /// line per event with time, node and level; RUST_LOG sets the level. The
+    /// front end also appends its heartbeat lines to DATA_DIR/heartbeat.log.
+    /// Stops on Ctrl-C or SIGTERM (a SIGKILL loses nothing acknowledged).
     Node {
         /// The cluster's configuration (TOML; `pygmy up` writes one as DIR/pygmy.toml).
         #[arg(long)]

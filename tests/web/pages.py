@@ -155,8 +155,9 @@ def main():
     with open(os.path.join(args.dir, "pygmy.toml"), "rb") as f:
         cfg = tomllib.load(f)
     # `advertise` since listen and advertise addresses are apart; `addr` in
-    # configurations written before.
-    front = cfg["frontend"]
+    # configurations written before. The first front end: `[[frontends]]`
+    # since several can run, `[frontend]` in configurations written before.
+    front = cfg["frontends"][0] if "frontends" in cfg else cfg["frontend"]
     base = "http://" + front.get("advertise", front.get("addr"))
     os.makedirs(args.shots, exist_ok=True)
     driver = browser()
