@@ -32,21 +32,11 @@ async fn start_etcd() -> Option<Fixture> {
         eprintln!("SKIPPED: no etcd binary; {INSTALL_HINT}");
         return None;
     }
-    // Free ports are picked, then bound by etcd a moment later; another
-    // process may take one in between, and etcd then exits: try again.
-    let mut last = None;
-    for _ in 0..3 {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let options = LocalEtcdOptions::on_free_ports(dir.path())
-            .expect("free ports")
-            .fast();
-        match LocalEtcd::start(options).await {
-            Ok(etcd) => return Some(Fixture { etcd, _dir: dir }),
-            Err(e @ LaunchError::Exited { .. }) => last = Some(e),
-            Err(e) => panic!("cannot start etcd: {e}"),
-        }
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    match LocalEtcd::start_on_free_ports(dir.path(), LocalEtcdOptions::fast).await {
+        Ok(etcd) => Some(Fixture { etcd, _dir: dir }),
+        Err(e) => panic!("etcd did not start: {e}"),
     }
-    panic!("etcd did not start: {}", last.expect("an error"));
 }
 
 /// A client with short timeouts, so the failure tests end quickly.

@@ -118,6 +118,30 @@ pub struct LocalEtcd {
 }
 
 impl LocalEtcd {
+    /// Starts a member on free loopback ports, in a new folder
+    /// `parent/member-N`, with `adjust` applied to its options (e.g.
+    /// [`LocalEtcdOptions::fast`]). Ports are picked, then bound by etcd a
+    /// moment later, and another process may take one in between (etcd
+    /// then exits): so up to three tries, each on new ports and in a new
+    /// folder (a failed member's data names its old ports). For tests and
+    /// benchmarks, which start many members at once.
+    pub async fn start_on_free_ports(
+        parent: &Path,
+        adjust: impl Fn(LocalEtcdOptions) -> LocalEtcdOptions,
+    ) -> Result<Self, LaunchError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let dir = parent.join(format!("member-{tries}"));
+            let options = LocalEtcdOptions::on_free_ports(&dir)
+                .map_err(|error| LaunchError::Folder { path: dir, error })?;
+            match Self::start(adjust(options)).await {
+                Err(LaunchError::Exited { .. }) if tries < 3 => continue,
+                started => return started,
+            }
+        }
+    }
+
     /// Starts the member and waits until it answers.
     pub async fn start(options: LocalEtcdOptions) -> Result<Self, LaunchError> {
         let binary = match &options.binary {
