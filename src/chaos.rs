@@ -23,8 +23,16 @@
 //! failures are reported but do not fail the run. With several front ends
 //! (`frontend-2`, …: any can be a target) the load is spread over all of
 //! them and its clients move to another when theirs dies, so no failure is
-//! excused. Killing etcd is not built here (`up` or the user owns that
-//! process; `tests/fleet.rs` kills it).
+//! excused.
+//!
+//! `--target etcd` kills the etcd that `pygmy up` runs for several front
+//! ends (its pid in `DIR/etcd.pid`) and starts it again on the same data
+//! and ports after the downtime, leaving it to `up` to stop at the end (an
+//! etcd named with `up --etcd URL` is the user's to kill). The round checks
+//! the promise of the coordination boundary: while etcd is dead, reads and
+//! buys go on under the current views (only view changes wait), so no
+//! request may fail and some buys must be acknowledged; after the restart
+//! a leader holds the leadership key again, and no view went back.
 //!
 //! # The verdict
 //!
@@ -36,7 +44,7 @@
 //! copies ordered`), an order acknowledged to a client is missing, or a
 //! step did not happen in time.
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, CoordinatorConfig};
 use crate::inspect::Inspector;
 use crate::load::{self, parse_duration, Counts, Mix, Plan, Report, TrafficArgs, Until};
 use crate::proc::{self, Attach};
@@ -46,6 +54,7 @@ use pygmy_core::invariants::{balances, check_settled, ItemBalance};
 use pygmy_core::unstable::frontend::Health;
 use pygmy_core::unstable::state::State;
 use pygmy_core::unstable::types::{Group, NodeId};
+use pygmy_net::etcd::{Etcd, EtcdConfig};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -62,8 +71,9 @@ pub struct ChaosArgs {
     #[arg(long, default_value = "pygmy-data")]
     pub dir: PathBuf,
     /// What to kill: `each` (every replica in turn), `frontend` (the first
-    /// front end), `all` (every replica, then every front end), or a node
-    /// name such as `catalog-1` or `frontend-2`.
+    /// front end), `etcd` (the local etcd `up --frontends N` runs), `all`
+    /// (every replica, then every front end, then the local etcd if any),
+    /// or a node name such as `catalog-1` or `frontend-2`.
     #[arg(long, default_value = "each")]
     pub target: String,
     #[command(flatten)]
@@ -91,7 +101,7 @@ pub fn default_mix() -> Mix {
 #[derive(Clone, Debug, Serialize)]
 pub struct Round {
     pub target: String,
-    /// `primary`, `backup`, `frontend` (or `outside the view`).
+    /// `primary`, `backup`, `frontend`, `etcd` (or `outside the view`).
     pub role: String,
     pub killed_pid: u32,
     pub restarted_pid: u32,
@@ -230,7 +240,9 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, String> {
     let mut problems = Vec::new();
     for target in &targets {
         let round = async {
-            if cfg.is_frontend(target) {
+            if target == up::ETCD {
+                etcd_round(args, &cfg, &running).await
+            } else if cfg.is_frontend(target) {
                 frontend_round(args, &cfg, &config_path, &running, target).await
             } else {
                 replica_round(args, &cfg, &config_path, &inspector, &running, target).await
@@ -240,7 +252,16 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, String> {
             r = round => r,
             _ = tokio::signal::ctrl_c() => {
                 // Leave the cluster as it was found: whole.
-                if proc::running_pid(&cfg, target).is_none() {
+                if target == up::ETCD {
+                    if up::running_etcd_pid(&cfg).is_none() {
+                        if let Ok(Some(etcd)) = up::start_local_etcd(&cfg).await {
+                            if let Some(pid) = etcd.detach() {
+                                let _ = up::write_etcd_pid(&cfg, pid);
+                            }
+                            say("interrupted; restarted etcd".into());
+                        }
+                    }
+                } else if proc::running_pid(&cfg, target).is_none() {
                     let _ = proc::spawn_node(&cfg, &config_path, target, Attach::Detached);
                     say(format!("interrupted; restarted {target}"));
                 }
@@ -309,17 +330,30 @@ fn targets(cfg: &ClusterConfig, target: &str) -> Result<Vec<String>, String> {
         .chain(cfg.order.iter())
         .map(|n| n.name.clone())
         .collect();
+    let local_etcd = up::has_local_etcd(cfg);
     match target {
         "each" => Ok(replicas),
         "all" => Ok(replicas
             .into_iter()
             .chain(cfg.frontends.iter().map(|n| n.name.clone()))
+            .chain(local_etcd.then(|| up::ETCD.to_string()))
             .collect()),
         "frontend" => Ok(vec![cfg.frontend().name.clone()]),
+        up::ETCD if local_etcd => Ok(vec![up::ETCD.to_string()]),
+        up::ETCD => Err(match cfg.coordinator {
+            CoordinatorConfig::Builtin => {
+                "--target etcd: this cluster has no etcd (one front end, \
+                 the built-in coordinator); `pygmy up --frontends 3` runs one"
+                    .to_string()
+            }
+            CoordinatorConfig::Etcd { .. } => "--target etcd: this cluster uses an etcd that \
+                 `pygmy up` did not start (--etcd URL), so chaos cannot restart it; kill and \
+                 restart it yourself"
+                .to_string(),
+        }),
         name if cfg.node(name).is_some() => Ok(vec![name.to_string()]),
         other => Err(format!(
-            "unknown --target {other:?}: expected each, all, frontend, or one of {} \
-             (killing etcd is not built: kill its process by hand)",
+            "unknown --target {other:?}: expected each, all, frontend, etcd, or one of {}",
             cfg.nodes()
                 .map(|n| n.name.as_str())
                 .collect::<Vec<_>>()
@@ -546,6 +580,105 @@ async fn frontend_round(
         recover_ms: recover.map(ms),
         missed_entries: None,
         requests,
+        views,
+        problems,
+    })
+}
+
+/// Kills the local etcd, starts it again after the downtime, and checks
+/// that the front ends served reads and buys while it was dead, that a
+/// leader holds the leadership key again after the restart, and that no
+/// view went back.
+async fn etcd_round(
+    args: &ChaosArgs,
+    cfg: &ClusterConfig,
+    running: &load::Running,
+) -> Result<Round, String> {
+    let CoordinatorConfig::Etcd {
+        endpoints, prefix, ..
+    } = &cfg.coordinator
+    else {
+        return Err("this cluster has no etcd".into());
+    };
+    let before = up::wait_health(cfg, args.patience, |h| is_whole(cfg, h), || Ok(()))
+        .await
+        .map_err(|e| format!("the cluster did not become whole before the kill: {e}"))?;
+    let pid = up::running_etcd_pid(cfg).ok_or_else(|| {
+        format!(
+            "the local etcd is not running (no live etcd process in {})",
+            proc::pid_path(cfg, up::ETCD).display()
+        )
+    })?;
+    let counts_before = running.counts();
+    let orders_before = running.orders_acknowledged();
+    let killed = Instant::now();
+    proc::signal(pid, "KILL")?;
+    tokio::time::sleep_until((killed + args.downtime).into()).await;
+    let during = running.counts().since(counts_before);
+    let bought = running.orders_acknowledged() - orders_before;
+    let etcd = up::start_local_etcd(cfg)
+        .await?
+        .ok_or("the local etcd's folder is gone")?;
+    let restarted = Instant::now();
+    let restarted_pid = etcd.detach().ok_or("the restarted etcd has no process")?;
+    up::write_etcd_pid(cfg, restarted_pid)?;
+
+    let mut problems = Vec::new();
+    if during.requests == during.errors {
+        problems.push(format!(
+            "no request succeeded while etcd was dead ({} sent)",
+            during.requests
+        ));
+    }
+    // (A mix without buys acknowledged none before the kill either.)
+    if bought == 0 && orders_before > 0 {
+        problems.push("no buy was acknowledged while etcd was dead".into());
+    }
+    let mut config = EtcdConfig::new(endpoints.clone());
+    config.request_timeout = Duration::from_millis(500);
+    let client = Etcd::new(config).map_err(|e| format!("etcd endpoints: {e}"))?;
+    let leader_key = format!("{prefix}leader").into_bytes();
+    let deadline = restarted + args.patience;
+    let mut recover = None;
+    let mut views = Vec::new();
+    while Instant::now() < deadline {
+        let led = matches!(client.get(&leader_key).await, Ok(Some(_)));
+        let whole = up::health(cfg).await.ok().filter(|h| is_whole(cfg, h));
+        if let (true, Some(after)) = (led, whole) {
+            recover = Some(restarted.elapsed());
+            for group in Group::ALL {
+                let (Some(b), Some(a)) = (view_of(&before, group), view_of(&after, group)) else {
+                    problems.push(format!("no view of the {group} group after the restart"));
+                    continue;
+                };
+                views.push(format!("{group} epoch {} → {}", b.epoch, a.epoch));
+                if a.epoch < b.epoch {
+                    problems.push(format!(
+                        "the {group} view went back from epoch {} to {}",
+                        b.epoch, a.epoch
+                    ));
+                }
+            }
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    if recover.is_none() {
+        problems.push(format!(
+            "no front end led again with the cluster whole within {:?}",
+            args.patience
+        ));
+    }
+    Ok(Round {
+        target: up::ETCD.into(),
+        role: "etcd".into(),
+        killed_pid: pid,
+        restarted_pid,
+        detect_ms: None,
+        failover_ms: None,
+        recover_ms: recover.map(ms),
+        missed_entries: None,
+        requests: running.counts().since(counts_before),
         views,
         problems,
     })

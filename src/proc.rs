@@ -51,6 +51,22 @@ pub fn node_alive(pid: u32, name: &str) -> bool {
     signal(pid, "0").is_ok()
 }
 
+/// True when process `pid` runs with `args` among its arguments, one after
+/// another (Linux: from `/proc/PID/cmdline`; elsewhere only whether the pid
+/// exists). For processes that are not nodes, such as `up`'s local etcd.
+pub fn has_args(pid: u32, args: &[&std::ffi::OsStr]) -> bool {
+    let proc_dir = Path::new("/proc");
+    if !proc_dir.join("self").exists() {
+        return signal(pid, "0").is_ok();
+    }
+    let Ok(raw) = fs::read(proc_dir.join(pid.to_string()).join("cmdline")) else {
+        return false;
+    };
+    let given: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    let wanted: Vec<&[u8]> = args.iter().map(|a| a.as_encoded_bytes()).collect();
+    !wanted.is_empty() && given.windows(wanted.len()).any(|w| w == wanted.as_slice())
+}
+
 /// The live pid of node `name`, according to its pid file.
 pub fn running_pid(cfg: &ClusterConfig, name: &str) -> Option<u32> {
     read_pid(cfg, name).filter(|pid| node_alive(*pid, name))

@@ -23,9 +23,10 @@
 //! cluster to use; without it `up` starts a one-member etcd itself
 //! ([`LocalEtcd`], from the `etcd` binary: `apt-get install etcd-server`)
 //! on the two ports after the last front end, with its data in `DIR/etcd/`
-//! and its log in `DIR/etcd/etcd.log`, and stops it with the cluster. A
-//! folder whose `DIR/etcd/` exists gets its local etcd started again on
-//! resume. With several front ends, reads go to each group's primary and
+//! and its log in `DIR/etcd/etcd.log`, its pid in `DIR/etcd.pid`, and
+//! stops it with the cluster (also when `pygmy chaos --target etcd` killed
+//! and restarted it: the pid file names the process to stop). A folder
+//! whose `DIR/etcd/` exists gets its local etcd started again on resume. With several front ends, reads go to each group's primary and
 //! no front end caches (see `config`'s module docs).
 
 use crate::config::{ClusterConfig, CoordinatorConfig};
@@ -90,6 +91,32 @@ pub struct Cluster {
 /// The folder of the local etcd `up` runs for a cluster in `dir`.
 pub fn etcd_dir(dir: &Path) -> PathBuf {
     dir.join("etcd")
+}
+
+/// The name the local etcd goes by in pid files (`DIR/etcd.pid`), in
+/// `up`'s reports and as `pygmy chaos --target etcd`.
+pub const ETCD: &str = "etcd";
+
+/// True when this cluster's configuration runs a local etcd that `up`
+/// starts (a folder made with `--frontends N` and no `--etcd`).
+pub fn has_local_etcd(cfg: &ClusterConfig) -> bool {
+    etcd_dir(&cfg.data_dir).is_dir() && matches!(cfg.coordinator, CoordinatorConfig::Etcd { .. })
+}
+
+/// The live pid of this cluster's local etcd, according to `DIR/etcd.pid`:
+/// only an etcd process whose data folder is this cluster's counts, so a
+/// stale pid file (or a pid reused by another program) gives `None`.
+pub fn running_etcd_pid(cfg: &ClusterConfig) -> Option<u32> {
+    let data = etcd_dir(&cfg.data_dir).join("data");
+    proc::read_pid(cfg, ETCD)
+        .filter(|pid| proc::has_args(*pid, &["--data-dir".as_ref(), data.as_os_str()]))
+}
+
+/// Records the local etcd's pid in `DIR/etcd.pid`.
+pub fn write_etcd_pid(cfg: &ClusterConfig, pid: u32) -> Result<(), String> {
+    let path = proc::pid_path(cfg, ETCD);
+    fs::write(&path, format!("{pid}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// A fresh secret: 128 bits from `rand`'s thread RNG, which is a CSPRNG
@@ -238,7 +265,16 @@ pub async fn start(args: &UpArgs) -> Result<Cluster, String> {
             running.join(", ")
         ));
     }
+    if let Some(pid) = running_etcd_pid(&config) {
+        return Err(format!(
+            "the local etcd of {} is still running (pid {pid}); stop it first (kill {pid})",
+            config.data_dir.display()
+        ));
+    }
     let etcd = start_local_etcd(&config).await?;
+    if let Some(pid) = etcd.as_ref().and_then(LocalEtcd::pid) {
+        write_etcd_pid(&config, pid)?;
+    }
     let mut children = Vec::new();
     for node in config.nodes() {
         match proc::spawn_node(&config, &config_path, &node.name, Attach::Group) {
@@ -286,8 +322,9 @@ pub async fn start_local_etcd(cfg: &ClusterConfig) -> Result<Option<LocalEtcd>, 
 }
 
 /// Stops every node of the cluster: its own children, and any node another
-/// tool restarted (`pygmy chaos`), found through the pid files. Then
-/// removes the pid files.
+/// tool restarted (`pygmy chaos`), found through the pid files, the local
+/// etcd's included (the etcd `up` started itself stops when its
+/// [`LocalEtcd`] is dropped). Then removes the pid files.
 pub fn stop(cfg: &ClusterConfig, children: &mut [(String, Child)]) {
     for (_, child) in children.iter_mut() {
         // `Child::kill` sends SIGKILL; a node needs no graceful stop to stay
@@ -304,6 +341,10 @@ pub fn stop(cfg: &ClusterConfig, children: &mut [(String, Child)]) {
         }
         let _ = fs::remove_file(proc::pid_path(cfg, &n.name));
     }
+    if let Some(pid) = running_etcd_pid(cfg) {
+        let _ = proc::signal(pid, "KILL");
+    }
+    let _ = fs::remove_file(proc::pid_path(cfg, ETCD));
 }
 
 /// The front end's `GET /health`, parsed.
@@ -477,6 +518,7 @@ pub async fn run(args: &UpArgs) -> Result<(), String> {
         .children
         .iter()
         .map(|(name, child)| (name.clone(), child.id()))
+        .chain(running_etcd_pid(&cfg).map(|pid| (ETCD.to_string(), pid)))
         .collect();
     loop {
         tokio::select! {
@@ -508,15 +550,19 @@ fn watch(
         }
     }
     children.retain_mut(|(_, c)| matches!(c.try_wait(), Ok(None)));
-    for n in cfg.nodes() {
-        match (known.get(&n.name).copied(), proc::running_pid(cfg, &n.name)) {
+    let nodes = cfg
+        .nodes()
+        .map(|n| (n.name.clone(), proc::running_pid(cfg, &n.name)));
+    let etcd = has_local_etcd(cfg).then(|| (ETCD.to_string(), running_etcd_pid(cfg)));
+    for (name, running) in nodes.chain(etcd) {
+        match (known.get(&name).copied(), running) {
             (old, Some(pid)) if old != Some(pid) => {
-                eprintln!("{} is running again (pid {pid})", n.name);
-                known.insert(n.name.clone(), pid);
+                eprintln!("{name} is running again (pid {pid})");
+                known.insert(name, pid);
             }
             (Some(old), None) => {
-                eprintln!("{} stopped (pid {old})", n.name);
-                known.remove(&n.name);
+                eprintln!("{name} stopped (pid {old})");
+                known.remove(&name);
             }
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! Three front ends sharing their views through a real etcd, under load
 //! spread over them by `pygmy load`'s clients (`--url A,B,C`): kill -9 of
-//! the leading front end, then of etcd itself.
+//! the leading front end, then of etcd itself; and `pygmy chaos --target
+//! etcd` on the etcd `pygmy up` runs itself.
 //!
 //! The test starts etcd itself (a one-member etcd from the `etcd` binary,
 //! Debian's `etcd-server`, on free loopback ports) and runs
@@ -35,11 +36,7 @@ struct Fixture {
 /// Starts an etcd, or returns `None` (after saying why) when there is no
 /// binary outside CI.
 async fn start_etcd() -> Option<Fixture> {
-    if find_binary().is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("no etcd binary under CI: {INSTALL_HINT}");
-        }
-        eprintln!("SKIPPED: no etcd binary; {INSTALL_HINT}");
+    if !etcd_installed() {
         return None;
     }
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -47,6 +44,19 @@ async fn start_etcd() -> Option<Fixture> {
         Ok(etcd) => Some(Fixture { etcd, _dir: dir }),
         Err(e) => panic!("etcd did not start: {e}"),
     }
+}
+
+/// True when there is an etcd binary; false (after saying so) when there
+/// is none outside CI; a failure under CI.
+fn etcd_installed() -> bool {
+    if find_binary().is_some() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("no etcd binary under CI: {INSTALL_HINT}");
+    }
+    eprintln!("SKIPPED: no etcd binary; {INSTALL_HINT}");
+    false
 }
 
 /// The flags of `pygmy load` / `chaos` for the clients.
@@ -175,6 +185,55 @@ async fn three_front_ends_survive_the_leaders_death_and_etcds() {
     let states = c.settled_states().await;
     let violations = check_settled(&states, &acknowledged);
     assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// `pygmy chaos --target etcd` on a cluster whose etcd `pygmy up` runs:
+/// etcd is killed under load and started again by chaos; no request fails,
+/// buys go on meanwhile, and `up` stops the etcd chaos restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kills_the_local_etcd_and_no_request_fails() {
+    if !etcd_installed() {
+        return;
+    }
+    // Three front ends, 2 + 2 replicas and etcd's two ports.
+    let mut c = Cluster::start_with(9, &["--frontends", "3"]).await;
+    assert!(pygmy::up::has_local_etcd(&c.cfg));
+    c.wait_whole().await;
+    let first = pygmy::up::running_etcd_pid(&c.cfg).expect("up records its etcd's pid");
+    let out = support::pygmy()
+        .args(["chaos", "--dir"])
+        .arg(&c.dir)
+        .args(["--target", "etcd", "--downtime", "2s", "--settle", "500ms"])
+        .args(["--clients", "4", "--api", "rest", "--json"])
+        .output()
+        .expect("run pygmy chaos");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["ok"], true, "{report:#}");
+    let rounds = report["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 1, "{report:#}");
+    let round = &rounds[0];
+    eprintln!("etcd round: {round}");
+    assert_eq!(round["target"], "etcd");
+    assert_eq!(round["killed_pid"], first);
+    assert_eq!(round["requests"]["failed"], 0, "{round}");
+    assert!(
+        round["requests"]["requests"].as_u64().unwrap() > 0,
+        "{round}"
+    );
+    assert!(round["recover_ms"].is_number(), "{round}");
+    assert_eq!(report["failed_requests"], 0);
+    assert_eq!(report["orders_missing"], serde_json::json!([]));
+    let restarted = pygmy::up::running_etcd_pid(&c.cfg).expect("chaos restarted etcd");
+    assert_eq!(round["restarted_pid"], restarted);
+    assert_ne!(restarted, first);
+    // `up` stops the etcd that chaos started (`stop` waits for it).
+    c.stop();
 }
 
 #[test]

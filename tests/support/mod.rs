@@ -128,18 +128,7 @@ impl Cluster {
     /// stops every node), runs `between` on the cluster's folder, then
     /// resumes it with `pygmy up --dir` and waits until both groups serve.
     pub async fn stop_and_resume(&mut self, between: impl FnOnce(&Path)) {
-        pygmy::proc::signal(self.up.id(), "TERM").expect("SIGTERM to pygmy up");
-        let deadline = Instant::now() + PATIENCE;
-        while self.up.try_wait().expect("wait for up").is_none() {
-            assert!(Instant::now() < deadline, "pygmy up did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for n in self.cfg.nodes() {
-            while pygmy::proc::running_pid(&self.cfg, &n.name).is_some() {
-                assert!(Instant::now() < deadline, "{} did not stop", n.name);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        self.stop();
         between(&self.dir);
         let out = std::fs::OpenOptions::new()
             .append(true)
@@ -157,12 +146,37 @@ impl Cluster {
             .expect("resume pygmy up");
         self.wait_health("both groups confirmed", pygmy::up::is_ready)
             .await;
+        let deadline = Instant::now() + PATIENCE;
         while self.read("up.out").matches("\nready: ").count() <= printed {
             assert!(
                 Instant::now() < deadline,
                 "the resumed up never printed ready"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the whole cluster as a user would (SIGTERM to `pygmy up`) and
+    /// waits until every node and the local etcd, if any, are gone.
+    pub fn stop(&mut self) {
+        pygmy::proc::signal(self.up.id(), "TERM").expect("SIGTERM to pygmy up");
+        let deadline = Instant::now() + PATIENCE;
+        while self.up.try_wait().expect("wait for up").is_none() {
+            assert!(Instant::now() < deadline, "pygmy up did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for n in self.cfg.nodes() {
+            while pygmy::proc::running_pid(&self.cfg, &n.name).is_some() {
+                assert!(Instant::now() < deadline, "{} did not stop", n.name);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        while let Some(pid) = pygmy::up::running_etcd_pid(&self.cfg) {
+            assert!(
+                Instant::now() < deadline,
+                "the local etcd (pid {pid}) did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -334,6 +348,11 @@ impl Drop for Cluster {
             if let Some(pid) = pygmy::proc::running_pid(&self.cfg, &n.name) {
                 let _ = pygmy::proc::signal(pid, "KILL");
             }
+        }
+        // The local etcd of `up --frontends N`, possibly restarted by
+        // `chaos`: `up` is killed below, so it cannot stop it itself.
+        if let Some(pid) = pygmy::up::running_etcd_pid(&self.cfg) {
+            let _ = pygmy::proc::signal(pid, "KILL");
         }
         for child in self
             .restarted

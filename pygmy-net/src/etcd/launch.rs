@@ -177,6 +177,14 @@ impl LocalEtcd {
         self.options.dir.join("etcd.log")
     }
 
+    /// Leaves the process running when this value is dropped, and returns
+    /// its pid: for a tool that restarts a member and exits before it
+    /// (`pygmy chaos`), whose owner (`pygmy up`) stops it later through a
+    /// pid file.
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|child| child.id())
+    }
+
     /// `kill -9`: the process dies at once, as in a crash; its data stays.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
