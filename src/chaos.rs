@@ -554,21 +554,7 @@ async fn frontend_round(
     let mut views = Vec::new();
     match after {
         Err(e) => problems.push(format!("it did not serve again with every replica up: {e}")),
-        Ok(after) => {
-            for group in Group::ALL {
-                let (Some(b), Some(a)) = (view_of(&before, group), view_of(&after, group)) else {
-                    problems.push(format!("no view of the {group} group after the restart"));
-                    continue;
-                };
-                views.push(format!("{group} epoch {} → {}", b.epoch, a.epoch));
-                if a.epoch < b.epoch {
-                    problems.push(format!(
-                        "the {group} view went back from epoch {} to {}",
-                        b.epoch, a.epoch
-                    ));
-                }
-            }
-        }
+        Ok(after) => views = compare_views(&before, &after, &mut problems),
     }
     Ok(Round {
         target: name,
@@ -646,19 +632,7 @@ async fn etcd_round(
         let whole = up::health(cfg).await.ok().filter(|h| is_whole(cfg, h));
         if let (true, Some(after)) = (led, whole) {
             recover = Some(restarted.elapsed());
-            for group in Group::ALL {
-                let (Some(b), Some(a)) = (view_of(&before, group), view_of(&after, group)) else {
-                    problems.push(format!("no view of the {group} group after the restart"));
-                    continue;
-                };
-                views.push(format!("{group} epoch {} → {}", b.epoch, a.epoch));
-                if a.epoch < b.epoch {
-                    problems.push(format!(
-                        "the {group} view went back from epoch {} to {}",
-                        b.epoch, a.epoch
-                    ));
-                }
-            }
+            views = compare_views(&before, &after, &mut problems);
             break;
         }
         tokio::time::sleep(POLL).await;
@@ -682,6 +656,28 @@ async fn etcd_round(
         views,
         problems,
     })
+}
+
+/// Each group's view epoch before and after a restart (`catalog epoch 3 →
+/// 3`), with a problem for a group whose view went back or is missing:
+/// the views are durable (in the view record or in etcd), so a restart
+/// must never lose one.
+fn compare_views(before: &Health, after: &Health, problems: &mut Vec<String>) -> Vec<String> {
+    let mut views = Vec::new();
+    for group in Group::ALL {
+        let (Some(b), Some(a)) = (view_of(before, group), view_of(after, group)) else {
+            problems.push(format!("no view of the {group} group after the restart"));
+            continue;
+        };
+        views.push(format!("{group} epoch {} → {}", b.epoch, a.epoch));
+        if a.epoch < b.epoch {
+            problems.push(format!(
+                "the {group} view went back from epoch {} to {}",
+                b.epoch, a.epoch
+            ));
+        }
+    }
+    views
 }
 
 fn view_of(h: &Health, group: Group) -> Option<&pygmy_core::unstable::view::View> {
