@@ -171,6 +171,7 @@ pub fn fixed_label(path: &str) -> Option<&'static str> {
         "/metrics" => "metrics",
         "/" | "/index.html" => "storefront",
         "/ops" => "ops",
+        "/pygmy.css" => "stylesheet",
         "/ops/status" => "ops_status",
         "/openapi.json" => "openapi",
         _ => return None,

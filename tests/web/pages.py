@@ -59,6 +59,7 @@ def storefront(driver, base, shots):
     wait = WebDriverWait(driver, 20)
     driver.get(base + "/")
     rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.book"))
+    assert header_colour(driver) == "rgb(43, 74, 111)", "the shared stylesheet did not apply"
     books = get_json(base + "/books")["books"]
     assert len(rows) == len(books), f"{len(rows)} rows for {len(books)} books"
 
@@ -102,6 +103,13 @@ def storefront(driver, base, shots):
           f"(order {order_id}, stock {before} -> {after})")
 
 
+def header_colour(driver):
+    # The header's background comes from /pygmy.css with the page's own
+    # colour variable: both must have loaded for it to be set.
+    return driver.execute_script(
+        "return getComputedStyle(document.querySelector('header')).backgroundColor;")
+
+
 def health_of(driver, node):
     # One script call, so a live re-render of the table between finding the
     # cell and reading it cannot leave a stale element in our hands.
@@ -118,6 +126,7 @@ def ops(driver, base, data_dir, pygmy, shots):
                          ignored_exceptions=(StaleElementReferenceException,))
     driver.get(base + "/ops")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#views tr")) == 2)
+    assert header_colour(driver) == "rgb(51, 51, 51)", "the shared stylesheet did not apply"
     replicas = ["catalog-1", "catalog-2", "order-1", "order-2"]
     wait.until(lambda d: all(health_of(d, n) == "up" for n in replicas))
     time.sleep(1.5)  # a heartbeat line or two, and a steady page

@@ -5,12 +5,13 @@
 //! | `GET /metrics` | every node | Prometheus text exposition ([`metrics`](crate::metrics)) |
 //! | `GET /` | front end | the storefront page |
 //! | `GET /ops` | front end | the operations page |
+//! | `GET /pygmy.css` | front end | the stylesheet both pages share |
 //! | `GET /ops/status` | front end | the figures the operations page shows, as JSON |
 //! | `GET /openapi.json` | front end | the OpenAPI 3 description of the public API |
 //!
-//! The pages are static HTML with inline script and style, built into the
-//! binary (`include_str!`), with no external asset: they work offline and
-//! need no build step. They use only public routes: the storefront the REST
+//! The pages are static HTML with inline script and their own style, plus
+//! the stylesheet they share, all built into the binary (`include_str!`),
+//! with no asset from elsewhere: they work offline and need no build step. They use only public routes: the storefront the REST
 //! API, the operations page `/ops/status` and `/health`.
 //!
 //! **Access.** All of these are public and read-only. They show figures a
@@ -38,6 +39,8 @@ use std::sync::Arc;
 pub const STOREFRONT: &str = include_str!("storefront.html");
 /// The operations page.
 pub const OPS: &str = include_str!("ops.html");
+/// The stylesheet both pages link to.
+pub const STYLESHEET: &str = include_str!("pygmy.css");
 /// The OpenAPI document of the public API (the repository's file).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -59,6 +62,7 @@ pub fn respond(
         _ if !public || !get => None,
         "/" | "/index.html" => page(STOREFRONT, "text/html; charset=utf-8"),
         "/ops" => page(OPS, "text/html; charset=utf-8"),
+        "/pygmy.css" => page(STYLESHEET, "text/css; charset=utf-8"),
         "/openapi.json" => page(OPENAPI, "application/json"),
         "/ops/status" => Some(json(
             StatusCode::OK,
@@ -74,4 +78,21 @@ fn text(kind: &'static str, body: Bytes) -> HttpResponse {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_pages_link_the_stylesheet_the_front_end_serves() {
+        for page in [STOREFRONT, OPS] {
+            assert!(page.contains(r#"<link rel="stylesheet" href="/pygmy.css">"#));
+        }
+        let metrics = Metrics::new(None);
+        let css = respond(&Method::GET, "/pygmy.css", &metrics, None, true).expect("served");
+        assert_eq!(css.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
+        // Replicas serve no page.
+        assert!(respond(&Method::GET, "/pygmy.css", &metrics, None, false).is_none());
+    }
 }
