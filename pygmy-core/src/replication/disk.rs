@@ -9,12 +9,12 @@
 
 use super::{fail_waiters, Inner, Replica};
 use crate::error::{Error, Result};
-use crate::state::{Snapshot, State};
+use crate::state::{Snapshot, StateMachine};
 use crate::transport::Transport;
 use crate::types::{Epoch, LogPos, Lsn};
 use std::sync::Arc;
 
-impl<T: Transport> Replica<T> {
+impl<T: Transport, S: StateMachine> Replica<T, S> {
     /// Makes the in-memory log durable: writes what follows `synced`, then
     /// one fsync for all of it (group commit).
     pub(super) async fn flush(&self) -> Result<()> {
@@ -90,14 +90,14 @@ impl<T: Transport> Replica<T> {
     /// `truncate`).
     pub(super) async fn install_snapshot(
         &self,
-        mut snapshot: Snapshot,
+        mut snapshot: Snapshot<S>,
         epoch: Epoch,
         asked_after: LogPos,
     ) -> Result<()> {
         let _snapshots = self.snapshots.lock().await;
         let _disk = self.disk.lock().await;
-        // This one holds the replica's lock across its disk work (the order
-        // archive's records and sync, the log's cut, the snapshot's write
+        // This one holds the replica's lock across its disk work (the side
+        // files' records and sync, the log's cut, the snapshot's write
         // and fsync), unlike `flush` and `truncate`: the file and the
         // in-memory log and state must change as one with respect to a view
         // change. Were the lock released, a view accepted meanwhile could
@@ -119,17 +119,14 @@ impl<T: Transport> Replica<T> {
             return Ok(());
         }
         tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
-        // An order ledger comes with the archive records mine lacks: append
-        // them and make them durable before a snapshot counts on them.
-        if let (State::Orders(new), State::Orders(mine)) = (&mut snapshot.state, &inner.state) {
-            if !new.fits(mine) {
-                return Ok(());
-            }
-            if let Err(e) = new.adopt(mine) {
-                return Err(self.fail(&mut inner, Error::Storage(e)));
-            }
+        // The state comes with the side-file contents mine lack: put them
+        // on my files and make them durable before a snapshot counts on them.
+        match snapshot.state.adopt(&inner.state) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(self.fail(&mut inner, Error::Storage(e))),
         }
-        let synced = snapshot.state.archive_syncer();
+        let synced = snapshot.state.syncer();
         if let Err(e) = synced.and_then(|sync| sync.map_or(Ok(()), |sync| sync())) {
             return Err(self.fail(&mut inner, e));
         }
@@ -145,7 +142,9 @@ impl<T: Transport> Replica<T> {
             } else {
                 Ok(())
             };
-            cut.and_then(|_| storage.save_snapshot(&snapshot))
+            // The snapshot file holds the store's state (see
+            // `state/machine.rs`); the copy is O(1).
+            cut.and_then(|_| storage.save_snapshot(&snapshot.clone().map(S::into)))
         };
         if let Err(e) = installed {
             return Err(self.fail(&mut inner, e));
@@ -179,7 +178,7 @@ impl<T: Transport> Replica<T> {
     }
 
     /// Whether enough entries were applied since the last snapshot.
-    pub(super) fn snapshot_due(&self, inner: &Inner) -> bool {
+    pub(super) fn snapshot_due(&self, inner: &Inner<S>) -> bool {
         let mut every = self.cfg.snapshot_every;
         if self.cfg.snapshot_scales {
             every = every.max(inner.state.records());
@@ -228,12 +227,14 @@ impl<T: Transport> Replica<T> {
             }
         };
         let pos = snapshot.pos;
-        // The snapshot counts on the order archive up to its mark.
-        let archive_synced = snapshot.state.archive_syncer().and_then(|sync| {
+        // The snapshot counts on the state's side files up to its mark.
+        let side_synced = snapshot.state.syncer().and_then(|sync| {
             let sync = sync.filter(|_| !self.cfg.unsafe_unsynced_archive);
             sync.map_or(Ok(()), |sync| wait.run(sync))
         });
-        let written = archive_synced.and_then(|_| wait.run(|| job(&snapshot)));
+        // The snapshot file holds the store's state (see `state/machine.rs`).
+        let snapshot = snapshot.map(S::into);
+        let written = side_synced.and_then(|_| wait.run(|| job(&snapshot)));
         drop(snapshot);
         let finished = written.and_then(|_| wait.run(|| self.storage.lock().finish_snapshot()));
         let mut inner = self.inner.lock();
@@ -253,7 +254,7 @@ impl<T: Transport> Replica<T> {
 
     /// Marks the disk as failed: from now on this replica acknowledges
     /// nothing (its durability promise is gone).
-    pub(super) fn fail(&self, inner: &mut Inner, e: Error) -> Error {
+    pub(super) fn fail(&self, inner: &mut Inner<S>, e: Error) -> Error {
         tracing::error!(node = %self.cfg.me, error = %e, "disk failed; replica stops acknowledging");
         inner.failed = Some(e.to_string());
         inner.serving = false;
@@ -264,11 +265,11 @@ impl<T: Transport> Replica<T> {
 
 /// True when the log no longer ends at `asked_after` or the view is no
 /// longer at `epoch`: what a peer answered to those is out of date.
-pub(super) fn moved(inner: &Inner, epoch: Epoch, asked_after: LogPos) -> bool {
+pub(super) fn moved<S>(inner: &Inner<S>, epoch: Epoch, asked_after: LogPos) -> bool {
     inner.log.last() != asked_after || inner.view.as_ref().map(|v| v.epoch) != Some(epoch)
 }
 
-fn check_failed(inner: &Inner) -> Result<()> {
+fn check_failed<S>(inner: &Inner<S>) -> Result<()> {
     match &inner.failed {
         Some(f) => Err(Error::Storage(f.clone())),
         None => Ok(()),
