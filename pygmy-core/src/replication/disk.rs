@@ -3,9 +3,9 @@
 //! together: the file (with `log.prev` while a snapshot is written) always
 //! holds exactly the in-memory log up to `synced` (and, while `truncate`
 //! cuts a divergent suffix, that suffix past `synced`, which nothing counts
-//! on). The fsyncs of `flush` and `truncate` run without the replica's lock
-//! (reads and heartbeats wait on that one); `install_snapshot`'s run under
-//! it, for the reason given there.
+//! on). No fsync here runs under the replica's lock (reads and heartbeats
+//! wait on that one): `install_snapshot` says how it keeps a view change
+//! out while it writes.
 
 use super::{fail_waiters, Inner, Replica};
 use crate::error::{Error, Result};
@@ -88,6 +88,34 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
     /// Replaces everything with a snapshot from the primary (this replica
     /// was behind its compacted log), unless the answer is stale (see
     /// `truncate`).
+    ///
+    /// The file and the in-memory log and state must change as one with
+    /// respect to a view change: were a view accepted between the check
+    /// and the swap, it could start a view (`start_view`) from the log
+    /// this install then replaces, or the install would have to undo a
+    /// snapshot already on disk. Yet the disk work (the side files'
+    /// records and sync, the log's cut, the snapshot's write and fsync)
+    /// must not hold the replica's lock, which reads and heartbeats wait
+    /// on. So it goes in three steps:
+    ///
+    /// 1. Under `accepting` and the replica's lock: check that the answer
+    ///    still applies, and set `installing`. From then on `observe_view`
+    ///    defers a newer view (it takes `accepting` and finds the flag):
+    ///    as if the heartbeat or `StartView` carrying it were late, which
+    ///    the protocol tolerates (the view service resends it with the
+    ///    next heartbeat; a new primary retries `StartView`).
+    /// 2. With no lock a request waits on: the disk work. Only `snapshots`
+    ///    and `disk` are held, which no request takes, and `storage`, which
+    ///    only `observe_view` (deferring now) and those two's holders take.
+    ///    Nothing else changes the log or the state meanwhile: every log
+    ///    writer holds `disk`, or is the one pull at a time (this one's);
+    ///    entries are applied on a backup only by that pull, and a primary
+    ///    serves only after its own `flush`, which waits for `disk`.
+    /// 3. Under the replica's lock: swap the log and state in, clear the
+    ///    flag.
+    ///
+    /// No `.await` lies between 1 and 3, so the future cannot be dropped
+    /// (a task aborted) with the flag left set.
     pub(super) async fn install_snapshot(
         &self,
         mut snapshot: Snapshot<S>,
@@ -96,58 +124,38 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
     ) -> Result<()> {
         let _snapshots = self.snapshots.lock().await;
         let _disk = self.disk.lock().await;
-        // This one holds the replica's lock across its disk work (the side
-        // files' records and sync, the log's cut, the snapshot's write
-        // and fsync), unlike `flush` and `truncate`: the file and the
-        // in-memory log and state must change as one with respect to a view
-        // change. Were the lock released, a view accepted meanwhile could
-        // start a view (`start_view`) from the log this install then
-        // replaces, or the install would have to undo a snapshot already on
-        // disk. It runs only on a replica that is not serving (a backup
-        // behind the primary's compacted log, or a disk being rebuilt), so
-        // what waits is that replica's reads (which a lagging replica
-        // declines anyway) and heartbeats, not writes.
-        let mut inner = self.inner.lock();
-        check_failed(&inner)?;
-        if moved(&inner, epoch, asked_after) {
-            return Ok(());
-        }
-        // A rebuild takes the snapshot whatever its position: my state is
-        // the initial one, not the store's.
-        let behind = snapshot.pos.lsn > inner.commit || inner.rebuild;
-        if !behind || snapshot.state.group() != self.cfg.group {
-            return Ok(());
-        }
-        tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
-        // The state comes with the side-file contents mine lack: put them
-        // on my files and make them durable before a snapshot counts on them.
-        match snapshot.state.adopt(&inner.state) {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(e) => return Err(self.fail(&mut inner, Error::Storage(e))),
-        }
-        let synced = snapshot.state.syncer();
-        if let Err(e) = synced.and_then(|sync| sync.map_or(Ok(()), |sync| sync())) {
-            return Err(self.fail(&mut inner, e));
-        }
-        // The snapshot replaces my whole log. Storage keeps the entries after
-        // a snapshot (compaction does), so first cut those: they may be a
-        // divergent suffix, and the file must hold exactly the in-memory log.
-        let installed = {
-            let mut storage = self.storage.lock();
-            let cut = if inner.synced > snapshot.pos.lsn {
-                storage
-                    .truncate_after(snapshot.pos.lsn)
-                    .and_then(|_| storage.sync())
-            } else {
-                Ok(())
-            };
-            // The snapshot file holds the store's state (see
-            // `state/machine.rs`); the copy is O(1).
-            cut.and_then(|_| storage.save_snapshot(&snapshot.clone().map(S::into)))
+        // 1. Check, and hold newer views off.
+        let (current, synced) = {
+            let _accepting = self.accepting.lock();
+            let mut inner = self.inner.lock();
+            check_failed(&inner)?;
+            if moved(&inner, epoch, asked_after) {
+                return Ok(());
+            }
+            // A rebuild takes the snapshot whatever its position: my state
+            // is the initial one, not the store's.
+            let behind = snapshot.pos.lsn > inner.commit || inner.rebuild;
+            if !behind || snapshot.state.group() != self.cfg.group {
+                return Ok(());
+            }
+            inner.installing = true;
+            // O(1): the state's maps are persistent.
+            (inner.state.clone(), inner.synced)
         };
-        if let Err(e) = installed {
-            return Err(self.fail(&mut inner, e));
+        // 2. The disk work.
+        tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
+        let written = self
+            .cfg
+            .snapshot_wait
+            .run(|| self.write_installed(&mut snapshot, &current, synced));
+        drop(current);
+        // 3. Swap.
+        let mut inner = self.inner.lock();
+        inner.installing = false;
+        match written {
+            Err(e) => return Err(self.fail(&mut inner, e)),
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
         }
         fail_waiters(&mut inner, 0);
         inner.log.reset(snapshot.pos);
@@ -161,6 +169,37 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
         drop(inner);
         self.bump();
         Ok(())
+    }
+
+    /// The disk work of `install_snapshot` (step 2 there): puts the
+    /// received state on my side files and makes them durable before a
+    /// snapshot counts on them, cuts my log (durable up to `synced`), then
+    /// writes the snapshot. `Ok(false)`: the state does not fit my side
+    /// files (see [`StateMachine::adopt`]); nothing was written.
+    fn write_installed(
+        &self,
+        snapshot: &mut Snapshot<S>,
+        current: &S,
+        synced: Lsn,
+    ) -> Result<bool> {
+        if !snapshot.state.adopt(current).map_err(Error::Storage)? {
+            return Ok(false);
+        }
+        if let Some(sync) = snapshot.state.syncer()? {
+            sync()?;
+        }
+        // The snapshot replaces my whole log. Storage keeps the entries after
+        // a snapshot (compaction does), so first cut those: they may be a
+        // divergent suffix, and the file must hold exactly the in-memory log.
+        let mut storage = self.storage.lock();
+        if synced > snapshot.pos.lsn {
+            storage.truncate_after(snapshot.pos.lsn)?;
+            storage.sync()?;
+        }
+        // The snapshot file holds the store's state (see `state/machine.rs`);
+        // the copy is O(1), as above.
+        storage.save_snapshot(&snapshot.clone().map(S::into))?;
+        Ok(true)
     }
 
     /// Takes snapshots as entries are applied, in a task of its own: the

@@ -162,7 +162,7 @@ pub struct ReplicaConfig {
     /// `Inline` by default; see [`DiskWait`].
     pub append_wait: DiskWait,
     /// How to wait on a snapshot's slow work (encoding, writing, syncing
-    /// it and the state's side files).
+    /// it and the state's side files), a compaction's or an install's.
     /// `Inline` by default; see [`DiskWait`].
     pub snapshot_wait: DiskWait,
     /// Deliberately broken, for the simulation's own tests: reads ignore
@@ -314,6 +314,9 @@ struct Inner<S> {
     waiters: BTreeMap<Lsn, Vec<Waiter>>,
     /// Set when the disk failed: the replica stops acknowledging.
     failed: Option<String>,
+    /// A snapshot install is writing its files (see `install_snapshot`):
+    /// a newer view waits until it has swapped them in.
+    installing: bool,
 }
 
 /// A replica of a group's state machine `S` (see the module docs). `S`
@@ -444,6 +447,7 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
             epoch_known,
             waiters: BTreeMap::new(),
             failed: None,
+            installing: false,
         };
         let (changed, _) = watch::channel(0);
         let replica = Arc::new_cyclic(|weak| Replica {
@@ -606,6 +610,14 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
             return Ok(());
         }
         if view.epoch <= current {
+            return Ok(());
+        }
+        if inner.installing {
+            // A snapshot install is writing its files: it must swap them in
+            // before a view change (see `install_snapshot`). Deferred, as if
+            // this message came late: the view service sends the view again
+            // with its next heartbeat, a new primary retries `StartView`
+            // (which the epoch check in `dispatch` refuses meanwhile).
             return Ok(());
         }
         // Durable before acting on it: after a restart the replica must still
