@@ -844,3 +844,51 @@ impl<T: Transport, S: StateMachine> Handler for Replica<T, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::memfs::MemFs;
+    use crate::state::catalog::Catalog;
+    use crate::state::State;
+    use crate::storage::logstore::LogStore;
+    use crate::transport::inproc::InProcTransport;
+
+    /// A newer view that arrives while a snapshot install writes its files
+    /// (`installing`, see `install_snapshot`) is deferred, as if its
+    /// heartbeat came late, and accepted once the install is done.
+    #[tokio::test]
+    async fn a_newer_view_waits_for_an_install_in_progress() {
+        let me = NodeId::from("catalog-1");
+        let storage = LogStore::open(MemFs::new(), "catalog-1", 7).expect("memory store opens");
+        let net = InProcTransport::new();
+        let cfg = ReplicaConfig::new(me.clone(), Group::Catalog, NodeId::from("frontend"));
+        let replica = Replica::start(
+            cfg,
+            net.endpoint(me.clone()),
+            Box::new(storage),
+            State::Catalog(Catalog::builtin()),
+            None,
+            Arc::new(|| 0),
+        )
+        .expect("replica starts");
+        // I am a backup in the new view: accepting it starts no view.
+        let view = View {
+            group: Group::Catalog,
+            epoch: 1,
+            primary: NodeId::from("catalog-2"),
+            backups: vec![me],
+        };
+        let heartbeat = Request::Heartbeat {
+            views: vec![view],
+            disks: None,
+        };
+        replica.inner.lock().installing = true;
+        replica.handle(heartbeat.clone()).await;
+        assert_eq!(replica.status().epoch, 0, "accepted a view mid-install");
+        replica.inner.lock().installing = false;
+        replica.handle(heartbeat).await;
+        assert_eq!(replica.status().epoch, 1);
+        replica.shutdown();
+    }
+}
