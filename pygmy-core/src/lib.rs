@@ -88,8 +88,12 @@
 //! - `state/`: the deterministic state machines and their log commands —
 //!   the catalog (`catalog.rs`), the order ledger (`orders.rs`) and its
 //!   archive file of finished buys (`archive.rs`), the commands and
-//!   outcomes (`command.rs`), and the one [`State`](unstable::state::State)
-//!   type the replication is written against (`mod.rs`).
+//!   outcomes (`command.rs`); the
+//!   [`StateMachine`](unstable::state::StateMachine) trait replication is
+//!   generic over, with the order archive as the one implementation of
+//!   its side-file hooks (`machine.rs`); and the
+//!   [`State`](unstable::state::State) enum of both groups' states, which
+//!   implements it by handing each call to its arm (`mod.rs`).
 //! - `storage/`: a replica's durable log, snapshots and view behind the
 //!   `Storage` trait (`mod.rs`), and its on-disk format and storage fault
 //!   model (`logstore.rs`). It knows of the order archive only its file
@@ -97,12 +101,14 @@
 //! - `transport/`: the messages between nodes (`message.rs`), the
 //!   `Transport` trait (`mod.rs`) and the in-process transport
 //!   (`inproc.rs`).
-//! - `replication/`: a replica of either group — views, log shipping by
-//!   pull, commit, view start, resync (`mod.rs`, `primary.rs`,
-//!   `backup.rs`, `log.rs`), its disk work (`disk.rs`), and the `Service`
-//!   trait a group's service implements (`service.rs`). It names no book,
-//!   buy, order or cache key: it logs, applies and ships `State` and
-//!   `Command` values, and hands the rest to the service.
+//! - `replication/`: a replica of any `StateMachine` — views, log
+//!   shipping by pull, commit, view start, resync (`mod.rs`, `primary.rs`,
+//!   `backup.rs`, `log.rs`), its disk work (`disk.rs`: no fsync under the
+//!   lock that requests wait on), and the `Service` trait a group's
+//!   service implements (`service.rs`). `Replica<T, S>` calls its state
+//!   only through the trait, so it names no book, buy, order, archive or
+//!   cache key: it logs and ships `Command` values as opaque payloads,
+//!   applies them through `S`, and hands the rest to the service.
 //! - `services/`: what each group does on top of replication — the order
 //!   group's buy saga, finisher, reconciliation and order reads
 //!   (`buy.rs`), the catalog group's commands, reads and cache
@@ -120,13 +126,12 @@
 //!   promises.
 //! - `unstable.rs`: the layers above, re-exported for Pygmy's own adapters.
 //!
-//! Not yet where it belongs (issue 16): replication is written against the
-//! one `State` enum (both groups' state machines) rather than generic over a
-//! state-machine trait, so it still calls the order archive's hooks on
-//! `State` (`failure`, `shipping`, `archive_syncer`, `archived`) and opens
-//! the archive at start; the wire messages and snapshots carry `State`
-//! too. `frontend/mod.rs` still holds the view service's driving, the read
-//! path and the write path together.
+//! Not yet where it belongs (issue 16): the wire messages and the snapshot
+//! file still carry the `State` enum and the log the `Command` enum, so a
+//! state machine converts to and from `State` at replication's edges
+//! (`state/machine.rs` says why), and `ReplicaConfig` still holds the
+//! services' knobs. `frontend/mod.rs` still holds the view service's
+//! driving, the read path and the write path together.
 
 mod error;
 mod files;

@@ -37,7 +37,7 @@ fn fetch(wait_ms: u64) -> Request {
         commit: 0,
         limit: 10,
         wait_ms,
-        archived: 0,
+        mark: 0,
         disk: 0,
         rebuild: false,
     }

@@ -6,6 +6,7 @@
 
 use super::Replica;
 use crate::error::{Error, Result};
+use crate::state::StateMachine;
 use crate::transport::message::{Fetched, Request, Response};
 use crate::transport::Transport;
 use crate::types::{Epoch, NodeId};
@@ -19,7 +20,7 @@ enum Pulled {
     Repaired,
 }
 
-impl<T: Transport> Replica<T> {
+impl<T: Transport, S: StateMachine> Replica<T, S> {
     /// Pulls from the primary of the current view, forever.
     pub(super) async fn puller(self: Arc<Self>) {
         let mut rx = self.changed.subscribe();
@@ -69,15 +70,10 @@ impl<T: Transport> Replica<T> {
     async fn pull_once(&self, peer: &NodeId, epoch: Epoch, wait: bool) -> Result<Pulled> {
         // My end must be durable: the primary counts it as my acknowledgement.
         self.flush().await?;
-        let (after, commit, archived, rebuild) = {
+        let (after, commit, mark, rebuild) = {
             let inner = self.inner.lock();
             let rebuild = inner.rebuild;
-            (
-                inner.log.last(),
-                inner.commit,
-                inner.state.archived(),
-                rebuild,
-            )
+            (inner.log.last(), inner.commit, inner.state.mark(), rebuild)
         };
         let request = Request::Fetch {
             epoch,
@@ -90,7 +86,7 @@ impl<T: Transport> Replica<T> {
             } else {
                 0
             },
-            archived,
+            mark,
             disk: self.disk_id,
             rebuild,
         };
@@ -139,7 +135,13 @@ impl<T: Transport> Replica<T> {
                 Ok(Pulled::Repaired)
             }
             Response::Fetched(Fetched::Snapshot(snapshot)) => {
-                self.install_snapshot(*snapshot, epoch, after).await?;
+                // Messages carry the store's state (see `state/machine.rs`).
+                let Ok(snapshot) = snapshot.try_map(S::try_from) else {
+                    return Err(Error::InvalidInput(format!(
+                        "{peer} sent a snapshot of another kind of state"
+                    )));
+                };
+                self.install_snapshot(snapshot, epoch, after).await?;
                 Ok(Pulled::Repaired)
             }
             other => Err(crate::transport::unexpected("fetch", &other)),

@@ -3,18 +3,18 @@
 //! together: the file (with `log.prev` while a snapshot is written) always
 //! holds exactly the in-memory log up to `synced` (and, while `truncate`
 //! cuts a divergent suffix, that suffix past `synced`, which nothing counts
-//! on). The fsyncs of `flush` and `truncate` run without the replica's lock
-//! (reads and heartbeats wait on that one); `install_snapshot`'s run under
-//! it, for the reason given there.
+//! on). No fsync here runs under the replica's lock (reads and heartbeats
+//! wait on that one): `install_snapshot` says how it keeps a view change
+//! out while it writes.
 
 use super::{fail_waiters, Inner, Replica};
 use crate::error::{Error, Result};
-use crate::state::{Snapshot, State};
+use crate::state::{Snapshot, StateMachine};
 use crate::transport::Transport;
 use crate::types::{Epoch, LogPos, Lsn};
 use std::sync::Arc;
 
-impl<T: Transport> Replica<T> {
+impl<T: Transport, S: StateMachine> Replica<T, S> {
     /// Makes the in-memory log durable: writes what follows `synced`, then
     /// one fsync for all of it (group commit).
     pub(super) async fn flush(&self) -> Result<()> {
@@ -88,67 +88,74 @@ impl<T: Transport> Replica<T> {
     /// Replaces everything with a snapshot from the primary (this replica
     /// was behind its compacted log), unless the answer is stale (see
     /// `truncate`).
+    ///
+    /// The file and the in-memory log and state must change as one with
+    /// respect to a view change: were a view accepted between the check
+    /// and the swap, it could start a view (`start_view`) from the log
+    /// this install then replaces, or the install would have to undo a
+    /// snapshot already on disk. Yet the disk work (the side files'
+    /// records and sync, the log's cut, the snapshot's write and fsync)
+    /// must not hold the replica's lock, which reads and heartbeats wait
+    /// on. So it goes in three steps:
+    ///
+    /// 1. Under `accepting` and the replica's lock: check that the answer
+    ///    still applies, and set `installing`. From then on `observe_view`
+    ///    defers a newer view (it takes `accepting` and finds the flag):
+    ///    as if the heartbeat or `StartView` carrying it were late, which
+    ///    the protocol tolerates (the view service resends it with the
+    ///    next heartbeat; a new primary retries `StartView`).
+    /// 2. With no lock a request waits on: the disk work. Only `snapshots`
+    ///    and `disk` are held, which no request takes, and `storage`, which
+    ///    only `observe_view` (deferring now) and those two's holders take.
+    ///    Nothing else changes the log or the state meanwhile: every log
+    ///    writer holds `disk`, or is the one pull at a time (this one's);
+    ///    entries are applied on a backup only by that pull, and a primary
+    ///    serves only after its own `flush`, which waits for `disk`.
+    /// 3. Under the replica's lock: swap the log and state in, clear the
+    ///    flag.
+    ///
+    /// No `.await` lies between 1 and 3, so the future cannot be dropped
+    /// (a task aborted) with the flag left set.
     pub(super) async fn install_snapshot(
         &self,
-        mut snapshot: Snapshot,
+        mut snapshot: Snapshot<S>,
         epoch: Epoch,
         asked_after: LogPos,
     ) -> Result<()> {
         let _snapshots = self.snapshots.lock().await;
         let _disk = self.disk.lock().await;
-        // This one holds the replica's lock across its disk work (the order
-        // archive's records and sync, the log's cut, the snapshot's write
-        // and fsync), unlike `flush` and `truncate`: the file and the
-        // in-memory log and state must change as one with respect to a view
-        // change. Were the lock released, a view accepted meanwhile could
-        // start a view (`start_view`) from the log this install then
-        // replaces, or the install would have to undo a snapshot already on
-        // disk. It runs only on a replica that is not serving (a backup
-        // behind the primary's compacted log, or a disk being rebuilt), so
-        // what waits is that replica's reads (which a lagging replica
-        // declines anyway) and heartbeats, not writes.
-        let mut inner = self.inner.lock();
-        check_failed(&inner)?;
-        if moved(&inner, epoch, asked_after) {
-            return Ok(());
-        }
-        // A rebuild takes the snapshot whatever its position: my state is
-        // the initial one, not the store's.
-        let behind = snapshot.pos.lsn > inner.commit || inner.rebuild;
-        if !behind || snapshot.state.group() != self.cfg.group {
-            return Ok(());
-        }
-        tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
-        // An order ledger comes with the archive records mine lacks: append
-        // them and make them durable before a snapshot counts on them.
-        if let (State::Orders(new), State::Orders(mine)) = (&mut snapshot.state, &inner.state) {
-            if !new.fits(mine) {
+        // 1. Check, and hold newer views off.
+        let (current, synced) = {
+            let _accepting = self.accepting.lock();
+            let mut inner = self.inner.lock();
+            check_failed(&inner)?;
+            if moved(&inner, epoch, asked_after) {
                 return Ok(());
             }
-            if let Err(e) = new.adopt(mine) {
-                return Err(self.fail(&mut inner, Error::Storage(e)));
+            // A rebuild takes the snapshot whatever its position: my state
+            // is the initial one, not the store's.
+            let behind = snapshot.pos.lsn > inner.commit || inner.rebuild;
+            if !behind || snapshot.state.group() != self.cfg.group {
+                return Ok(());
             }
-        }
-        let synced = snapshot.state.archive_syncer();
-        if let Err(e) = synced.and_then(|sync| sync.map_or(Ok(()), |sync| sync())) {
-            return Err(self.fail(&mut inner, e));
-        }
-        // The snapshot replaces my whole log. Storage keeps the entries after
-        // a snapshot (compaction does), so first cut those: they may be a
-        // divergent suffix, and the file must hold exactly the in-memory log.
-        let installed = {
-            let mut storage = self.storage.lock();
-            let cut = if inner.synced > snapshot.pos.lsn {
-                storage
-                    .truncate_after(snapshot.pos.lsn)
-                    .and_then(|_| storage.sync())
-            } else {
-                Ok(())
-            };
-            cut.and_then(|_| storage.save_snapshot(&snapshot))
+            inner.installing = true;
+            // O(1): the state's maps are persistent.
+            (inner.state.clone(), inner.synced)
         };
-        if let Err(e) = installed {
-            return Err(self.fail(&mut inner, e));
+        // 2. The disk work.
+        tracing::info!(node = %self.cfg.me, at = %snapshot.pos, "installing snapshot");
+        let written = self
+            .cfg
+            .snapshot_wait
+            .run(|| self.write_installed(&mut snapshot, &current, synced));
+        drop(current);
+        // 3. Swap.
+        let mut inner = self.inner.lock();
+        inner.installing = false;
+        match written {
+            Err(e) => return Err(self.fail(&mut inner, e)),
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
         }
         fail_waiters(&mut inner, 0);
         inner.log.reset(snapshot.pos);
@@ -162,6 +169,37 @@ impl<T: Transport> Replica<T> {
         drop(inner);
         self.bump();
         Ok(())
+    }
+
+    /// The disk work of `install_snapshot` (step 2 there): puts the
+    /// received state on my side files and makes them durable before a
+    /// snapshot counts on them, cuts my log (durable up to `synced`), then
+    /// writes the snapshot. `Ok(false)`: the state does not fit my side
+    /// files (see [`StateMachine::adopt`]); nothing was written.
+    fn write_installed(
+        &self,
+        snapshot: &mut Snapshot<S>,
+        current: &S,
+        synced: Lsn,
+    ) -> Result<bool> {
+        if !snapshot.state.adopt(current).map_err(Error::Storage)? {
+            return Ok(false);
+        }
+        if let Some(sync) = snapshot.state.syncer()? {
+            sync()?;
+        }
+        // The snapshot replaces my whole log. Storage keeps the entries after
+        // a snapshot (compaction does), so first cut those: they may be a
+        // divergent suffix, and the file must hold exactly the in-memory log.
+        let mut storage = self.storage.lock();
+        if synced > snapshot.pos.lsn {
+            storage.truncate_after(snapshot.pos.lsn)?;
+            storage.sync()?;
+        }
+        // The snapshot file holds the store's state (see `state/machine.rs`);
+        // the copy is O(1), as above.
+        storage.save_snapshot(&snapshot.clone().map(S::into))?;
+        Ok(true)
     }
 
     /// Takes snapshots as entries are applied, in a task of its own: the
@@ -179,7 +217,7 @@ impl<T: Transport> Replica<T> {
     }
 
     /// Whether enough entries were applied since the last snapshot.
-    pub(super) fn snapshot_due(&self, inner: &Inner) -> bool {
+    pub(super) fn snapshot_due(&self, inner: &Inner<S>) -> bool {
         let mut every = self.cfg.snapshot_every;
         if self.cfg.snapshot_scales {
             every = every.max(inner.state.records());
@@ -228,12 +266,14 @@ impl<T: Transport> Replica<T> {
             }
         };
         let pos = snapshot.pos;
-        // The snapshot counts on the order archive up to its mark.
-        let archive_synced = snapshot.state.archive_syncer().and_then(|sync| {
+        // The snapshot counts on the state's side files up to its mark.
+        let side_synced = snapshot.state.syncer().and_then(|sync| {
             let sync = sync.filter(|_| !self.cfg.unsafe_unsynced_archive);
             sync.map_or(Ok(()), |sync| wait.run(sync))
         });
-        let written = archive_synced.and_then(|_| wait.run(|| job(&snapshot)));
+        // The snapshot file holds the store's state (see `state/machine.rs`).
+        let snapshot = snapshot.map(S::into);
+        let written = side_synced.and_then(|_| wait.run(|| job(&snapshot)));
         drop(snapshot);
         let finished = written.and_then(|_| wait.run(|| self.storage.lock().finish_snapshot()));
         let mut inner = self.inner.lock();
@@ -253,7 +293,7 @@ impl<T: Transport> Replica<T> {
 
     /// Marks the disk as failed: from now on this replica acknowledges
     /// nothing (its durability promise is gone).
-    pub(super) fn fail(&self, inner: &mut Inner, e: Error) -> Error {
+    pub(super) fn fail(&self, inner: &mut Inner<S>, e: Error) -> Error {
         tracing::error!(node = %self.cfg.me, error = %e, "disk failed; replica stops acknowledging");
         inner.failed = Some(e.to_string());
         inner.serving = false;
@@ -264,11 +304,11 @@ impl<T: Transport> Replica<T> {
 
 /// True when the log no longer ends at `asked_after` or the view is no
 /// longer at `epoch`: what a peer answered to those is out of date.
-pub(super) fn moved(inner: &Inner, epoch: Epoch, asked_after: LogPos) -> bool {
+pub(super) fn moved<S>(inner: &Inner<S>, epoch: Epoch, asked_after: LogPos) -> bool {
     inner.log.last() != asked_after || inner.view.as_ref().map(|v| v.epoch) != Some(epoch)
 }
 
-fn check_failed(inner: &Inner) -> Result<()> {
+fn check_failed<S>(inner: &Inner<S>) -> Result<()> {
     match &inner.failed {
         Some(f) => Err(Error::Storage(f.clone())),
         None => Ok(()),

@@ -1,6 +1,19 @@
 //! A replica of either group: primary-backup replication with a view
 //! service, as `docs/DESIGN.md` (§2–§4) describes it.
 //!
+//! Written once for any state machine: [`Replica`] is generic over
+//! [`StateMachine`] (`state/machine.rs`), and calls the state only through
+//! it — apply, digest, size, and the generic hooks of the state's *side
+//! files* (files kept beside the log, such as the order ledger's archive):
+//! their failure, sync before a snapshot, shipping from a mark, adoption
+//! of a received copy. So nothing here knows what the state holds. The
+//! messages and the snapshot file carry the store's own state type, as
+//! they did before the trait; replication converts to and from it at
+//! those two edges (`Into`/`TryFrom`, supertraits of `StateMachine`; the
+//! module docs of `state/machine.rs` say why this intermediate step).
+//! What a group does on top (its requests, reads, background work) is its
+//! [`Service`]'s.
+//!
 //! # How it works
 //!
 //! - **Views.** The front end (the view service) sends every replica the
@@ -67,13 +80,14 @@
 //!   "outcome unknown" error: it may still be committed by the next primary
 //!   (adoption keeps uncommitted entries). Buys are safe to retry under
 //!   their request id; a retried restock may apply twice.
-//! - The order ledger forgets nothing (it is the ledger): finished buys go
-//!   to an archive file beside the log, with a 16-byte index entry per buy
-//!   in memory (see `archive.rs`), so an order replica's memory still grows
-//!   with the number of buys, slowly. A snapshot sent to a lagging order
-//!   replica carries the archive records it lacks, all in one message. The
-//!   catalog forgets reservations of finished buys (see `catalog.rs`), so
-//!   its memory stays bounded.
+//! - A snapshot sent to a lagging replica carries the state's side-file
+//!   contents it lacks (from its [`mark`](StateMachine::mark)), all in one
+//!   message. How much memory and disk a state needs is the state's
+//!   business (see the module docs under `state/`).
+//! - [`ReplicaConfig`] still holds the knobs of the services on top
+//!   (`buy_deadline`, `finish_interval`, the `unsafe_*` switches of the
+//!   simulation's broken builds): moving them to the services would change
+//!   every adapter that builds a configuration.
 
 mod backup;
 mod disk;
@@ -85,9 +99,8 @@ pub use primary::Committed;
 pub use service::{Held, Service};
 
 use crate::error::{Error, Result};
-use crate::state::archive::ArchiveOpener;
 use crate::state::command::Outcome;
-use crate::state::State;
+use crate::state::StateMachine;
 use crate::storage::Storage;
 use crate::transport::message::{Query, QueryResult, ReplicaStatus, Request, Response};
 use crate::transport::{Handler, Transport};
@@ -149,7 +162,8 @@ pub struct ReplicaConfig {
     /// `Inline` by default; see [`DiskWait`].
     pub append_wait: DiskWait,
     /// How to wait on a snapshot's slow work (encoding, writing, syncing
-    /// it and the order archive). `Inline` by default; see [`DiskWait`].
+    /// it and the state's side files), a compaction's or an install's.
+    /// `Inline` by default; see [`DiskWait`].
     pub snapshot_wait: DiskWait,
     /// Deliberately broken, for the simulation's own tests: reads ignore
     /// the commit point they ask for and are answered at whatever this
@@ -256,14 +270,14 @@ type Waiter = oneshot::Sender<Result<(Outcome, Lsn)>>;
 /// Everything a replica knows, behind one lock that is never held across
 /// an `.await` (the state machines are plain structs; async code around
 /// them only moves messages and bytes).
-struct Inner {
+struct Inner<S> {
     /// The latest view of my group I accepted (stored durably).
     view: Option<View>,
     /// Views of the other group, to find its primary.
     others: BTreeMap<Group, View>,
     log: MemLog,
     /// The state with every entry up to `commit` applied.
-    state: State,
+    state: S,
     /// The running digest of that state (see `state::chain_digest`).
     digest: u64,
     commit: Lsn,
@@ -300,17 +314,23 @@ struct Inner {
     waiters: BTreeMap<Lsn, Vec<Waiter>>,
     /// Set when the disk failed: the replica stops acknowledging.
     failed: Option<String>,
+    /// A snapshot install is writing its files (see `install_snapshot`):
+    /// a newer view waits until it has swapped them in.
+    installing: bool,
 }
 
-pub struct Replica<T: Transport> {
+/// A replica of a group's state machine `S` (see the module docs). `S`
+/// defaults to the store's own state, so that `Replica<T>` names the
+/// store's replica outside this module; nothing here depends on it.
+pub struct Replica<T: Transport, S: StateMachine = crate::state::State> {
     /// Itself, to hand to the tasks it spawns.
-    weak: Weak<Replica<T>>,
+    weak: Weak<Replica<T, S>>,
     cfg: ReplicaConfig,
     /// My disk's identity (see `Recovered::disk`).
     disk_id: u64,
     transport: Arc<T>,
     clock: Clock,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<S>>,
     storage: Mutex<Box<dyn Storage>>,
     /// Held while a newer view is checked, saved and adopted (see
     /// `observe_view`); nothing else takes it.
@@ -327,24 +347,23 @@ pub struct Replica<T: Transport> {
     compact: tokio::sync::Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// What the group does on top of replication (see [`Service`]).
-    service: Arc<dyn Service<T>>,
+    service: Arc<dyn Service<T, S>>,
 }
 
-impl<T: Transport> Replica<T> {
+impl<T: Transport, S: StateMachine> Replica<T, S> {
     /// Loads the replica's disk (or starts from `initial` on an empty one) and
     /// starts its background tasks, and its `service`'s, on the current
-    /// tokio runtime. An order replica needs `archive`, the opener of its
-    /// ledger's archive file ([`opener`](crate::state::archive::opener)); a
-    /// catalog replica ignores it. `Replica::start` (in `crate::services`)
-    /// starts one with its group's service.
+    /// tokio runtime. `files` opens the state's side files, if it keeps
+    /// any (see [`StateMachine::attach`]). `Replica::start` (in
+    /// `crate::services`) starts one with its group's service.
     pub fn start_with(
         cfg: ReplicaConfig,
         transport: Arc<T>,
         mut storage: Box<dyn Storage>,
-        initial: State,
-        mut archive: Option<ArchiveOpener>,
+        initial: S,
+        mut files: S::Files,
         clock: Clock,
-        service: Arc<dyn Service<T>>,
+        service: Arc<dyn Service<T, S>>,
     ) -> Result<Arc<Self>> {
         if initial.group() != cfg.group {
             return Err(Error::InvalidInput(format!(
@@ -356,30 +375,32 @@ impl<T: Transport> Replica<T> {
         }
         let mut recovered = storage.load()?;
         let (state, base, digest) = loop {
-            let (mut state, base, digest) = match &recovered.snapshot {
-                Some(s) => (s.state.clone(), s.pos, s.digest),
+            // The snapshot file holds the store's state (see
+            // `state/machine.rs`).
+            let (mut state, base, digest) = match recovered.snapshot.clone() {
+                Some(s) => match s.try_map(S::try_from) {
+                    Ok(s) => (s.state, s.pos, s.digest),
+                    Err(_) => {
+                        return Err(Error::Storage(format!(
+                            "replica {}: the stored snapshot is not of my kind of state",
+                            cfg.me
+                        )))
+                    }
+                },
                 None => {
                     let digest = initial.digest();
                     (initial.clone(), crate::types::LogPos::ZERO, digest)
                 }
             };
-            if let State::Orders(ledger) = &mut state {
-                // Cut back to what the snapshot covers: the log replays the
-                // rest. An archive that does not match the snapshot is
-                // damage like any other: set aside, start empty.
-                let Some(open) = archive.as_mut() else {
-                    return Err(Error::InvalidInput(format!(
-                        "order replica {} started without its archive file",
-                        cfg.me
-                    )));
-                };
-                if let Err(e) = ledger.attach(open()?) {
-                    if recovered.new_disk {
-                        return Err(Error::Storage(e));
-                    }
-                    recovered = storage.set_aside(&format!("orders: {e}"))?;
-                    continue;
+            // Cut the side files back to what the snapshot covers: the log
+            // replays the rest. Side files that do not match the snapshot
+            // are damage like any other: set aside, start empty.
+            if let Err(problem) = state.attach(&mut files)? {
+                if recovered.new_disk {
+                    return Err(Error::Storage(problem));
                 }
+                recovered = storage.set_aside(&problem)?;
+                continue;
             }
             break (state, base, digest);
         };
@@ -426,6 +447,7 @@ impl<T: Transport> Replica<T> {
             epoch_known,
             waiters: BTreeMap::new(),
             failed: None,
+            installing: false,
         };
         let (changed, _) = watch::channel(0);
         let replica = Arc::new_cyclic(|weak| Replica {
@@ -490,7 +512,7 @@ impl<T: Transport> Replica<T> {
     }
 
     /// A copy of the committed state (for checks and tests).
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> S {
         self.inner.lock().state.clone()
     }
 
@@ -498,18 +520,18 @@ impl<T: Transport> Replica<T> {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    fn epoch(inner: &Inner) -> Epoch {
+    fn epoch(inner: &Inner<S>) -> Epoch {
         inner.view.as_ref().map_or(0, |v| v.epoch)
     }
 
-    fn is_primary(&self, inner: &Inner) -> bool {
+    fn is_primary(&self, inner: &Inner<S>) -> bool {
         inner
             .view
             .as_ref()
             .is_some_and(|v| v.primary == self.cfg.me)
     }
 
-    fn not_primary(&self, inner: &Inner) -> Error {
+    fn not_primary(&self, inner: &Inner<S>) -> Error {
         let hint = inner
             .view
             .as_ref()
@@ -590,6 +612,14 @@ impl<T: Transport> Replica<T> {
         if view.epoch <= current {
             return Ok(());
         }
+        if inner.installing {
+            // A snapshot install is writing its files: it must swap them in
+            // before a view change (see `install_snapshot`). Deferred, as if
+            // this message came late: the view service sends the view again
+            // with its next heartbeat, a new primary retries `StartView`
+            // (which the epoch check in `dispatch` refuses meanwhile).
+            return Ok(());
+        }
         // Durable before acting on it: after a restart the replica must still
         // refuse the old epoch.
         drop(inner);
@@ -632,13 +662,13 @@ impl<T: Transport> Replica<T> {
     pub fn read(&self, query: Query) -> Result<Response> {
         let inner = self.readable()?;
         if query == Query::Dump {
-            // A dump of an order ledger reads its whole archive: not while
-            // holding the replica (the clone reads it as of its mark).
+            // A dump carries the state's side files whole: read without
+            // holding the replica (the clone reads them as of its mark).
             let (state, lsn) = (inner.state.clone(), inner.commit);
             drop(inner);
             let state = state.shipping(0).map_err(Error::Storage)?;
             return Ok(Response::Read {
-                result: QueryResult::State(Box::new(state)),
+                result: QueryResult::State(Box::new(state.into())),
                 lsn,
             });
         }
@@ -662,7 +692,7 @@ impl<T: Transport> Replica<T> {
     }
 
     /// The replica, locked for a read, unless its disk failed.
-    fn readable(&self) -> Result<MutexGuard<'_, Inner>> {
+    fn readable(&self) -> Result<MutexGuard<'_, Inner<S>>> {
         let inner = self.inner.lock();
         if let Some(f) = &inner.failed {
             return Err(Error::Unavailable(format!("replica disk failed: {f}")));
@@ -677,9 +707,9 @@ impl<T: Transport> Replica<T> {
     }
 
     /// What was read from `inner`, with the commit lsn it was read at;
-    /// refused if the state's own files (the order archive) failed on the
-    /// way, as the answer may then be wrong.
-    fn answered<R>(inner: &Inner, read: Result<R>) -> Result<(R, Lsn)> {
+    /// refused if the state's side files failed on the way, as the answer
+    /// may then be wrong.
+    fn answered<R>(inner: &Inner<S>, read: Result<R>) -> Result<(R, Lsn)> {
         let read = read?;
         match inner.state.failure() {
             Some(f) => Err(Error::Unavailable(format!("replica disk failed: {f}"))),
@@ -756,7 +786,7 @@ impl<T: Transport> Replica<T> {
                 commit,
                 limit,
                 wait_ms,
-                archived,
+                mark,
                 disk,
                 rebuild,
             } => {
@@ -765,7 +795,7 @@ impl<T: Transport> Replica<T> {
                     after,
                     known_commit: commit,
                     limit,
-                    archived,
+                    mark,
                     disk,
                     rebuild,
                 };
@@ -794,7 +824,7 @@ impl<T: Transport> Replica<T> {
 
 /// Fails every waiter for an lsn above `above`: their entries are gone from
 /// this log, or may be committed by someone else.
-fn fail_waiters(inner: &mut Inner, above: Lsn) {
+fn fail_waiters<S>(inner: &mut Inner<S>, above: Lsn) {
     let gone = inner.waiters.split_off(&(above + 1));
     for (_, waiters) in gone {
         for w in waiters {
@@ -806,11 +836,59 @@ fn fail_waiters(inner: &mut Inner, above: Lsn) {
 }
 
 #[async_trait]
-impl<T: Transport> Handler for Replica<T> {
+impl<T: Transport, S: StateMachine> Handler for Replica<T, S> {
     async fn handle(&self, request: Request) -> Response {
         match self.dispatch(request).await {
             Ok(r) => r,
             Err(e) => Response::Error(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::memfs::MemFs;
+    use crate::state::catalog::Catalog;
+    use crate::state::State;
+    use crate::storage::logstore::LogStore;
+    use crate::transport::inproc::InProcTransport;
+
+    /// A newer view that arrives while a snapshot install writes its files
+    /// (`installing`, see `install_snapshot`) is deferred, as if its
+    /// heartbeat came late, and accepted once the install is done.
+    #[tokio::test]
+    async fn a_newer_view_waits_for_an_install_in_progress() {
+        let me = NodeId::from("catalog-1");
+        let storage = LogStore::open(MemFs::new(), "catalog-1", 7).expect("memory store opens");
+        let net = InProcTransport::new();
+        let cfg = ReplicaConfig::new(me.clone(), Group::Catalog, NodeId::from("frontend"));
+        let replica = Replica::start(
+            cfg,
+            net.endpoint(me.clone()),
+            Box::new(storage),
+            State::Catalog(Catalog::builtin()),
+            None,
+            Arc::new(|| 0),
+        )
+        .expect("replica starts");
+        // I am a backup in the new view: accepting it starts no view.
+        let view = View {
+            group: Group::Catalog,
+            epoch: 1,
+            primary: NodeId::from("catalog-2"),
+            backups: vec![me],
+        };
+        let heartbeat = Request::Heartbeat {
+            views: vec![view],
+            disks: None,
+        };
+        replica.inner.lock().installing = true;
+        replica.handle(heartbeat.clone()).await;
+        assert_eq!(replica.status().epoch, 0, "accepted a view mid-install");
+        replica.inner.lock().installing = false;
+        replica.handle(heartbeat).await;
+        assert_eq!(replica.status().epoch, 1);
+        replica.shutdown();
     }
 }

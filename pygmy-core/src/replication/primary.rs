@@ -4,7 +4,7 @@
 use super::{Inner, Replica};
 use crate::error::{Error, Result};
 use crate::state::command::{Command, Entry, Outcome};
-use crate::state::Snapshot;
+use crate::state::{Snapshot, StateMachine};
 use crate::transport::message::{Fetched, Request, Response};
 use crate::transport::Transport;
 use crate::types::{Epoch, LogPos, Lsn, NodeId};
@@ -23,8 +23,8 @@ pub(super) struct Asked {
     pub known_commit: Lsn,
     /// Most entries to send.
     pub limit: usize,
-    /// How far its order archive goes (see `Request::Fetch`).
-    pub archived: u64,
+    /// How far its state's side files go (see `StateMachine::mark`).
+    pub mark: u64,
     /// Its disk's identity.
     pub disk: u64,
     /// It wants the whole committed state (its disk is new).
@@ -45,7 +45,7 @@ impl Committed {
     }
 }
 
-impl<T: Transport> Replica<T> {
+impl<T: Transport, S: StateMachine> Replica<T, S> {
     /// Appends a command and returns its position at once, with what to
     /// wait on for its commit (see `Replica::append`).
     pub(super) fn append_entry(&self, command: Command) -> Result<(LogPos, Committed)> {
@@ -91,7 +91,7 @@ impl<T: Transport> Replica<T> {
 
     /// Advances the commit point to what the primary's own disk and every
     /// backup of the view hold, and applies what became committed.
-    pub(super) fn recompute_commit(&self, inner: &mut Inner) {
+    pub(super) fn recompute_commit(&self, inner: &mut Inner<S>) {
         if !inner.serving {
             return;
         }
@@ -106,7 +106,7 @@ impl<T: Transport> Replica<T> {
     }
 
     /// Applies committed entries up to `target` and answers their waiters.
-    pub(super) fn apply_to(&self, inner: &mut Inner, target: Lsn) {
+    pub(super) fn apply_to(&self, inner: &mut Inner<S>, target: Lsn) {
         let target = target.min(inner.log.last().lsn);
         if inner.state.failure().is_some() {
             return;
@@ -118,8 +118,8 @@ impl<T: Transport> Replica<T> {
             };
             let outcome = inner.state.apply(lsn, &entry.command);
             if let Some(e) = inner.state.failure() {
-                // The outcome may be wrong (a finished buy not found): answer
-                // nobody, and acknowledge nothing from now on.
+                // The outcome may be wrong (a side-file record not found):
+                // answer nobody, and acknowledge nothing from now on.
                 self.fail(inner, Error::Storage(e));
                 return;
             }
@@ -285,7 +285,7 @@ impl<T: Transport> Replica<T> {
         self.still_in_locked(&inner, view)
     }
 
-    fn still_in_locked(&self, inner: &Inner, view: &View) -> bool {
+    fn still_in_locked(&self, inner: &Inner<S>, view: &View) -> bool {
         inner.failed.is_none() && inner.view.as_ref().map(|v| v.epoch) == Some(view.epoch)
     }
 
@@ -303,7 +303,7 @@ impl<T: Transport> Replica<T> {
             after,
             known_commit,
             limit,
-            archived,
+            mark,
             disk,
             rebuild,
         } = asked;
@@ -395,10 +395,10 @@ impl<T: Transport> Replica<T> {
                         };
                         let (state, digest) = (inner.state.clone(), inner.digest);
                         drop(inner);
-                        // The clone reads the archive as of its mark, so the
-                        // records are read without holding the replica.
-                        let state = state.shipping(archived).map_err(Error::Storage)?;
-                        let snapshot = Snapshot { pos, state, digest };
+                        // The clone reads its side files as of its mark, so
+                        // they are read without holding the replica.
+                        let state = state.shipping(mark).map_err(Error::Storage)?;
+                        let snapshot = Snapshot { pos, state, digest }.map(S::into);
                         return Ok(Response::Fetched(Fetched::Snapshot(Box::new(snapshot))));
                     }
                 }

@@ -1,8 +1,8 @@
 //! The boundary between replication and the services on top of it
 //! (`crate::services`: the buy saga, the catalog's invalidation push).
 //!
-//! Replication knows commands, outcomes and the replicated [`State`] only
-//! as values it logs, applies and ships; what a group does with them (which
+//! Replication knows commands, outcomes and the replicated state (any
+//! [`StateMachine`]) only as values it logs, applies and ships; what a group does with them (which
 //! requests it serves beyond the protocol's own, which queries it answers,
 //! what happens after a commit, which background work its primary runs)
 //! is its [`Service`]'s. A service holds its own state (the saga's buys in
@@ -13,7 +13,7 @@
 use super::{Committed, Inner, Replica, ReplicaConfig};
 use crate::error::{Error, Result};
 use crate::state::command::{Command, Outcome};
-use crate::state::State;
+use crate::state::StateMachine;
 use crate::transport::message::{Query, QueryResult, Request, Response};
 use crate::transport::Transport;
 use crate::types::{Clock, Epoch, Group, LogPos, Lsn, NodeId};
@@ -30,21 +30,26 @@ use tokio::task::JoinHandle;
 /// they see, so they must only record (no I/O, no waiting); the work goes
 /// to the service's tasks.
 #[async_trait]
-pub trait Service<T: Transport>: Send + Sync + 'static {
+///
+/// `S` defaults to the store's own state (the services in `crate::services`
+/// serve it); replication calls a service for any `S`.
+pub trait Service<T: Transport, S: StateMachine = crate::state::State>:
+    Send + Sync + 'static
+{
     /// Serves a request replication does not serve itself, or gives it
     /// back (`Err(request)`) to be served as a protocol message or a read.
     async fn handle(
         &self,
-        replica: &Replica<T>,
+        replica: &Replica<T, S>,
         request: Request,
     ) -> std::result::Result<Result<Response>, Request>;
 
     /// Answers one query from the committed `state` (reads and batches).
-    fn answer(&self, state: &State, query: Query) -> Result<QueryResult>;
+    fn answer(&self, state: &S, query: Query) -> Result<QueryResult>;
 
     /// Called, under the replica's lock, for each entry the serving primary
     /// applies, in lsn order, with the state after it.
-    fn committed(&self, _state: &State, _command: &Command, _lsn: Lsn) {}
+    fn committed(&self, _state: &S, _command: &Command, _lsn: Lsn) {}
 
     /// Called, under the replica's lock, when the replica gives up its role
     /// (a newer view names another primary): what it recorded as primary is
@@ -53,16 +58,16 @@ pub trait Service<T: Transport>: Send + Sync + 'static {
 
     /// Starts the service's background tasks (stopped by
     /// [`Replica::shutdown`]).
-    fn spawn(self: Arc<Self>, replica: Arc<Replica<T>>) -> Vec<JoinHandle<()>>;
+    fn spawn(self: Arc<Self>, replica: Arc<Replica<T, S>>) -> Vec<JoinHandle<()>>;
 }
 
 /// The replica locked, for a service to read its committed state and role.
 /// Never held across an `.await`.
-pub struct Held<'a>(pub(super) MutexGuard<'a, Inner>);
+pub struct Held<'a, S = crate::state::State>(pub(super) MutexGuard<'a, Inner<S>>);
 
-impl Held<'_> {
+impl<S> Held<'_, S> {
     /// The state with every committed entry applied.
-    pub fn state(&self) -> &State {
+    pub fn state(&self) -> &S {
         &self.0.state
     }
 
@@ -87,9 +92,9 @@ impl Held<'_> {
     }
 }
 
-impl<T: Transport> Replica<T> {
+impl<T: Transport, S: StateMachine> Replica<T, S> {
     /// The replica, locked (see [`Held`]).
-    pub fn held(&self) -> Held<'_> {
+    pub fn held(&self) -> Held<'_, S> {
         Held(self.inner.lock())
     }
 
@@ -120,7 +125,7 @@ impl<T: Transport> Replica<T> {
     }
 
     /// The "not the primary" error, with a hint at who is.
-    pub fn not_primary_error(&self, held: &Held<'_>) -> Error {
+    pub fn not_primary_error(&self, held: &Held<'_, S>) -> Error {
         self.not_primary(&held.0)
     }
 

@@ -1,19 +1,20 @@
 //! The replicated state of a group: the catalog or the order ledger, behind
-//! one type so the replication code is written once.
+//! one type, [`State`], which implements the [`StateMachine`] trait that
+//! replication is written against (see `machine.rs`).
 
 pub mod archive;
 pub mod catalog;
 pub mod command;
+pub mod machine;
 pub mod orders;
+
+pub use machine::{StateMachine, Syncer};
 
 use crate::state::catalog::Catalog;
 use crate::state::command::{Command, Outcome};
 use crate::state::orders::OrderLedger;
 use crate::types::{fnv1a, Group, LogPos, Lsn, DIGEST_BASIS};
 use serde::{Deserialize, Serialize};
-
-/// See [`State::archive_syncer`].
-pub type ArchiveSyncer = Box<dyn FnOnce() -> crate::Result<()> + Send>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
@@ -37,50 +38,6 @@ impl State {
             State::Orders(o) => o.records(),
         };
         n as u64
-    }
-
-    /// The first I/O error of the order ledger's archive (a catalog has
-    /// none): once set, the state may be missing finished buys, and the
-    /// replica must not acknowledge anything from it.
-    pub fn failure(&self) -> Option<String> {
-        match self {
-            State::Catalog(_) => None,
-            State::Orders(o) => o.failure(),
-        }
-    }
-
-    /// A copy fit to send: an order ledger carries its archive records from
-    /// byte `from` (0: all of them, for a dump).
-    pub fn shipping(&self, from: u64) -> Result<State, String> {
-        match self {
-            State::Catalog(c) => Ok(State::Catalog(c.clone())),
-            State::Orders(o) => o.shipping(from).map(State::Orders),
-        }
-    }
-
-    /// Something that makes the order ledger's archive durable up to at
-    /// least this state's mark, to run before a snapshot of this state is
-    /// written (nothing for a catalog).
-    pub fn archive_syncer(&self) -> crate::Result<Option<ArchiveSyncer>> {
-        match self {
-            State::Catalog(_) => Ok(None),
-            State::Orders(o) => {
-                let sync = o.archive_syncer().map_err(crate::Error::Storage)?;
-                Ok(Some(Box::new(move || {
-                    sync().map_err(|e| {
-                        crate::Error::Storage(format!("syncing the order archive failed: {e}"))
-                    })
-                })))
-            }
-        }
-    }
-
-    /// How far the order ledger's archive goes, in bytes (0 for a catalog).
-    pub fn archived(&self) -> u64 {
-        match self {
-            State::Catalog(_) => 0,
-            State::Orders(o) => o.archived().len,
-        }
     }
 
     /// Applies the committed command at `lsn`. Deterministic: the same commands in the
@@ -116,10 +73,38 @@ pub fn chain_digest(previous: u64, command: &Command) -> u64 {
 }
 
 /// A snapshot: the state after applying every entry up to `pos`.
+///
+/// Generic so that replication handles `Snapshot<S>` of its
+/// [`StateMachine`]; the snapshot file and the messages hold the store's
+/// (the default, `Snapshot<State>`: see `machine.rs` for why).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct Snapshot<S = State> {
     pub pos: LogPos,
-    pub state: State,
+    pub state: S,
     /// The running digest ([`chain_digest`]) at `pos`.
     pub digest: u64,
+}
+
+impl<S> Snapshot<S> {
+    /// The same snapshot with its state converted (to or from the store's
+    /// `State`, at the edges of replication).
+    pub fn map<U>(self, f: impl FnOnce(S) -> U) -> Snapshot<U> {
+        Snapshot {
+            pos: self.pos,
+            state: f(self.state),
+            digest: self.digest,
+        }
+    }
+
+    /// The same snapshot with its state converted, if it converts.
+    pub fn try_map<U, E>(
+        self,
+        f: impl FnOnce(S) -> std::result::Result<U, E>,
+    ) -> std::result::Result<Snapshot<U>, E> {
+        Ok(Snapshot {
+            pos: self.pos,
+            state: f(self.state)?,
+            digest: self.digest,
+        })
+    }
 }

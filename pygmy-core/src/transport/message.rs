@@ -89,10 +89,12 @@ pub enum Request {
         commit: Lsn,
         limit: usize,
         wait_ms: u64,
-        /// How far the asker's order archive goes (bytes): a snapshot sent
-        /// back carries only the archive records after it.
-        #[serde(default)]
-        archived: u64,
+        /// How far the side files of the asker's state go (bytes, see
+        /// `StateMachine::mark`: the order archive's length): a snapshot
+        /// sent back carries only what follows it. Named `archived` on the
+        /// wire, as before the state-machine trait.
+        #[serde(default, rename = "archived")]
+        mark: u64,
         /// The asker's disk identity: a new one means its earlier
         /// acknowledgements no longer hold.
         #[serde(default)]
