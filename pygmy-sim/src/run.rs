@@ -188,6 +188,8 @@ impl Default for SimOptions {
                 blind_views: false,
                 deposed_leader: false,
                 shared_cache: false,
+                expired_lease: false,
+                no_lease_wait: false,
                 coordinator: None,
                 storage: StorageFaults::default(),
             },
@@ -711,6 +713,7 @@ async fn fetch_state(
             Request::Heartbeat {
                 views: vec![],
                 disks: None,
+                from: None,
             },
             timeout,
         )

@@ -262,6 +262,7 @@ impl Cluster {
                 &Request::Heartbeat {
                     views: Vec::new(),
                     disks: None,
+                    from: None,
                 },
             )
             .await
