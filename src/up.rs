@@ -26,7 +26,8 @@
 //! and its log in `DIR/etcd/etcd.log`, and stops it with the cluster. A
 //! folder whose `DIR/etcd/` exists gets its local etcd started again on
 //! resume. With several front ends, reads go to each group's primary and
-//! no front end caches (see `config`'s module docs).
+//! each front end caches under a lease from the catalog primary (see
+//! `config`'s module docs).
 
 use crate::config::{ClusterConfig, CoordinatorConfig};
 use crate::proc::{self, Attach};
