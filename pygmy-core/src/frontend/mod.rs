@@ -90,10 +90,10 @@
 //! commit point it carries. Each invalidation pushed raises `seen`.
 //!
 //! Caveat: without leases, the guarantee covers writes acknowledged by
-//! this front end and states shown by it. An order read (`order`) does not mark the catalog:
-//! an order found by someone other than its buyer, whose buy was never
-//! acknowledged, does not make later catalog reads show that buy until the
-//! primary's invalidation arrives.
+//! this front end and states shown by it. An order read (`order`) does
+//! not mark the catalog: an order found by someone other than its buyer,
+//! whose buy was never acknowledged, does not make later catalog reads
+//! show that buy until the primary's invalidation arrives.
 
 pub mod coordination;
 pub mod detector;
@@ -594,9 +594,11 @@ impl<T: Transport> Handler for FrontEnd<T> {
             Request::Invalidate { keys, lsn } => {
                 let mut inner = self.inner.lock();
                 inner.cache.invalidate(&keys, lsn);
-                // A write another front end may acknowledge once this
-                // arrived: reads here must not be answered below it.
-                inner.seen.raise(Group::Catalog, lsn);
+                if self.cfg.leased {
+                    // A write another front end may acknowledge once this
+                    // arrived: reads here must not be answered below it.
+                    inner.seen.raise(Group::Catalog, lsn);
+                }
                 Ok(())
             }
             other => Err(Error::InvalidInput(format!(
