@@ -16,9 +16,8 @@
 //! # Front ends and the coordinator
 //!
 //! `[[frontends]]` lists any number of front ends; every one serves every
-//! route. The first is the one replicas send their `ViewReady` and cache
-//! invalidations to first (they try the others in turn when it does not
-//! answer). A file written before several front ends existed has one
+//! route. The first is the one replicas send their `ViewReady` to first
+//! (they try the others in turn when it does not answer). A file written before several front ends existed has one
 //! `[frontend]` section instead; it still loads, as the only front end.
 //!
 //! `[coordinator]` says where the view records live: `kind = "builtin"`
@@ -28,11 +27,14 @@
 //! lease of `lease_ms`, to run the view service (see
 //! `pygmy_core::unstable::frontend::coordination`).
 //!
-//! With more than one front end, reads go to each group's primary and the
-//! front ends keep no cache: the catalog primary does not wait for other
-//! front ends' invalidations yet (cache leases are designed in
-//! docs/DESIGN.md, "Many front ends", not built), so only the primary's
-//! commit point is sure to cover a write another front end acknowledged.
+//! With more than one front end, every front end keeps its cache under a
+//! *cache lease* from the catalog primary (`pygmy_core`'s
+//! `services/leases.rs`): the catalog replicas know every front end of
+//! `[[frontends]]`, push invalidations to each, and the primary answers a
+//! write or a read only once every front end it leased has the
+//! invalidations or has lost its lease. The lease is four heartbeat
+//! intervals (`heartbeat_ms`), with a tenth of it as drift margin; reads
+//! go to each group's primary.
 //!
 //! # Paths
 //!
@@ -472,7 +474,7 @@ impl ClusterConfig {
     }
 
     /// Front end `name`'s configuration. With several front ends: reads
-    /// at the primary and no cache (see the module docs).
+    /// at the primary, the cache under leases (see the module docs).
     pub fn frontend_config(&self, name: &str) -> FrontEndConfig {
         let ids = |v: &[NodeSpec]| v.iter().map(|n| NodeId::new(&n.name)).collect();
         let mut cfg = FrontEndConfig::new(NodeId::new(name), ids(&self.catalog), ids(&self.order));
@@ -480,10 +482,19 @@ impl ClusterConfig {
         cfg.misses_for_down = self.misses_for_down;
         cfg.cache_capacity = self.cache_capacity;
         if self.frontends.len() > 1 {
-            cfg.cache_capacity = 0;
+            cfg.leased = true;
             cfg.primary_reads = true;
         }
         cfg
+    }
+
+    /// The catalog primary's cache lease with several front ends (none with
+    /// one), and its drift margin: see the module docs.
+    pub fn cache_lease(&self) -> Option<(Duration, Duration)> {
+        (self.frontends.len() > 1).then(|| {
+            let lease = Duration::from_millis(self.heartbeat_ms.saturating_mul(4));
+            (lease, lease / 10)
+        })
     }
 
     /// Where node `name` keeps its data: its own `data` folder, or
@@ -525,6 +536,10 @@ impl ClusterConfig {
             .iter()
             .map(|n| NodeId::new(&n.name))
             .collect();
+        if let Some((lease, margin)) = self.cache_lease() {
+            cfg.lease = Some(lease);
+            cfg.lease_margin = margin;
+        }
         cfg
     }
 
@@ -739,16 +754,15 @@ advertise = "127.0.0.1:8002"
         assert_eq!(ClusterConfig::from_toml(&text).unwrap(), cfg);
         // Its one front end caches and balances reads, as before.
         let fe = cfg.frontend_config("frontend");
-        assert!(!fe.primary_reads);
+        assert!(!fe.primary_reads && !fe.leased);
         assert_eq!(fe.cache_capacity, default_cache());
-        assert!(cfg
-            .replica_config("order-1", Group::Order)
-            .other_frontends
-            .is_empty());
+        let replica = cfg.replica_config("catalog-1", Group::Catalog);
+        assert!(replica.other_frontends.is_empty());
+        assert_eq!(replica.lease, None);
     }
 
     #[test]
-    fn several_front_ends_on_etcd_round_trip_and_read_at_the_primary() {
+    fn several_front_ends_on_etcd_round_trip_and_cache_under_leases() {
         let mut cfg = local();
         cfg.coordinator = CoordinatorConfig::etcd(vec!["http://127.0.0.1:2379".into()]);
         cfg.add_frontends(3);
@@ -770,10 +784,13 @@ advertise = "127.0.0.1:8002"
         assert_eq!(ClusterConfig::from_toml(&text).unwrap(), cfg);
         let fe = cfg.frontend_config("frontend-2");
         assert_eq!(fe.me, NodeId::new("frontend-2"));
-        assert!(fe.primary_reads);
-        assert_eq!(fe.cache_capacity, 0);
+        assert!(fe.primary_reads && fe.leased);
+        assert_eq!(fe.cache_capacity, default_cache());
         let replica = cfg.replica_config("catalog-1", Group::Catalog);
         assert_eq!(replica.frontend, NodeId::new("frontend"));
+        let lease = Duration::from_millis(cfg.heartbeat_ms * 4);
+        assert_eq!(replica.lease, Some(lease));
+        assert_eq!(replica.lease_margin, lease / 10);
         assert_eq!(
             replica.other_frontends,
             [NodeId::new("frontend-2"), NodeId::new("frontend-3")]

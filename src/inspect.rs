@@ -43,6 +43,7 @@ impl Inspector {
         let request = Request::Heartbeat {
             views: Vec::new(),
             disks: None,
+            from: None,
         };
         match self.call(name, request).await? {
             Response::Status(status) => Ok(status),

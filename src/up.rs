@@ -26,8 +26,10 @@
 //! and its log in `DIR/etcd/etcd.log`, its pid in `DIR/etcd.pid`, and
 //! stops it with the cluster (also when `pygmy chaos --target etcd` killed
 //! and restarted it: the pid file names the process to stop). A folder
-//! whose `DIR/etcd/` exists gets its local etcd started again on resume. With several front ends, reads go to each group's primary and
-//! no front end caches (see `config`'s module docs).
+//! whose `DIR/etcd/` exists gets its local etcd started again on resume.
+//! With several front ends, reads go to each group's primary and each
+//! front end caches under a lease from the catalog primary (see `config`'s
+//! module docs).
 
 use crate::config::{ClusterConfig, CoordinatorConfig};
 use crate::proc::{self, Attach};

@@ -480,6 +480,7 @@ mod tests {
         let heartbeat = Request::Heartbeat {
             views: Vec::new(),
             disks: None,
+            from: None,
         };
         let body = serde_json::to_string(&heartbeat).expect("a request encodes");
         let request = format!(

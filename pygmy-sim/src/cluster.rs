@@ -41,6 +41,10 @@ pub const FRONTEND_PORT: u16 = 8010;
 pub const COORDINATOR: &str = "coordinator";
 /// The coordinator's lease period with several front ends.
 pub const LEASE: Duration = Duration::from_millis(500);
+/// The catalog primary's cache lease with several front ends (four
+/// heartbeat intervals), and its drift margin.
+pub const CACHE_LEASE: Duration = Duration::from_millis(400);
+pub const CACHE_LEASE_MARGIN: Duration = Duration::from_millis(40);
 
 /// How the cluster is built and timed.
 #[derive(Clone, Debug)]
@@ -97,6 +101,13 @@ pub struct ClusterOptions {
     /// Deliberately broken (several front ends): every front end keeps its
     /// cache and reads from any member, as one front end alone may.
     pub shared_cache: bool,
+    /// Deliberately broken (several front ends): a front end serves its
+    /// cache after its lease from the catalog primary ran out.
+    pub expired_lease: bool,
+    /// Deliberately broken (several front ends): the catalog primary
+    /// acknowledges without waiting out the lease of a front end it cannot
+    /// reach.
+    pub no_lease_wait: bool,
     /// The run's coordination service, with several front ends (`run`
     /// gives each run its own).
     pub coordinator: Option<Model>,
@@ -124,6 +135,8 @@ impl ClusterOptions {
             (self.blind_views, "blind-views"),
             (self.deposed_leader, "deposed-leader"),
             (self.shared_cache, "shared-cache"),
+            (self.expired_lease, "expired-lease"),
+            (self.no_lease_wait, "no-lease-wait"),
         ]
         .into_iter()
         .find_map(|(on, name)| on.then_some(name))
@@ -238,10 +251,12 @@ pub fn frontend_config_of(opts: &ClusterOptions, seed: u64, name: &str) -> Front
         older_fill_wins: opts.older_fill_wins,
     };
     if opts.frontends > 1 && !opts.shared_cache {
-        // Until cache leases are built (see docs/DESIGN.md, "Many front
-        // ends"): no cache, reads at the primary.
-        cfg.cache_capacity = 0;
+        // Cache leases (see docs/DESIGN.md, "Many front ends"): the cache
+        // is served under a lease from the catalog primary, and reads go
+        // to the primaries.
+        cfg.leased = true;
         cfg.primary_reads = true;
+        cfg.unsafe_expired_lease = opts.expired_lease;
     }
     cfg.unsafe_blind_views = opts.blind_views;
     cfg.unsafe_deposed_leader = opts.deposed_leader;
@@ -341,6 +356,16 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
     };
     let port = port_of(&opts.addrs()[&node]);
     let mut cfg = replica_config(node, group);
+    if opts.frontends > 1 {
+        // Every replica knows every front end; the catalog's grant leases.
+        let names = opts.frontend_names();
+        cfg.other_frontends = names[1..].iter().map(NodeId::new).collect();
+        if !opts.shared_cache {
+            cfg.lease = Some(CACHE_LEASE);
+            cfg.lease_margin = CACHE_LEASE_MARGIN;
+            cfg.unsafe_no_lease_wait = opts.no_lease_wait;
+        }
+    }
     cfg.unsafe_forget_pending = opts.forget_pending;
     cfg.unsafe_unsynced_archive = opts.unsynced_archive;
     cfg.unsafe_skip_reconcile = opts.skip_reconcile;

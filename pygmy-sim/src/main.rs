@@ -80,7 +80,10 @@ struct Args {
     /// log's tail). With `--frontends` above 1: `blind-views` (views stored
     /// without compare-and-swap), `deposed-leader` (a deposed leader keeps
     /// changing views), `shared-cache` (every front end keeps its cache and
-    /// reads from any member, as one front end alone may).
+    /// reads from any member, as one front end alone may, with no leases),
+    /// `expired-lease` (a front end serves its cache after its lease ran
+    /// out), `no-lease-wait` (the catalog primary acknowledges without
+    /// waiting out the lease of a front end it cannot reach).
     #[arg(
         long = "break",
         value_parser = [
@@ -99,6 +102,8 @@ struct Args {
             "blind-views",
             "deposed-leader",
             "shared-cache",
+            "expired-lease",
+            "no-lease-wait",
         ]
     )]
     broken: Option<String>,
@@ -146,6 +151,8 @@ fn main() -> ExitCode {
         Some("blind-views") => opts.cluster.blind_views = true,
         Some("deposed-leader") => opts.cluster.deposed_leader = true,
         Some("shared-cache") => opts.cluster.shared_cache = true,
+        Some("expired-lease") => opts.cluster.expired_lease = true,
+        Some("no-lease-wait") => opts.cluster.no_lease_wait = true,
         _ => {}
     }
     if let Some(n) = args.frontends {

@@ -192,6 +192,8 @@ impl Default for SimOptions {
                 blind_views: false,
                 deposed_leader: false,
                 shared_cache: false,
+                expired_lease: false,
+                no_lease_wait: false,
                 coordinator: None,
                 storage: StorageFaults::default(),
             },
@@ -720,6 +722,7 @@ async fn fetch_state(
             Request::Heartbeat {
                 views: vec![],
                 disks: None,
+                from: None,
             },
             timeout,
         )

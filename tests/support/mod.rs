@@ -276,6 +276,7 @@ impl Cluster {
                 &Request::Heartbeat {
                     views: Vec::new(),
                     disks: None,
+                    from: None,
                 },
             )
             .await

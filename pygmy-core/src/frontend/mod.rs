@@ -75,11 +75,25 @@
 //! other keys of its items (a lookup: one; a search: one per book). Under
 //! writes a backup may wait up to a pull round trip, or decline.
 //!
-//! Caveat: the guarantee covers writes acknowledged by this front end and
-//! states shown by it. An order read (`order`) does not mark the catalog:
-//! an order found by someone other than its buyer, whose buy was never
-//! acknowledged, does not make later catalog reads show that buy until the
-//! primary's invalidation arrives.
+//! # Cache leases (several front ends)
+//!
+//! With `leased` (several front ends; the catalog replicas run with
+//! `ReplicaConfig::lease`) the guarantee extends to writes acknowledged
+//! and states shown by *any* front end. Every heartbeat names this front
+//! end; the catalog primary's answer grants a lease of `lease_ms` (see
+//! `services/leases.rs`), which this front end counts from when it sent
+//! the heartbeat. A cache hit is served only while the lease from the
+//! current catalog view's confirmed primary holds; otherwise the read goes
+//! to the primary (`primary_reads`), which answers only at a commit point
+//! every leased front end has the invalidations of. A new lease (the
+//! primary held none of ours just before) drops the whole cache at the
+//! commit point it carries. Each invalidation pushed raises `seen`.
+//!
+//! Caveat: without leases, the guarantee covers writes acknowledged by
+//! this front end and states shown by it. An order read (`order`) does
+//! not mark the catalog: an order found by someone other than its buyer,
+//! whose buy was never acknowledged, does not make later catalog reads
+//! show that buy until the primary's invalidation arrives.
 
 pub mod coordination;
 pub mod detector;
@@ -159,14 +173,21 @@ pub struct FrontEndConfig {
     pub read_slots: usize,
     pub seed: u64,
     /// Send every read to the group's primary. For front ends that share
-    /// the store with others (several front ends): the catalog primary
-    /// does not yet wait for their invalidations, nor do they learn each
-    /// other's acknowledged writes, so a cache or a backup could answer
-    /// behind a write another front end acknowledged. With this (and
-    /// `cache_capacity` 0) a read is answered at the primary's commit
-    /// point, which covers every acknowledged write. See "Many front
-    /// ends" in docs/DESIGN.md.
+    /// the store with others (several front ends): a backup's commit point
+    /// may trail a write another front end acknowledged (which this one
+    /// never heard of: only catalog writes reach it, as invalidations),
+    /// while a primary's covers every acknowledged write. With `leased`,
+    /// catalog reads go to the primary in any case. See "Many front ends"
+    /// in docs/DESIGN.md.
     pub primary_reads: bool,
+    /// Serve the cache only under a lease from the current catalog
+    /// primary (several front ends; the replicas run with
+    /// `ReplicaConfig::lease`): see "Cache leases" in the module docs.
+    /// Off (one front end): the cache is always served.
+    pub leased: bool,
+    /// Deliberately broken, for tests only: with `leased`, serve the cache
+    /// whether or not the lease still holds.
+    pub unsafe_expired_lease: bool,
     /// Deliberately broken, for tests only: promote any live replica,
     /// skipping the check that it belongs to the last confirmed view. The
     /// simulation uses it to prove its checks catch a stale primary.
@@ -207,6 +228,8 @@ impl FrontEndConfig {
             read_slots: batcher::READ_SLOTS,
             seed: 0,
             primary_reads: false,
+            leased: false,
+            unsafe_expired_lease: false,
             unsafe_promote_stale: false,
             unsafe_misroute_batches: false,
             unsafe_cache: Breakage::default(),
@@ -287,6 +310,35 @@ struct Inner {
     leadership: Option<Leadership>,
     /// The live front ends, as of the last registration.
     frontends: Vec<NodeId>,
+    /// With `leased`: the cache lease from the catalog primary.
+    lease: Option<Lease>,
+}
+
+/// A cache lease held from a catalog primary (see "Cache leases").
+#[derive(Clone, Debug)]
+struct Lease {
+    primary: NodeId,
+    epoch: crate::types::Epoch,
+    /// Ends then, counted from when the heartbeat that got it was sent.
+    until: Instant,
+}
+
+impl Inner {
+    /// Whether the cache may be served: always without leases; with them,
+    /// while the lease from the current catalog view's confirmed primary
+    /// holds.
+    fn may_serve_cache(&self, cfg: &FrontEndConfig) -> bool {
+        if !cfg.leased || cfg.unsafe_expired_lease {
+            return true;
+        }
+        let Some(lease) = &self.lease else {
+            return false;
+        };
+        let current = self.records.get(&Group::Catalog).is_some_and(|r| {
+            r.is_confirmed() && r.current.primary == lease.primary && r.current.epoch == lease.epoch
+        });
+        current && Instant::now() < lease.until
+    }
 }
 
 /// Per group, the highest commit point this front end knows to be at or
@@ -401,6 +453,7 @@ impl<T: Transport> FrontEnd<T> {
             revision: initial.revision,
             leadership: None,
             frontends: vec![cfg.me.clone()],
+            lease: None,
         };
         let (changed, _) = watch::channel(0);
         let batcher = Batcher::new(cfg.read_slots, batcher::MAX_BATCH)
@@ -539,7 +592,13 @@ impl<T: Transport> Handler for FrontEnd<T> {
                     .await
             }
             Request::Invalidate { keys, lsn } => {
-                self.inner.lock().cache.invalidate(&keys, lsn);
+                let mut inner = self.inner.lock();
+                inner.cache.invalidate(&keys, lsn);
+                if self.cfg.leased {
+                    // A write another front end may acknowledge once this
+                    // arrived: reads here must not be answered below it.
+                    inner.seen.raise(Group::Catalog, lsn);
+                }
                 Ok(())
             }
             other => Err(Error::InvalidInput(format!(

@@ -50,6 +50,7 @@ impl<T: Transport> FrontEnd<T> {
             let request = Request::Heartbeat {
                 views: views.clone(),
                 disks: Some(disks.clone()),
+                from: Some(self.cfg.me.clone()),
             };
             let timeout = self.cfg.heartbeat_interval.min(self.cfg.hop_timeout);
             probes.spawn(async move {
@@ -90,6 +91,9 @@ impl<T: Transport> FrontEnd<T> {
                                 recorded = ?disks.get(&node),
                                 "replica's disk is not the one the view record holds (new, emptied or damaged): it is recovering, and holds no committed entries until rebuilt from an intact member"
                             );
+                        }
+                        if self.cfg.leased && s.lease_ms > 0 {
+                            Self::leased(&mut inner, &s, probed_at);
                         }
                         inner.status.insert(node.clone(), s);
                         true
@@ -207,6 +211,41 @@ impl<T: Transport> FrontEnd<T> {
             self.bump();
         }
         announced
+    }
+
+    /// A heartbeat sent at `sent` was answered with a lease (see "Cache
+    /// leases" in the module docs): kept if it comes from the current
+    /// catalog view's primary; a new one drops the cache first.
+    fn leased(inner: &mut Inner, s: &ReplicaStatus, sent: Instant) {
+        let current = inner.records.get(&Group::Catalog).is_some_and(|r| {
+            s.group == Group::Catalog
+                && s.serving
+                && r.current.primary == s.node
+                && r.current.epoch == s.epoch
+        });
+        if !current {
+            return;
+        }
+        let same = |l: &Lease| l.primary == s.node && l.epoch == s.epoch;
+        if s.lease_new || !inner.lease.as_ref().is_some_and(same) {
+            // The primary held no lease of ours just before, or gave one
+            // this front end did not take (its views were behind): it may
+            // have skipped invalidations up to its commit point.
+            inner.cache.invalidate_all(s.commit);
+            inner.seen.raise(Group::Catalog, s.commit);
+        }
+        let until = sent + Duration::from_millis(s.lease_ms);
+        let renewed = inner
+            .lease
+            .as_ref()
+            .is_some_and(|l| same(l) && l.until >= until);
+        if !renewed {
+            inner.lease = Some(Lease {
+                primary: s.node.clone(),
+                epoch: s.epoch,
+                until,
+            });
+        }
     }
 
     /// Campaigns for the leadership, registers this front end as live, and

@@ -267,6 +267,8 @@ mod tests {
             disk: i as u64,
             uncertain: false,
             recovering: false,
+            lease_ms: 0,
+            lease_new: false,
         }
     }
 
@@ -621,6 +623,8 @@ mod tests {
                                 disk: s.disk,
                                 uncertain: s.uncertain,
                                 recovering: rec.as_ref().is_some_and(|r| !r.disk_matches(&n(i), s.disk)),
+                                lease_ms: 0,
+                                lease_new: false,
                             });
                             (n(i), st)
                         }).collect();

@@ -127,6 +127,24 @@ pub struct ReplicaConfig {
     /// take tries these in turn (any front end may store a confirmation).
     /// Empty with one front end.
     pub other_frontends: Vec<NodeId>,
+    /// Cache leases (catalog group; see `services/leases.rs`): the lease
+    /// period L granted to every front end, `frontend` and
+    /// `other_frontends` alike, each of which then gets the invalidations;
+    /// the catalog primary acknowledges a write, and answers a read, only
+    /// once every front end it leased has its invalidations or has lost
+    /// its lease. `None` (one front end, the default): no leases, the
+    /// invalidations go to `frontend` and nothing waits for them.
+    pub lease: Option<Duration>,
+    /// With `lease`: the allowance for clock-rate drift. A front end
+    /// counts its lease as `lease - lease_margin` from when it sent the
+    /// heartbeat, the primary as `lease + lease_margin` from when it
+    /// answered it.
+    pub lease_margin: Duration,
+    /// Deliberately broken, for the simulation's own tests: with leases,
+    /// the catalog primary does not wait out the lease of a silent front
+    /// end (one whose push failed or has gone unanswered for 20 ms): it
+    /// acknowledges as if that front end had no lease. Never set otherwise.
+    pub unsafe_no_lease_wait: bool,
     /// Deadline of one call to another node.
     pub hop_timeout: Duration,
     /// Pause before retrying a failed call.
@@ -190,6 +208,12 @@ pub struct ReplicaConfig {
 }
 
 impl ReplicaConfig {
+    /// Every front end this replica knows of: `frontend`, then
+    /// `other_frontends`.
+    pub fn frontends(&self) -> impl Iterator<Item = &NodeId> {
+        std::iter::once(&self.frontend).chain(self.other_frontends.iter())
+    }
+
     /// Defaults fit for a LAN or loopback cluster.
     pub fn new(me: NodeId, group: Group, frontend: NodeId) -> Self {
         ReplicaConfig {
@@ -197,6 +221,9 @@ impl ReplicaConfig {
             group,
             frontend,
             other_frontends: Vec::new(),
+            lease: None,
+            lease_margin: Duration::ZERO,
+            unsafe_no_lease_wait: false,
             hop_timeout: Duration::from_millis(1000),
             retry_delay: Duration::from_millis(20),
             poll_wait: Duration::from_millis(250),
@@ -508,7 +535,23 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
             disk: self.disk_id,
             uncertain: inner.uncertain,
             recovering: inner.recovering,
+            lease_ms: 0,
+            lease_new: false,
         }
+    }
+
+    /// Takes in what a heartbeat carries (the views, and the disks the
+    /// view record holds) and answers with this replica's status.
+    pub fn heartbeat(
+        &self,
+        views: Vec<View>,
+        disks: Option<BTreeMap<NodeId, u64>>,
+    ) -> Result<ReplicaStatus> {
+        if let Some(disks) = disks {
+            self.observe_disks(&disks);
+        }
+        self.observe_views(views)?;
+        Ok(self.status())
     }
 
     /// A copy of the committed state (for checks and tests).
@@ -678,7 +721,7 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
 
     /// Answers a batch of reads from one state, under one lock (see
     /// `batcher`): the answers any of them would get alone at this moment.
-    fn read_batch(&self, queries: Vec<Query>) -> Result<Response> {
+    pub fn read_batch(&self, queries: Vec<Query>) -> Result<Response> {
         if let Some(q) = queries.iter().find(|q| !q.batchable()) {
             return Err(Error::InvalidInput(format!("{q:?} cannot be batched")));
         }
@@ -749,12 +792,8 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
             Err(request) => request,
         };
         match request {
-            Request::Heartbeat { views, disks } => {
-                if let Some(disks) = disks {
-                    self.observe_disks(&disks);
-                }
-                self.observe_views(views)?;
-                Ok(Response::Status(self.status()))
+            Request::Heartbeat { views, disks, .. } => {
+                Ok(Response::Status(self.heartbeat(views, disks)?))
             }
             Request::StartView { view } => {
                 if view.group != self.cfg.group {

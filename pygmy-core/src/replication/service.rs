@@ -81,6 +81,11 @@ impl<S> Held<'_, S> {
         self.0.view.as_ref().map_or(0, |v| v.epoch)
     }
 
+    /// The latest view of my group I accepted.
+    pub fn view(&self) -> Option<&crate::view::View> {
+        self.0.view.as_ref()
+    }
+
     /// The commit point.
     pub fn commit(&self) -> Lsn {
         self.0.commit

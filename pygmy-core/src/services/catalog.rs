@@ -1,5 +1,5 @@
 //! The catalog group's service: catalog commands, catalog reads, and
-//! keeping the front end's cache honest.
+//! keeping the front ends' caches honest.
 //!
 //! The catalog primary records, for every committed change, the cache keys
 //! it makes stale (the item's lookup and its topic's search) with the
@@ -9,25 +9,70 @@
 //! until delivered. A replica that stops serving drops what it had not
 //! delivered: the next primary's pushes (and the front end's own rules, see
 //! `frontend/reads/cache.rs`) take over.
+//!
+//! With cache leases (`ReplicaConfig::lease`, several front ends) the
+//! primary grants leases in its heartbeat answers, pushes to every leased
+//! front end with one pusher each, and holds a write's answer and a read's
+//! answer until their lsn is released (see `leases.rs` for the rules and
+//! why they keep reads linearizable across front ends). Without, nothing
+//! waits: the one front end raises its own marks before answering a write.
 
 use crate::error::{Error, Result};
-use crate::replication::{Replica, Service};
+use crate::replication::{Replica, ReplicaConfig, Service};
+use crate::services::leases::{Leases, Periods};
 use crate::state::command::{CatalogCommand, Command, Outcome};
 use crate::state::State;
 use crate::transport::message::{Query, QueryResult, Request, Response};
 use crate::transport::Transport;
-use crate::types::{CacheKey, Group, Lsn};
+use crate::types::{CacheKey, Group, Lsn, NodeId};
+use crate::view::View;
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// The catalog group's service (see the module docs).
-#[derive(Default)]
 pub struct CatalogService {
-    /// Catalog primary: invalidations not yet delivered to the front end.
-    /// Taken only with the replica held (see [`Replica::held`]), after it.
+    /// Catalog primary without leases: invalidations not yet delivered to
+    /// the front end. Taken only with the replica held (see
+    /// [`Replica::held`]), after it.
     outbox: Mutex<Vec<(Vec<CacheKey>, Lsn)>>,
+    /// Catalog primary with leases: the leases and what each front end
+    /// lacks. Taken after the replica when both are (never before it).
+    leases: Option<Mutex<Leases>>,
+    /// Bumped when a lease or a push changes what is released.
+    wake: watch::Sender<u64>,
+}
+
+impl CatalogService {
+    /// The service of a catalog replica configured by `cfg` (with cache
+    /// leases when `cfg.lease` is set).
+    pub fn new(cfg: &ReplicaConfig) -> Self {
+        let leases = cfg.lease.map(|lease| {
+            let periods = Periods {
+                lease,
+                margin: cfg.lease_margin,
+                hop: cfg.hop_timeout,
+            };
+            Mutex::new(Leases::new(
+                cfg.frontends(),
+                periods,
+                cfg.unsafe_no_lease_wait,
+            ))
+        });
+        CatalogService {
+            outbox: Mutex::new(Vec::new()),
+            leases,
+            wake: watch::channel(0).0,
+        }
+    }
+
+    fn wake(&self) {
+        self.wake.send_modify(|v| *v = v.wrapping_add(1));
+    }
 }
 
 /// The cache keys a committed catalog command makes stale: the item's lookup
@@ -98,6 +143,188 @@ impl CatalogService {
     }
 }
 
+/// Waits for a change of either channel; false when one is closed (the
+/// replica or the service is going away).
+async fn changed(a: &mut watch::Receiver<u64>, b: &mut watch::Receiver<u64>) -> bool {
+    tokio::select! {
+        r = a.changed() => r.is_ok(),
+        r = b.changed() => r.is_ok(),
+    }
+}
+
+impl CatalogService {
+    /// Catalog primary with leases: delivers invalidations to front end
+    /// `fe`, in order, while it holds a lease (and probes it while it is
+    /// unreachable).
+    async fn lease_pusher<T: Transport>(self: Arc<Self>, r: Arc<Replica<T>>, fe: NodeId) {
+        let Some(leases) = &self.leases else {
+            return;
+        };
+        let mut wake = self.wake.subscribe();
+        let mut changes = r.subscribe();
+        loop {
+            wake.borrow_and_update();
+            changes.borrow_and_update();
+            let push = {
+                let held = r.held();
+                let now = Instant::now();
+                let mut l = leases.lock();
+                if held.serving() {
+                    l.serving(held.epoch(), now);
+                    let push = l.to_push(&fe, now);
+                    if push.is_some() {
+                        l.pushing(&fe, now);
+                    }
+                    push.map(|p| (p, held.epoch()))
+                } else {
+                    None
+                }
+            };
+            let Some(((request, lsn), epoch)) = push else {
+                if !changed(&mut wake, &mut changes).await {
+                    return;
+                }
+                continue;
+            };
+            let cfg = r.config();
+            let answer = r.transport().call(&fe, request, cfg.hop_timeout).await;
+            let ok = matches!(answer, Ok(Response::Ok));
+            {
+                let held = r.held();
+                if held.serving() && held.epoch() == epoch {
+                    let mut l = leases.lock();
+                    if ok {
+                        l.delivered(&fe, lsn, Instant::now());
+                    } else {
+                        l.failed(&fe);
+                    }
+                }
+            }
+            self.wake();
+            if !ok {
+                tokio::time::sleep(cfg.retry_delay).await;
+            }
+        }
+    }
+
+    /// With leases: waits until `lsn` is released (every leased front end
+    /// has its invalidations up to it, or has lost its lease, and a new
+    /// primary's takeover is over). Fails if the replica stops serving
+    /// meanwhile. Without leases: at once.
+    async fn released<T: Transport>(&self, r: &Replica<T>, lsn: Lsn) -> Result<()> {
+        let Some(leases) = &self.leases else {
+            return Ok(());
+        };
+        let mut wake = self.wake.subscribe();
+        let mut changes = r.subscribe();
+        loop {
+            wake.borrow_and_update();
+            changes.borrow_and_update();
+            let next = {
+                let held = r.held();
+                if !held.serving() {
+                    return Err(Error::Unavailable(
+                        "the catalog primary lost its role before the answer was released; retry"
+                            .into(),
+                    ));
+                }
+                let now = Instant::now();
+                let mut l = leases.lock();
+                l.serving(held.epoch(), now);
+                match l.released(lsn, now) {
+                    Ok(()) => return Ok(()),
+                    Err(next) => next,
+                }
+            };
+            tokio::select! {
+                r = wake.changed() => r.map_err(|_| Error::Unavailable("shutting down".into()))?,
+                r = changes.changed() => r.map_err(|_| Error::Unavailable("shutting down".into()))?,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+        }
+    }
+
+    /// A heartbeat from front end `fe`, with leases: answered with this
+    /// replica's status and, from a serving primary that may grant (see
+    /// [`Leases::may_grant`]), a lease.
+    fn heartbeat<T: Transport>(
+        &self,
+        r: &Replica<T>,
+        views: Vec<View>,
+        disks: Option<BTreeMap<NodeId, u64>>,
+        fe: &NodeId,
+    ) -> Result<Response> {
+        let status = r.heartbeat(views, disks)?;
+        let Some(leases) = &self.leases else {
+            return Ok(Response::Status(status));
+        };
+        let granted = {
+            let held = r.held();
+            let now = Instant::now();
+            let mut l = leases.lock();
+            let epoch = held.epoch();
+            let backups = held.view().map(|v| v.backups.as_slice()).unwrap_or(&[]);
+            if held.serving() && l.may_grant(epoch, backups, now) {
+                l.serving(epoch, now);
+                let ms = l.granted_ms();
+                l.grant(fe, now).map(|new| (new, ms, epoch))
+            } else {
+                None
+            }
+        };
+        let Some((new, ms, epoch)) = granted else {
+            return Ok(Response::Status(status));
+        };
+        // Read after the grant: every entry committed after this status was
+        // queued for `fe` (see `Leases::fresh`).
+        let mut status = r.status();
+        if status.serving && status.epoch == epoch {
+            if new {
+                if let Some(leases) = &self.leases {
+                    leases.lock().fresh(fe, status.commit);
+                }
+            }
+            status.lease_ms = ms;
+            status.lease_new = new;
+        }
+        self.wake();
+        Ok(Response::Status(status))
+    }
+
+    /// A front end's read, with leases: answered by the serving primary
+    /// only, once its lsn is released (see `leases.rs`).
+    async fn leased_read<T: Transport>(
+        &self,
+        r: &Replica<T>,
+        request: Request,
+    ) -> Result<Response> {
+        if !r.held().serving() {
+            return Err(Error::Unavailable(
+                "with cache leases, the catalog primary answers reads; ask it".into(),
+            ));
+        }
+        let answer = match request {
+            Request::ReadAt { query, min } => {
+                r.caught_up(min).await?;
+                r.read(query)?
+            }
+            Request::ReadBatch { queries, min } => {
+                r.caught_up(min).await?;
+                r.read_batch(queries)?
+            }
+            other => {
+                return Err(Error::InvalidInput(format!("{other:?} is not a read")));
+            }
+        };
+        let lsn = match &answer {
+            Response::Read { lsn, .. } | Response::ReadBatch { lsn, .. } => *lsn,
+            _ => 0,
+        };
+        self.released(r, lsn).await?;
+        Ok(answer)
+    }
+}
+
 #[async_trait]
 impl<T: Transport> Service<T> for CatalogService {
     async fn handle(
@@ -105,9 +332,33 @@ impl<T: Transport> Service<T> for CatalogService {
         r: &Replica<T>,
         request: Request,
     ) -> std::result::Result<Result<Response>, Request> {
+        let leased = self.leases.is_some();
         Ok(match request {
+            Request::Heartbeat {
+                views,
+                disks,
+                from: Some(fe),
+            } if leased => self.heartbeat(r, views, disks, &fe),
+            Request::Fetch {
+                epoch, ref from, ..
+            } if leased => {
+                // A backup still in my epoch: see `Leases::may_grant`.
+                if let Some(leases) = &self.leases {
+                    let held = r.held();
+                    if held.epoch() == epoch {
+                        leases.lock().heard(from, epoch, Instant::now());
+                    }
+                }
+                return Err(request);
+            }
+            Request::ReadAt { .. } | Request::ReadBatch { .. } if leased => {
+                self.leased_read(r, request).await
+            }
             Request::Catalog(command) => match r.submit(Command::Catalog(command)).await {
-                Ok((Outcome::Catalog(outcome), lsn)) => Ok(Response::Catalog { outcome, lsn }),
+                Ok((Outcome::Catalog(outcome), lsn)) => match self.released(r, lsn).await {
+                    Ok(()) => Ok(Response::Catalog { outcome, lsn }),
+                    Err(e) => Err(e),
+                },
                 Ok((other, _)) => Err(Error::Transport(format!("unexpected outcome {other:?}"))),
                 Err(e) => Err(e),
             },
@@ -133,17 +384,36 @@ impl<T: Transport> Service<T> for CatalogService {
     fn committed(&self, state: &State, command: &Command, lsn: Lsn) {
         if let Command::Catalog(cmd) = command {
             let keys = invalidation_keys(state, cmd);
-            if !keys.is_empty() {
-                self.outbox.lock().push((keys, lsn));
+            if keys.is_empty() {
+                return;
+            }
+            match &self.leases {
+                Some(leases) => {
+                    leases.lock().committed(keys, lsn, Instant::now());
+                    self.wake();
+                }
+                None => self.outbox.lock().push((keys, lsn)),
             }
         }
     }
 
     fn stepped_down(&self) {
         self.outbox.lock().clear();
+        if let Some(leases) = &self.leases {
+            leases.lock().stepped_down();
+        }
     }
 
     fn spawn(self: Arc<Self>, replica: Arc<Replica<T>>) -> Vec<JoinHandle<()>> {
-        vec![tokio::spawn(self.pusher(replica))]
+        match &self.leases {
+            Some(leases) => {
+                let frontends: Vec<NodeId> = leases.lock().frontends().cloned().collect();
+                frontends
+                    .into_iter()
+                    .map(|fe| tokio::spawn(self.clone().lease_pusher(replica.clone(), fe)))
+                    .collect()
+            }
+            None => vec![tokio::spawn(self.pusher(replica))],
+        }
     }
 }

@@ -5,7 +5,9 @@
 //!   (exactly once per request id), the finisher that ends buys a crash
 //!   cut off, the reconciliation a new order primary runs, order reads.
 //! - `catalog.rs`: the catalog group's — catalog commands and reads, and
-//!   the invalidations its primary pushes to the front end's cache.
+//!   the invalidations its primary pushes to the front ends' caches.
+//! - `leases.rs`: the catalog primary's cache leases, so that several
+//!   front ends may each keep a cache (the rules and why they hold).
 //!
 //! Replication calls them through the `Service` trait and knows nothing of
 //! books, buys, orders or cache keys; they reach the replica only through
@@ -13,6 +15,7 @@
 
 pub mod buy;
 pub mod catalog;
+pub mod leases;
 
 use crate::error::Result;
 use crate::replication::{Replica, ReplicaConfig, Service};
@@ -23,10 +26,10 @@ use crate::transport::Transport;
 use crate::types::{Clock, Group};
 use std::sync::Arc;
 
-/// The service a replica of `group` runs.
-pub fn for_group<T: Transport>(group: Group) -> Arc<dyn Service<T>> {
-    match group {
-        Group::Catalog => Arc::new(catalog::CatalogService::default()),
+/// The service a replica configured by `cfg` runs (its group's).
+pub fn for_group<T: Transport>(cfg: &ReplicaConfig) -> Arc<dyn Service<T>> {
+    match cfg.group {
+        Group::Catalog => Arc::new(catalog::CatalogService::new(cfg)),
         Group::Order => Arc::new(buy::OrderService::default()),
     }
 }
@@ -42,7 +45,7 @@ impl<T: Transport> Replica<T> {
         archive: Option<ArchiveOpener>,
         clock: Clock,
     ) -> Result<Arc<Self>> {
-        let service = for_group(cfg.group);
+        let service = for_group(&cfg);
         Replica::start_with(cfg, transport, storage, initial, archive, clock, service)
     }
 }

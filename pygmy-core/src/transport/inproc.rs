@@ -165,6 +165,7 @@ mod tests {
         Request::Heartbeat {
             views: vec![],
             disks: None,
+            from: None,
         }
     }
 

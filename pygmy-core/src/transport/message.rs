@@ -31,6 +31,12 @@ pub enum Request {
         views: Vec<View>,
         #[serde(default)]
         disks: Option<BTreeMap<NodeId, u64>>,
+        /// The front end sending it (`None` from tools and checks). A
+        /// catalog primary with cache leases (`ReplicaConfig::lease`)
+        /// grants that front end a lease in its answer (see
+        /// `services/leases.rs`).
+        #[serde(default)]
+        from: Option<NodeId>,
     },
     /// The primary of `epoch` has synced its backups and asks the view
     /// service to record the view as confirmed before it serves writes.
@@ -177,6 +183,16 @@ pub struct ReplicaStatus {
     /// committed entries until rebuilt from an intact member.
     #[serde(default)]
     pub recovering: bool,
+    /// A cache lease granted to the front end that sent the heartbeat
+    /// (see `services/leases.rs`): it may serve its cache for this many
+    /// milliseconds from when it *sent* the heartbeat. 0: no lease.
+    #[serde(default)]
+    pub lease_ms: u64,
+    /// The lease is new: the primary held no lease of that front end's
+    /// just before it, so invalidations up to `commit` may not have been
+    /// sent to it; it must drop its cache (at `commit`) before serving it.
+    #[serde(default)]
+    pub lease_new: bool,
 }
 
 /// The answer to `Fetch`.

@@ -70,15 +70,15 @@
 //! - Replicas send `ViewReady` to the front end their configuration names
 //!   first (`ReplicaConfig::frontend`), then to each of
 //!   `ReplicaConfig::other_frontends` in turn while none takes it, so a
-//!   new primary is confirmed while any front end is up. Invalidations go
-//!   to `ReplicaConfig::frontend` only: with several front ends the front
-//!   ends keep no cache (`FrontEndConfig::primary_reads`), so nothing
-//!   waits for them.
-//! - The catalog primary acknowledges writes without waiting for the
-//!   other front ends' invalidations yet: with several front ends a read
-//!   on one may miss a write acknowledged through another until the
-//!   primary's push arrives (see docs/DESIGN.md, "Many front ends": cache
-//!   leases are designed, not built).
+//!   new primary is confirmed while any front end is up. With several
+//!   front ends the catalog replicas run with cache leases
+//!   (`ReplicaConfig::lease`, `services/leases.rs`): invalidations go to
+//!   every front end of the configuration, and the catalog primary answers
+//!   a write or a read only once every front end it leased has them or
+//!   has lost its lease, so each front end keeps its own cache
+//!   (`FrontEndConfig::leased`). The set of front ends is the
+//!   configuration's; the coordinator's registrations are not used by the
+//!   replicas (they do not talk to it).
 
 pub mod builtin;
 pub mod model;

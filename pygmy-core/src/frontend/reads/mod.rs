@@ -24,7 +24,10 @@ impl<T: Transport> FrontEnd<T> {
         at_least: Lsn,
     ) -> Result<(QueryResult, Lsn)> {
         let deadline = Instant::now() + self.cfg.request_deadline;
-        let route = if self.cfg.primary_reads {
+        // With cache leases, only the catalog primary answers catalog reads
+        // (see `services/leases.rs`).
+        let leased = self.cfg.leased && group == Group::Catalog;
+        let route = if self.cfg.primary_reads || leased {
             Route::Primary
         } else {
             route
@@ -100,7 +103,11 @@ impl<T: Transport> FrontEnd<T> {
     }
 
     pub(super) fn cached(&self, key: &CacheKey) -> Option<CachedValue> {
-        self.inner.lock().cache.get(key)
+        let mut inner = self.inner.lock();
+        if !inner.may_serve_cache(&self.cfg) {
+            return None;
+        }
+        inner.cache.get(key)
     }
 
     /// `search(topic)`: the books of a topic (empty when the topic is unknown).

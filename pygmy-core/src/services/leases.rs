@@ -1,0 +1,482 @@
+//! Cache leases: how several front ends each keep a cache and reads stay
+//! linearizable (docs/DESIGN.md §9; Gray and Cheriton 1989, Chubby).
+//!
+//! With one front end the catalog primary pushes invalidations to it and
+//! waits for nothing: that front end raises its own marks before it answers
+//! any write, so its cache never shows a write older than one it
+//! acknowledged (`frontend/mod.rs`, "Fresh reads"). With several, a write
+//! acknowledged by one front end must be seen by reads on every other, so
+//! the catalog primary takes part. [`Leases`] is the primary's bookkeeping,
+//! a plain struct driven by `services/catalog.rs` with the time handed in.
+//!
+//! # The rules
+//!
+//! - **Which front ends.** The configuration's list
+//!   (`ReplicaConfig::frontends`: `frontend` and `other_frontends`), which
+//!   `pygmy up` and `pygmy init` write for every replica. Which of them are
+//!   *live* the primary learns from their heartbeats: each heartbeat names
+//!   its sender (`Heartbeat::from`), and its answer is the lease. (The
+//!   coordinator's registrations would need every replica to reach the
+//!   coordinator; the heartbeats already reach every replica.) A front end
+//!   not in the list gets no lease and so serves no cache.
+//! - **Grant.** A serving catalog primary answers a heartbeat from front
+//!   end F with a lease of `L - margin` (`ReplicaStatus::lease_ms`) and
+//!   records it as held until `L + margin` after it answered. F counts the
+//!   lease from when it *sent* the heartbeat, so F's lease always ends
+//!   before the primary's record of it, clock-rate drift up to
+//!   `margin / L` included. A grant is *new* (`lease_new`) when the primary
+//!   held no lease of F just before: invalidations may have been skipped,
+//!   so F drops its whole cache at the commit point the answer carries.
+//! - **Invalidations go to every leased front end**, each with its own
+//!   position in the list of pending invalidations, in lsn order, merged
+//!   when several piled up. A front end whose push fails is *unreachable*:
+//!   it is granted nothing (not even renewed) until a push to it
+//!   succeeds, so a one-way cut cannot keep renewing a lease whose
+//!   invalidations never arrive.
+//! - **Release.** An lsn `n` is *released* once every front end the
+//!   primary holds a lease of has every invalidation up to `n`, or its
+//!   lease has run out. The primary acknowledges a write at `n`, and
+//!   answers a read at commit point `n`, only once `n` is released. The
+//!   wait is at most `L + margin` for a silent front end and one push round
+//!   trip for the others; a read answered at `n` that waited is still
+//!   linearizable (it shows the state at `n`, and every write acknowledged
+//!   before it was sent is at or below `n`). Reads in this mode go to the
+//!   primary only: a backup applies commits it cannot know are released.
+//!   So no state reaches a client, through a write's answer or a read, while
+//!   a front end may still serve a cached value older than it.
+//! - **A new primary** waits [`Leases::takeover`] after it starts serving
+//!   before it releases anything: `2 × (L + margin) + hop_timeout`. Why that
+//!   covers every lease an old primary P granted: P grants only while every
+//!   backup of its view has fetched from it in its epoch within the last
+//!   `L` ([`Leases::may_grant`]). The new primary was one of those backups
+//!   and stopped fetching from P when it accepted its own view, before it
+//!   began serving; so P's last grant came at most `L` after P received
+//!   that last fetch, which arrived at most `hop_timeout` after it was sent
+//!   (the delay of a message that is delivered at all is assumed below a
+//!   hop timeout), and the lease it granted ended at most `L` after that.
+//!   Margins cover drift. A primary that served the epoch just before its
+//!   new one without stepping down in between holds its own leases'
+//!   records and waits no takeover.
+//!
+//! # Caveats
+//!
+//! - The argument for a new primary assumes a message is delivered within
+//!   `hop_timeout` of being sent, or not at all, and clock rates within
+//!   `margin / L` of each other; neither is checked.
+//! - A new primary pauses catalog writes and reads for the takeover time
+//!   after each view change that moves the primary (about 1.4 s in the
+//!   simulation, 3.2 s with `pygmy up`'s defaults).
+
+use crate::transport::message::Request;
+use crate::types::{CacheKey, Epoch, Lsn, NodeId};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The lease periods (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub struct Periods {
+    /// L.
+    pub lease: Duration,
+    /// The drift allowance.
+    pub margin: Duration,
+    /// The longest delay of a delivered message assumed.
+    pub hop: Duration,
+}
+
+/// What the primary knows of one front end.
+#[derive(Debug, Default)]
+struct FrontEndLease {
+    /// When this primary last granted it a lease (by its own clock).
+    granted: Option<Instant>,
+    /// Every invalidation up to this lsn has reached it.
+    delivered: Lsn,
+    /// The last push to it failed: no grant until one succeeds.
+    unreachable: bool,
+    /// When the push in flight to it was sent.
+    pushing: Option<Instant>,
+}
+
+/// Deliberately broken mode only: how long a push may stay unanswered
+/// before the front end is taken for silent and its lease is not waited
+/// out.
+const SILENT: Duration = Duration::from_millis(20);
+
+/// The catalog primary's cache-lease bookkeeping (see the module docs).
+#[derive(Debug)]
+pub struct Leases {
+    periods: Periods,
+    frontends: BTreeMap<NodeId, FrontEndLease>,
+    /// Invalidations committed while some front end was leased and not
+    /// yet delivered to every leased one, in lsn order. Bounded by the
+    /// writes of one lease period: an entry is dropped once every front
+    /// end leased has it or has lost its lease.
+    pending: VecDeque<(Vec<CacheKey>, Lsn)>,
+    /// The epoch this replica serves and when it was first seen serving
+    /// it; `None` while it is not known to serve.
+    serving: Option<(Epoch, Instant)>,
+    /// Whether it must wait the takeover in `serving`'s epoch.
+    takeover: bool,
+    /// Per backup, the epoch and time of its latest fetch.
+    heard: BTreeMap<NodeId, (Epoch, Instant)>,
+    /// Deliberately broken: an unreachable front end's lease is not waited
+    /// out.
+    unsafe_no_wait: bool,
+}
+
+impl Leases {
+    pub fn new<'a>(
+        frontends: impl Iterator<Item = &'a NodeId>,
+        periods: Periods,
+        unsafe_no_wait: bool,
+    ) -> Self {
+        Leases {
+            periods,
+            frontends: frontends
+                .map(|f| (f.clone(), FrontEndLease::default()))
+                .collect(),
+            pending: VecDeque::new(),
+            serving: None,
+            takeover: true,
+            heard: BTreeMap::new(),
+            unsafe_no_wait,
+        }
+    }
+
+    /// How long a new primary waits before it releases anything.
+    pub fn takeover(&self) -> Duration {
+        (self.periods.lease + self.periods.margin) * 2 + self.periods.hop
+    }
+
+    /// The front ends in the configuration.
+    pub fn frontends(&self) -> impl Iterator<Item = &NodeId> {
+        self.frontends.keys()
+    }
+
+    fn held_until(&self, f: &FrontEndLease) -> Option<Instant> {
+        f.granted
+            .map(|g| g + self.periods.lease + self.periods.margin)
+    }
+
+    /// Whether the primary holds a lease of `fe` at `now` (as far as
+    /// releasing is concerned).
+    fn holds(&self, f: &FrontEndLease, now: Instant) -> bool {
+        if self.unsafe_no_wait && (f.unreachable || self.silent_since(f).is_some_and(|t| now >= t))
+        {
+            return false;
+        }
+        self.held_until(f).is_some_and(|until| now < until)
+    }
+
+    /// Deliberately broken mode: from when a front end with a push in
+    /// flight counts as silent.
+    fn silent_since(&self, f: &FrontEndLease) -> Option<Instant> {
+        f.pushing.map(|sent| sent + SILENT)
+    }
+
+    /// When `f` stops blocking a release without a push arriving.
+    fn blocks_until(&self, f: &FrontEndLease) -> Option<Instant> {
+        let until = self.held_until(f)?;
+        match self.silent_since(f) {
+            Some(silent) if self.unsafe_no_wait => Some(until.min(silent)),
+            _ => Some(until),
+        }
+    }
+
+    /// This replica serves `epoch` (seen at `now`): starts its takeover
+    /// wait the first time, unless it served the epoch just before.
+    pub fn serving(&mut self, epoch: Epoch, now: Instant) {
+        match self.serving {
+            Some((e, _)) if e == epoch => {}
+            Some((e, _)) if e + 1 == epoch => {
+                // My own leases carry on: I hold their records.
+                self.serving = Some((epoch, now));
+                self.takeover = false;
+            }
+            _ => {
+                self.serving = Some((epoch, now));
+                self.takeover = true;
+            }
+        }
+    }
+
+    /// The replica gave up its role: whatever it granted or queued is no
+    /// longer its to act on, and a later epoch waits its takeover.
+    pub fn stepped_down(&mut self) {
+        for f in self.frontends.values_mut() {
+            *f = FrontEndLease::default();
+        }
+        self.pending.clear();
+        self.serving = None;
+        self.heard.clear();
+    }
+
+    /// A backup fetched in `epoch`.
+    pub fn heard(&mut self, backup: &NodeId, epoch: Epoch, now: Instant) {
+        self.heard.insert(backup.clone(), (epoch, now));
+    }
+
+    /// Whether a primary of `epoch` with these backups may grant leases:
+    /// every backup fetched from it in its epoch within the last `L` (see
+    /// the module docs: this bounds what a deposed primary can grant).
+    pub fn may_grant(&self, epoch: Epoch, backups: &[NodeId], now: Instant) -> bool {
+        backups.iter().all(|b| {
+            self.heard
+                .get(b)
+                .is_some_and(|(e, at)| *e == epoch && now.duration_since(*at) <= self.periods.lease)
+        })
+    }
+
+    /// Grants `fe` a lease at `now`. Returns `None` when it may have none
+    /// (not in the configuration, or unreachable), else whether the lease
+    /// is new; for a new one the caller then calls [`fresh`](Self::fresh)
+    /// with the commit point its answer carries.
+    pub fn grant(&mut self, fe: &NodeId, now: Instant) -> Option<bool> {
+        let held = {
+            let f = self.frontends.get(fe)?;
+            if f.unreachable {
+                return None;
+            }
+            self.held_until(f).is_some_and(|until| now < until)
+        };
+        let f = self.frontends.get_mut(fe)?;
+        f.granted = Some(now);
+        Some(!held)
+    }
+
+    /// A new lease's answer carries commit point `commit`: the front end
+    /// drops its cache at it, so nothing up to it need be pushed.
+    pub fn fresh(&mut self, fe: &NodeId, commit: Lsn) {
+        if let Some(f) = self.frontends.get_mut(fe) {
+            f.delivered = f.delivered.max(commit);
+        }
+    }
+
+    /// The lease period a front end is told (it counts it from its send).
+    pub fn granted_ms(&self) -> u64 {
+        let told = self.periods.lease.saturating_sub(self.periods.margin);
+        u64::try_from(told.as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// An entry at `lsn` made `keys` stale: queued if any front end is
+    /// leased (one that is not gets a new lease, and drops its cache,
+    /// before it serves it again).
+    pub fn committed(&mut self, keys: Vec<CacheKey>, lsn: Lsn, now: Instant) {
+        let any = self
+            .frontends
+            .values()
+            .any(|f| self.held_until(f).is_some_and(|u| now < u));
+        if any && !keys.is_empty() {
+            self.pending.push_back((keys, lsn));
+        }
+    }
+
+    /// What to push to `fe` now: every pending invalidation it lacks,
+    /// merged, as one `Invalidate`. `None` when it lacks none or is not
+    /// leased. An unreachable front end gets an empty one, as a probe.
+    pub fn to_push(&self, fe: &NodeId, now: Instant) -> Option<(Request, Lsn)> {
+        let f = self.frontends.get(fe)?;
+        let leased = self.held_until(f).is_some_and(|u| now < u);
+        let mut keys: Vec<CacheKey> = Vec::new();
+        let mut lsn = f.delivered;
+        if leased {
+            for (k, l) in self.pending.iter().filter(|(_, l)| *l > f.delivered) {
+                keys.extend(k.iter().cloned());
+                lsn = lsn.max(*l);
+            }
+        }
+        if keys.is_empty() && !f.unreachable {
+            return None;
+        }
+        keys.sort();
+        keys.dedup();
+        Some((Request::Invalidate { keys, lsn }, lsn))
+    }
+
+    /// A push to `fe` leaves at `now`.
+    pub fn pushing(&mut self, fe: &NodeId, now: Instant) {
+        if let Some(f) = self.frontends.get_mut(fe) {
+            f.pushing = Some(now);
+        }
+    }
+
+    /// A push up to `lsn` reached `fe`.
+    pub fn delivered(&mut self, fe: &NodeId, lsn: Lsn, now: Instant) {
+        if let Some(f) = self.frontends.get_mut(fe) {
+            f.delivered = f.delivered.max(lsn);
+            f.unreachable = false;
+            f.pushing = None;
+        }
+        self.trim(now);
+    }
+
+    /// A push to `fe` failed.
+    pub fn failed(&mut self, fe: &NodeId) {
+        if let Some(f) = self.frontends.get_mut(fe) {
+            f.unreachable = true;
+            f.pushing = None;
+        }
+    }
+
+    /// Drops the invalidations every leased front end has (all of them
+    /// when none is leased).
+    pub fn trim(&mut self, now: Instant) {
+        let low = self
+            .frontends
+            .values()
+            .filter(|f| self.held_until(f).is_some_and(|u| now < u))
+            .map(|f| f.delivered)
+            .min();
+        match low {
+            Some(low) => {
+                while self.pending.front().is_some_and(|(_, l)| *l <= low) {
+                    self.pending.pop_front();
+                }
+            }
+            None => self.pending.clear(),
+        }
+    }
+
+    /// Whether `lsn` is released at `now` (see the module docs): `Ok`, or
+    /// `Err` with the next time that may change without a push arriving
+    /// (a lease running out, the takeover ending).
+    pub fn released(&self, lsn: Lsn, now: Instant) -> Result<(), Instant> {
+        let Some((_, since)) = self.serving else {
+            // Not known to serve: the caller marks it first.
+            return Err(now + self.takeover());
+        };
+        if self.takeover && now < since + self.takeover() {
+            return Err(since + self.takeover());
+        }
+        let blocking = self
+            .frontends
+            .values()
+            .filter(|f| self.holds(f, now))
+            .filter(|f| {
+                self.pending
+                    .iter()
+                    .any(|(_, l)| *l > f.delivered && *l <= lsn)
+            })
+            .filter_map(|f| self.blocks_until(f))
+            .min();
+        match blocking {
+            Some(until) => Err(until),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn periods() -> Periods {
+        Periods {
+            lease: Duration::from_millis(400),
+            margin: Duration::from_millis(40),
+            hop: Duration::from_millis(500),
+        }
+    }
+
+    fn leases(unsafe_no_wait: bool) -> (Leases, NodeId, NodeId) {
+        let (a, b) = (NodeId::new("fe-a"), NodeId::new("fe-b"));
+        let l = Leases::new([a.clone(), b.clone()].iter(), periods(), unsafe_no_wait);
+        (l, a, b)
+    }
+
+    fn key() -> Vec<CacheKey> {
+        vec![CacheKey::Lookup(1)]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_waits_for_every_leased_front_end_then_not_for_a_silent_ones_lapsed_lease() {
+        let (mut l, a, b) = leases(false);
+        let t0 = Instant::now();
+        l.serving(2, t0);
+        let after = t0 + l.takeover();
+        assert_eq!(l.grant(&a, after), Some(true));
+        assert_eq!(l.grant(&b, after), Some(true));
+        l.committed(key(), 5, after);
+        // Neither has it: not released until b's lease would run out.
+        let b_until = after + periods().lease + periods().margin;
+        assert_eq!(l.released(5, after), Err(b_until));
+        l.delivered(&a, 5, after);
+        assert_eq!(l.released(5, after), Err(b_until));
+        // b stays silent: released once its lease has run out, not before.
+        assert!(l.released(5, b_until - Duration::from_millis(1)).is_err());
+        assert_eq!(l.released(5, b_until), Ok(()));
+        // An lsn with nothing pending below it is released at once.
+        assert_eq!(l.released(4, after), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_primary_releases_nothing_before_its_takeover_unless_it_served_the_epoch_before()
+    {
+        let (mut l, _, _) = leases(false);
+        let t0 = Instant::now();
+        l.serving(3, t0);
+        assert_eq!(l.released(1, t0), Err(t0 + l.takeover()));
+        assert_eq!(l.released(1, t0 + l.takeover()), Ok(()));
+        l.serving(4, t0 + l.takeover());
+        assert_eq!(l.released(1, t0 + l.takeover()), Ok(()));
+        l.stepped_down();
+        l.serving(5, t0 + l.takeover());
+        assert!(l.released(1, t0 + l.takeover()).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_front_end_gets_no_lease_and_is_waited_out_unless_broken() {
+        for broken in [false, true] {
+            let (mut l, a, _) = leases(broken);
+            let t0 = Instant::now();
+            l.serving(1, t0);
+            let now = t0 + l.takeover();
+            assert_eq!(l.grant(&a, now), Some(true));
+            l.committed(key(), 7, now);
+            l.failed(&a);
+            assert_eq!(l.grant(&a, now), None);
+            assert_eq!(l.released(7, now).is_ok(), broken);
+            // A probe goes to it even with nothing to say.
+            assert!(l.to_push(&a, now).is_some());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_broken_mode_stops_waiting_for_a_push_left_unanswered() {
+        for broken in [false, true] {
+            let (mut l, a, _) = leases(broken);
+            let t0 = Instant::now();
+            l.serving(1, t0);
+            let now = t0 + l.takeover();
+            assert_eq!(l.grant(&a, now), Some(true));
+            l.committed(key(), 7, now);
+            l.pushing(&a, now);
+            assert!(l.released(7, now).is_err());
+            assert_eq!(l.released(7, now + SILENT).is_ok(), broken);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewed_lease_is_not_new_and_a_lapsed_one_is() {
+        let (mut l, a, _) = leases(false);
+        let t0 = Instant::now();
+        assert_eq!(l.grant(&a, t0), Some(true));
+        assert_eq!(l.grant(&a, t0 + Duration::from_millis(100)), Some(false));
+        let lapsed = t0 + Duration::from_millis(100) + periods().lease + periods().margin;
+        assert_eq!(l.grant(&a, lapsed), Some(true));
+        assert_eq!(l.grant(&NodeId::new("stranger"), t0), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deposed_primary_grants_only_while_every_backup_fetched_within_a_lease() {
+        let (mut l, _, _) = leases(false);
+        let t0 = Instant::now();
+        let backup = NodeId::new("catalog-2");
+        assert!(!l.may_grant(2, std::slice::from_ref(&backup), t0));
+        l.heard(&backup, 2, t0);
+        assert!(l.may_grant(2, std::slice::from_ref(&backup), t0 + periods().lease));
+        assert!(!l.may_grant(2, std::slice::from_ref(&backup), t0 + periods().lease * 2));
+        assert!(!l.may_grant(3, std::slice::from_ref(&backup), t0));
+        assert!(l.may_grant(2, &[], t0 + periods().lease * 9));
+    }
+}
