@@ -921,6 +921,7 @@ mod tests {
         let heartbeat = Request::Heartbeat {
             views: vec![view],
             disks: None,
+            from: None,
         };
         replica.inner.lock().installing = true;
         replica.handle(heartbeat.clone()).await;
