@@ -36,6 +36,15 @@ struct Args {
     /// schedule of the older-fill test in `tests/broken.rs`.
     #[arg(long, conflicts_with = "slow_network")]
     slow_link: bool,
+    /// Instead of the seed's own fault schedule (with `--frontends` above
+    /// 1): the first front end is cut off from the coordinator from 1 s to
+    /// 2 s, so another leads; then catalog-1 crashes at 3 s and order-1 one
+    /// heartbeat round later (both back at 5 s), so a front end that does
+    /// not lead stores the catalog's confirmation while the leader decides
+    /// the order group's view: the schedule of the blind-views test in
+    /// `tests/broken.rs`.
+    #[arg(long, conflicts_with_all = ["slow_network", "slow_link"])]
+    confirmation_race: bool,
     /// Simulated clients (default 4); more clients, more concurrency. A
     /// congested seed runs twice as many (see `--no-congestion`).
     #[arg(long)]
@@ -160,11 +169,19 @@ fn main() -> ExitCode {
     }
     opts.slow_links = !args.no_slow_links;
     opts.congestion = !args.no_congestion;
+    if args.confirmation_race && opts.cluster.frontends < 2 {
+        // Its schedule cuts a front end off from the coordinator, which
+        // only several front ends share.
+        eprintln!("--confirmation-race needs --frontends 2 or more");
+        return ExitCode::from(2);
+    }
     // A scripted schedule instead of the seed's own, as its switch.
     let scripted = if args.slow_network {
         Some("--slow-network")
     } else if args.slow_link {
         Some("--slow-link")
+    } else if args.confirmation_race {
+        Some("--confirmation-race")
     } else {
         None
     };
@@ -181,7 +198,12 @@ fn main() -> ExitCode {
             Some("--slow-network") => {
                 pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_network())
             }
-            Some(_) => pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_link()),
+            Some("--slow-link") => {
+                pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_link())
+            }
+            Some(_) => {
+                pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::confirmation_race())
+            }
             None => run_seed(seed, &opts),
         };
         report.replay_args.extend(scripted.map(String::from));

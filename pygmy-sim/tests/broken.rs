@@ -13,10 +13,10 @@
 //! so in the commit.
 
 use pygmy_core::invariants::{
-    CONSERVATION, FRESH_READS, LINEARIZABLE, ORDERS_DURABLE, READS_NOT_LOST, UNIQUE_ORDER_IDS,
-    VIEWS_BY_LEADER,
+    CONSERVATION, FRESH_READS, LINEARIZABLE, ONE_VIEW_PER_EPOCH, ORDERS_DURABLE, READS_NOT_LOST,
+    RECORDS_MOVE_FORWARD, UNIQUE_ORDER_IDS, VIEWS_BY_LEADER,
 };
-use pygmy_sim::faults::{slow_link, Fault, Schedule};
+use pygmy_sim::faults::{confirmation_race, slow_link, Fault, Schedule};
 use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
 use pygmy_sim::storage::Damage;
 use std::time::Duration;
@@ -113,14 +113,17 @@ fn caught_on_each(
     for &seed in seeds {
         let report = run(seed, honest);
         assert!(report.passed(), "{}", describe(&report));
-        let found = invariants(&run(seed, broken));
+        let report = run(seed, broken);
+        let found = invariants(&report);
         eprintln!("{name}, seed {seed}: caught {found:?}");
+        // The report's replay line names a scripted schedule's switch too,
+        // when the test's `run` adds it.
         assert!(
             wanted.iter().any(|w| found.contains(w)),
             "--break {name}, seed {seed}: expected one of {wanted:?}, found {found:?} \
              (replay: cargo run --release -p pygmy-sim -- --seed {seed} {}; \
              if scheduling changed, re-pick the seeds, see the module docs)",
-            broken.replay_args().join(" ")
+            report.replay_args.join(" ")
         );
     }
 }
@@ -582,5 +585,44 @@ fn a_primary_that_acknowledges_without_waiting_out_a_silent_front_ends_lease_is_
         (&honest, &broken),
         run_seed,
         &[FRESH_READS, LINEARIZABLE, READS_NOT_LOST],
+    );
+}
+
+/// Seeds on which views stored without compare-and-swap show under the
+/// scripted confirmation race (`pygmy-sim --frontends 3
+/// --confirmation-race --break blind-views`): caught on all 100 of
+/// 3000..3100 (and all 40 of 0..40 with two front ends); the honest
+/// cluster passed all 100. On the seeds' own schedules it was caught on
+/// none of 3000..3012 (see the test's comment).
+const BLIND_VIEWS: &[u64] = &[3000, 3001, 3002];
+
+/// [`confirmation_race`], with its switch in the report's replay line.
+fn run_confirmation_race(seed: u64, opts: &SimOptions) -> Report {
+    let mut report = run_with(seed, opts, confirmation_race());
+    report.replay_args.push("--confirmation-race".to_string());
+    report
+}
+
+#[test]
+fn a_front_end_that_stores_views_without_compare_and_swap_is_caught() {
+    // The leader stores the views it decided over whatever revision is
+    // current, not the one it decided from. Only a confirmation stored by
+    // another front end while the leader decides can come between the
+    // two (the leader reloads every round, and view changes need the
+    // leadership), and on the seeds' own schedules that race did not
+    // happen: the first front end, to which new primaries send their
+    // confirmations, leads. The scripted race deposes it first, then
+    // makes the leader decide the order group's view in the very round in
+    // which the first front end stores catalog-2's confirmation: the blind
+    // store puts back the catalog record without it.
+    let honest = three_front_ends_default();
+    let mut broken = three_front_ends_default();
+    broken.cluster.blind_views = true;
+    caught_on_each(
+        "blind-views --frontends 3 --confirmation-race",
+        BLIND_VIEWS,
+        (&honest, &broken),
+        run_confirmation_race,
+        &[RECORDS_MOVE_FORWARD, ONE_VIEW_PER_EPOCH],
     );
 }
