@@ -87,7 +87,7 @@ struct Args {
     /// or `trust-damaged-disk` (replicas trust a damaged disk: cut the log
     /// at the first bad record, keep their disk identity, never doubt a
     /// log's tail). With `--frontends` above 1: `blind-views` (views stored
-    /// without compare-and-swap), `deposed-leader` (a deposed leader keeps
+    /// without compare-and-swap; shows under `--confirmation-race`), `deposed-leader` (a deposed leader keeps
     /// changing views), `shared-cache` (every front end keeps its cache and
     /// reads from any member, as one front end alone may, with no leases),
     /// `expired-lease` (a front end serves its cache after its lease ran
