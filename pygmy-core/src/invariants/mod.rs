@@ -47,6 +47,7 @@ pub mod linearizable;
 pub mod orders;
 pub mod prices;
 pub mod reads;
+mod search;
 pub mod settled;
 pub mod stock;
 pub mod views;
