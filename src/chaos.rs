@@ -52,7 +52,7 @@ use crate::up::{self, is_whole};
 use pygmy_core::invariants::orders::missing_orders;
 use pygmy_core::invariants::{balances, check_settled, ItemBalance};
 use pygmy_core::unstable::frontend::Health;
-use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::state::{State, StateMachine};
 use pygmy_core::unstable::types::{Group, NodeId};
 use pygmy_net::etcd::{Etcd, EtcdConfig};
 use serde::Serialize;

@@ -9,7 +9,7 @@ mod support;
 
 use pygmy_core::invariants::check_settled;
 use pygmy_core::unstable::frontend::Health;
-use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::state::{State, StateMachine};
 use pygmy_core::unstable::types::{Group, NodeId};
 use serde_json::{json, Value};
 use std::path::Path;

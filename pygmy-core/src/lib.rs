@@ -67,9 +67,10 @@
 //! - **No split brain**: views carry epochs, and a replica refuses an older
 //!   epoch, so two primaries never both commit.
 //!
-//! Limits: one front end (the view service) at a time; while it is down,
-//! nothing changes views. See the module docs of `replication` and
-//! `frontend` for the caveats.
+//! Limits: one front end decides views at a time (the view service: the
+//! only one, or the leader when several share the views through a
+//! coordinator such as etcd); while none can, nothing changes views. See
+//! the module docs of `replication` and `frontend` for the caveats.
 //!
 //! # Layout
 //!
@@ -86,14 +87,14 @@
 //!   (`memfs.rs`), the record framing of every file (`framing.rs`: length,
 //!   CRC, payload) and the one-record file (`record.rs`).
 //! - `state/`: the deterministic state machines and their log commands —
-//!   the catalog (`catalog.rs`), the order ledger (`orders.rs`) and its
-//!   archive file of finished buys (`archive.rs`), the commands and
-//!   outcomes (`command.rs`); the
-//!   [`StateMachine`](unstable::state::StateMachine) trait replication is
-//!   generic over, with the order archive as the one implementation of
-//!   its side-file hooks (`machine.rs`); and the
-//!   [`State`](unstable::state::State) enum of both groups' states, which
-//!   implements it by handing each call to its arm (`mod.rs`).
+//!   the [`StateMachine`](unstable::state::StateMachine) trait replication
+//!   is generic over (`machine.rs`); the catalog (`catalog.rs`, no side
+//!   files) and the order ledger (`orders.rs`, with its archive file of
+//!   finished buys, `archive.rs`, as side file), each implementing the
+//!   trait beside its own code; the commands and outcomes (`command.rs`);
+//!   and the [`State`](unstable::state::State) enum of both groups'
+//!   states, what snapshots and messages carry, whose impl hands each hook
+//!   to its arm's (`machine.rs`, the enum in `mod.rs`).
 //! - `storage/`: a replica's durable log, snapshots and view behind the
 //!   `Storage` trait (`mod.rs`), and its on-disk format and storage fault
 //!   model (`logstore.rs`). It knows of the order archive only its file
@@ -115,9 +116,13 @@
 //!   invalidation push (`catalog.rs`); `Replica::start` picks the group's
 //!   (`mod.rs`).
 //! - `frontend/`: what clients talk to — the view service's rules
-//!   (`viewservice.rs`) and failure detector (`detector.rs`), the read side
-//!   (`reads/`: cache, balancer, batcher), and the front end itself
-//!   (`mod.rs`: view service driving, reads, writes, health).
+//!   (`viewservice.rs`), failure detector (`detector.rs`), driving (the
+//!   heartbeat rounds, storing and announcing views, confirmations:
+//!   `views.rs`) and where its records live (`coordination/`: on the front
+//!   end's disk, or shared by several front ends); the read side
+//!   (`reads/`: the read path, cache, balancer, batcher); the write path
+//!   (`writes.rs`); and the front end itself (`mod.rs`: configuration,
+//!   the fresh-read marks, lifecycle, health, internal requests).
 //! - `store.rs`: the whole store in one process, [`Store`].
 //! - `invariants/`: what Pygmy promises, as checkers over a recorded client
 //!   history and the replicas' final states, one file per invariant; used
@@ -130,8 +135,7 @@
 //! file still carry the `State` enum and the log the `Command` enum, so a
 //! state machine converts to and from `State` at replication's edges
 //! (`state/machine.rs` says why), and `ReplicaConfig` still holds the
-//! services' knobs. `frontend/mod.rs` still holds the view service's
-//! driving, the read path and the write path together.
+//! services' knobs.
 
 mod error;
 mod files;

@@ -41,7 +41,7 @@ use pygmy_core::invariants::{
 };
 use pygmy_core::unstable::frontend::coordination::model::Model;
 use pygmy_core::unstable::state::command::Order;
-use pygmy_core::unstable::state::State;
+use pygmy_core::unstable::state::{State, StateMachine};
 use pygmy_core::unstable::transport::message::{
     Query, QueryResult, ReplicaStatus, Request, Response,
 };

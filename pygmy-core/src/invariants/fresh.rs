@@ -28,7 +28,7 @@
 //!
 //! # Keeping the search bounded
 //!
-//! The search is the Wing & Gong / Lowe search of `linearizable.rs`, per item
+//! The search is the Wing & Gong / Lowe search of `search.rs`, per item
 //! (linearizability is local, so items are checked apart), with states
 //! `(operations done, stock, cost)` memoised. Reads make most of the
 //! operations but cost almost nothing: a read that may come next (it is
@@ -50,10 +50,11 @@
 //! find it, with the buy's item and quantity.
 
 use super::history::{History, Op, Ret};
-use super::linearizable::{self, Effect, Outcome, DEFAULT_SEARCH_BUDGET};
+use super::linearizable::{self, describe, Effect, Outcome, DEFAULT_SEARCH_BUDGET};
+use super::search::{self, Ops, Stop};
 use super::{Violation, WELL_FORMED};
 use crate::types::{Book, ItemId, OrderId};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The invariant: the whole history per item, reads included, is
 /// linearizable.
@@ -299,40 +300,6 @@ fn malformed(history: &History, index: usize) -> Violation {
     )
 }
 
-fn describe(history: &History, index: usize) -> String {
-    match history.event(index) {
-        Some(event) => format!("#{index} {event}"),
-        None => format!("#{index}"),
-    }
-}
-
-/// A set of operations, by position in the item's sorted list.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Bits(Box<[u64]>);
-
-impl Bits {
-    fn new(len: usize) -> Self {
-        Bits(vec![0; len.div_ceil(64)].into_boxed_slice())
-    }
-    fn contains(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
-    }
-    fn insert(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-}
-
-/// One node of the depth-first search: a linearized prefix.
-struct Frame {
-    done: Bits,
-    state: ItemState,
-    definite_done: usize,
-    via: Option<usize>,
-    /// `(operation, state after it)` to try next, in order.
-    next: Vec<(usize, ItemState)>,
-    tried: usize,
-}
-
 struct Search {
     item: ItemId,
     /// Sorted by invocation.
@@ -342,106 +309,54 @@ struct Search {
     budget: usize,
 }
 
+/// Every operation on an item, reads included (see `search.rs`).
+impl Ops for Search {
+    type State = ItemState;
+
+    fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn invoked(&self, k: usize) -> u64 {
+        self.ops[k].invoked
+    }
+
+    fn completed(&self, k: usize) -> u64 {
+        self.ops[k].completed
+    }
+
+    fn is_definite(&self, k: usize) -> bool {
+        self.ops[k].is_definite()
+    }
+
+    fn is_read(&self, k: usize) -> bool {
+        self.ops[k].is_read()
+    }
+
+    fn step(&self, k: usize, state: ItemState) -> Option<ItemState> {
+        self.ops[k].step(state, self.restock_on_empty)
+    }
+}
+
 impl Search {
-    /// Operations not in `done` that may come next: invoked no later than
-    /// the earliest completion among those left.
-    fn minimal<'a>(&'a self, done: &'a Bits) -> impl Iterator<Item = usize> + 'a {
-        let earliest = (0..self.ops.len())
-            .filter(|&k| !done.contains(k))
-            .map(|k| self.ops[k].completed)
-            .min()
-            .unwrap_or(u64::MAX);
-        (0..self.ops.len())
-            .filter(move |&k| !done.contains(k))
-            .take_while(move |&k| self.ops[k].invoked <= earliest)
-    }
-
-    fn frame(
-        &self,
-        done: Bits,
-        state: ItemState,
-        definite_done: usize,
-        via: Option<usize>,
-    ) -> Frame {
-        let mut definite = Vec::new();
-        let mut indeterminate = Vec::new();
-        let mut read = None;
-        for k in self.minimal(&done) {
-            let op = &self.ops[k];
-            let Some(after) = op.step(state, self.restock_on_empty) else {
-                continue;
-            };
-            if op.is_read() {
-                // A minimal read that fits now goes now (module docs).
-                read = Some((k, after));
-                break;
-            }
-            if op.is_definite() {
-                definite.push((k, after));
-            } else {
-                indeterminate.push((k, after));
-            }
-        }
-        let next = match read {
-            Some(r) => vec![r],
-            None => {
-                definite.extend(indeterminate);
-                definite
-            }
-        };
-        Frame {
-            done,
-            state,
-            definite_done,
-            via,
-            next,
-            tried: 0,
-        }
-    }
-
     fn run(&self, history: &History, start: ItemState) -> Result<(), Violation> {
-        let definite_total = self.ops.iter().filter(|op| op.is_definite()).count();
-        let root = self.frame(Bits::new(self.ops.len()), start, 0, None);
-        let mut visited: HashSet<(Bits, ItemState)> = HashSet::new();
-        visited.insert((root.done.clone(), start));
-        let mut stack = vec![root];
-        let mut deepest: Vec<usize> = Vec::new();
-        loop {
-            let Some(top) = stack.last() else {
-                return Err(self.no_linearization(history, start, &deepest));
-            };
-            if top.definite_done == definite_total && top.state == self.goal {
-                return Ok(());
-            }
-            let Some(&(k, after)) = top.next.get(top.tried) else {
-                stack.pop();
-                continue;
-            };
-            let mut done = top.done.clone();
-            done.insert(k);
-            let definite_done = top.definite_done + usize::from(self.ops[k].is_definite());
-            if let Some(top) = stack.last_mut() {
-                top.tried += 1;
-            }
-            if !visited.insert((done.clone(), after)) {
-                continue;
-            }
-            if visited.len() > self.budget {
-                return Err(Violation::new(
-                    INCONCLUSIVE,
-                    format!(
-                        "item {}: {} operations, more than {} states explored without an \
-                         answer",
-                        self.item,
-                        self.ops.len(),
-                        self.budget
-                    ),
-                ));
-            }
-            stack.push(self.frame(done, after, definite_done, Some(k)));
-            if stack.len() - 1 > deepest.len() {
-                deepest = stack.iter().filter_map(|f| f.via).collect();
-            }
+        match search::search(self, start, |state| state == self.goal, self.budget) {
+            Ok(_) => Ok(()),
+            Err(Stop::Exhausted) => Err(Violation::new(
+                INCONCLUSIVE,
+                format!(
+                    "item {}: {} operations, more than {} states explored without an \
+                     answer",
+                    self.item,
+                    self.ops.len(),
+                    self.budget
+                ),
+            )),
+            Err(Stop::None {
+                deepest,
+                state,
+                stuck,
+            }) => Err(self.no_linearization(history, &deepest, state, &stuck)),
         }
     }
 
@@ -450,22 +365,13 @@ impl Search {
     fn no_linearization(
         &self,
         history: &History,
-        start: ItemState,
         deepest: &[usize],
+        state: ItemState,
+        stuck: &[usize],
     ) -> Violation {
-        let mut done = Bits::new(self.ops.len());
-        let mut state = start;
-        for &k in deepest {
-            done.insert(k);
-            state = self.ops[k]
-                .step(state, self.restock_on_empty)
-                .unwrap_or(state);
-        }
-        let stuck: Vec<String> = self
-            .minimal(&done)
-            .filter(|&k| self.ops[k].is_definite())
-            .take(4)
-            .map(|k| describe(history, self.ops[k].event))
+        let stuck: Vec<String> = stuck
+            .iter()
+            .map(|&k| describe(history, self.ops[k].event))
             .collect();
         let tail: Vec<String> = deepest
             .iter()

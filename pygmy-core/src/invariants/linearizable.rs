@@ -24,18 +24,13 @@
 //! *strictly* before an invocation orders two operations, because turmoil's
 //! clock advances in whole ticks.
 //!
-//! The search is Wing & Gong's, with Lowe's memoisation: a depth-first
-//! search that extends a linearized prefix by one operation at a time. Only
-//! *minimal* operations may come next — those invoked no later than the
-//! earliest completion among the operations not yet linearized (anything
-//! invoked after that completion must follow it). Operations are kept
-//! sorted by invocation, so the minimal ones are a prefix of those left.
-//! A state is the set of linearized operations (a bitset) plus the stock;
-//! the future depends on nothing else, so a state seen once is never
-//! explored again. With `k` clients at most about `k` operations overlap, so
-//! a history of a few hundred operations per item has few states; states
-//! are capped anyway ([`DEFAULT_SEARCH_BUDGET`]) and an exhausted budget is
-//! reported as a violation of its own rather than as a pass or a hang.
+//! The search is Wing & Gong's, with Lowe's memoisation (`search.rs`,
+//! shared with the fresh-read check): a state is the set of linearized
+//! operations plus the stock. With `k` clients at most about `k`
+//! operations overlap, so a history of a few hundred operations per item
+//! has few states; states are capped anyway ([`DEFAULT_SEARCH_BUDGET`])
+//! and an exhausted budget is reported as a violation of its own rather
+//! than as a pass or a hang.
 //!
 //! [`check_linearizable_ending_at`] adds one more condition: the order must
 //! end at the stock the catalog holds after the run. That is what the final
@@ -47,9 +42,10 @@
 //! # Reads that show lost writes (invariant 5)
 
 use super::history::{Event, History, Op, Ret};
+use super::search::{self, Ops, Stop};
 use super::{Violation, WELL_FORMED};
 use crate::types::{Book, ItemId};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// Buys and restocks are linearizable per item.
 pub const LINEARIZABLE: &str = "linearizability";
@@ -312,36 +308,7 @@ pub(crate) fn linearize(
     Ok(linearization)
 }
 
-/// A set of operations, by position in the item's sorted operation list.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Bits(Box<[u64]>);
-
-impl Bits {
-    pub fn new(len: usize) -> Self {
-        Bits(vec![0; len.div_ceil(64)].into_boxed_slice())
-    }
-    fn contains(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
-    }
-    fn insert(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-}
-
-/// One node of the depth-first search: a linearized prefix.
-struct Frame {
-    done: Bits,
-    stock: u64,
-    definite_done: usize,
-    /// The operation that led here (`None` at the root).
-    via: Option<usize>,
-    /// `(operation, stock after it)` of the operations that may come next
-    /// and get their recorded answer; tried in order.
-    next: Vec<(usize, u64)>,
-    tried: usize,
-}
-
-/// The linearizability search for one item.
+/// The linearizability search for one item (see `search.rs`).
 struct Search {
     item: ItemId,
     /// Sorted by invocation.
@@ -352,136 +319,92 @@ struct Search {
     budget: usize,
 }
 
+/// The stock counter's operations: a step applies the spec and must give
+/// the recorded answer.
+impl Ops for Search {
+    type State = u64;
+
+    fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn invoked(&self, k: usize) -> u64 {
+        self.ops[k].invoked
+    }
+
+    fn completed(&self, k: usize) -> u64 {
+        self.ops[k].completed
+    }
+
+    fn is_definite(&self, k: usize) -> bool {
+        self.ops[k].is_definite()
+    }
+
+    fn is_read(&self, _k: usize) -> bool {
+        false
+    }
+
+    fn step(&self, k: usize, stock: u64) -> Option<u64> {
+        let op = &self.ops[k];
+        let (after, outcome) = apply(op.effect, stock, self.restock_on_empty)?;
+        op.expect.is_none_or(|e| e == outcome).then_some(after)
+    }
+}
+
 impl Search {
-    fn definite_total(&self) -> usize {
-        self.ops.iter().filter(|op| op.is_definite()).count()
-    }
-
-    /// Operations not yet in `done` that may be linearized next: invoked no
-    /// later than the earliest completion among the operations left.
-    fn minimal<'a>(&'a self, done: &'a Bits) -> impl Iterator<Item = usize> + 'a {
-        let earliest = (0..self.ops.len())
-            .filter(|&k| !done.contains(k))
-            .map(|k| self.ops[k].completed)
-            .min()
-            .unwrap_or(u64::MAX);
-        (0..self.ops.len())
-            .filter(move |&k| !done.contains(k))
-            .take_while(move |&k| self.ops[k].invoked <= earliest)
-    }
-
-    fn frame(&self, done: Bits, stock: u64, definite_done: usize, via: Option<usize>) -> Frame {
-        let mut definite = Vec::new();
-        let mut indeterminate = Vec::new();
-        for k in self.minimal(&done) {
-            let op = &self.ops[k];
-            let Some((after, outcome)) = apply(op.effect, stock, self.restock_on_empty) else {
-                continue;
-            };
-            match op.expect {
-                None => indeterminate.push((k, after)),
-                Some(expected) if expected == outcome => definite.push((k, after)),
-                Some(_) => {}
-            }
-        }
-        // Definite operations first: an indeterminate one is only placed
-        // where an answer needs it (or the final stock does).
-        definite.extend(indeterminate);
-        Frame {
-            done,
-            stock,
-            definite_done,
-            via,
-            next: definite,
-            tried: 0,
-        }
-    }
-
-    fn is_goal(&self, frame: &Frame, definite_total: usize) -> bool {
-        frame.definite_done == definite_total && self.goal.is_none_or(|g| g == frame.stock)
-    }
-
     fn run(&self, history: &History, initial: u64) -> Result<Vec<Step>, Violation> {
-        let definite_total = self.definite_total();
-        let root = self.frame(Bits::new(self.ops.len()), initial, 0, None);
-        let mut visited: HashSet<(Bits, u64)> = HashSet::new();
-        visited.insert((root.done.clone(), initial));
-        let mut stack = vec![root];
-        // The longest prefix reached, for the report if there is no answer.
-        let mut deepest: Vec<usize> = Vec::new();
-        loop {
-            let Some(top) = stack.last() else {
-                return Err(self.no_linearization(history, initial, &deepest));
-            };
-            if self.is_goal(top, definite_total) {
-                return Ok(self.steps(&stack, initial));
-            }
-            let Some(&(k, after)) = top.next.get(top.tried) else {
-                stack.pop();
-                continue;
-            };
-            let mut done = top.done.clone();
-            done.insert(k);
-            let definite_done = top.definite_done + usize::from(self.ops[k].is_definite());
-            if let Some(top) = stack.last_mut() {
-                top.tried += 1;
-            }
-            if !visited.insert((done.clone(), after)) {
-                continue;
-            }
-            if visited.len() > self.budget {
-                return Err(Violation::new(
-                    BUDGET_EXHAUSTED,
-                    format!(
-                        "item {}: {} buys and restocks, more than {} states explored \
-                         without an answer",
-                        self.item,
-                        self.ops.len(),
-                        self.budget
-                    ),
-                ));
-            }
-            stack.push(self.frame(done, after, definite_done, Some(k)));
-            if stack.len() - 1 > deepest.len() {
-                deepest = stack.iter().filter_map(|f| f.via).collect();
-            }
+        let is_goal = |stock| self.goal.is_none_or(|g| g == stock);
+        match search::search(self, initial, is_goal, self.budget) {
+            Ok(order) => Ok(self.steps(&order, initial)),
+            Err(Stop::Exhausted) => Err(Violation::new(
+                BUDGET_EXHAUSTED,
+                format!(
+                    "item {}: {} buys and restocks, more than {} states explored \
+                     without an answer",
+                    self.item,
+                    self.ops.len(),
+                    self.budget
+                ),
+            )),
+            Err(Stop::None {
+                deepest,
+                state,
+                stuck,
+            }) => Err(self.no_linearization(history, initial, &deepest, state, &stuck)),
         }
     }
 
-    fn steps(&self, stack: &[Frame], initial: u64) -> Vec<Step> {
+    fn steps(&self, order: &[(usize, u64)], initial: u64) -> Vec<Step> {
         let mut steps = vec![Step {
             stock: initial,
             event: None,
             invoked: 0,
         }];
-        steps.extend(stack.iter().filter_map(|f| {
-            f.via.map(|k| Step {
-                stock: f.stock,
-                event: Some(self.ops[k].event),
-                invoked: self.ops[k].invoked,
-            })
+        steps.extend(order.iter().map(|&(k, stock)| Step {
+            stock,
+            event: Some(self.ops[k].event),
+            invoked: self.ops[k].invoked,
         }));
         steps
     }
 
     /// The report of a failed search: the longest prefix that fit, and the
     /// operations none of which could extend it.
-    fn no_linearization(&self, history: &History, initial: u64, deepest: &[usize]) -> Violation {
-        let mut done = Bits::new(self.ops.len());
-        let mut stock = initial;
-        for &k in deepest {
-            done.insert(k);
-            stock = apply(self.ops[k].effect, stock, self.restock_on_empty).map_or(stock, |s| s.0);
-        }
+    fn no_linearization(
+        &self,
+        history: &History,
+        initial: u64,
+        deepest: &[usize],
+        stock: u64,
+        stuck: &[usize],
+    ) -> Violation {
         let prefix: Vec<String> = deepest
             .iter()
             .map(|&k| format!("#{}", self.ops[k].event))
             .collect();
-        let stuck: Vec<String> = self
-            .minimal(&done)
-            .filter(|&k| self.ops[k].is_definite())
-            .take(4)
-            .map(|k| describe(history, self.ops[k].event))
+        let stuck: Vec<String> = stuck
+            .iter()
+            .map(|&k| describe(history, self.ops[k].event))
             .collect();
         let ending = match self.goal {
             Some(goal) => format!(" and end at the final stock {goal}"),

@@ -32,9 +32,11 @@
 //!   seen only through the history (invariant 4), not through the states.
 //! - Convergence compares state digests (or whole states in
 //!   [`check_settled`]); a digest collision could hide a difference.
-//! - The linearizability searches are exact within a budget of visited
-//!   states ([`DEFAULT_SEARCH_BUDGET`]); an exhausted budget is reported as
-//!   a violation of its own, never as a pass.
+//! - The linearizability searches (invariant 4's and the fresh-read
+//!   check's, one search over two kinds of operations: `search.rs`) are
+//!   exact within a budget of visited states ([`DEFAULT_SEARCH_BUDGET`]);
+//!   an exhausted budget is reported as a violation of its own, never as a
+//!   pass.
 //! - [`check_reads_not_lost`] checks reads against the one linearization
 //!   [`check_linearizable_ending_at`] found: sound, but it may miss a read
 //!   only another order of operations would explain (see [`reads`]).
@@ -47,6 +49,7 @@ pub mod linearizable;
 pub mod orders;
 pub mod prices;
 pub mod reads;
+mod search;
 pub mod settled;
 pub mod stock;
 pub mod views;

@@ -11,7 +11,7 @@ use super::convergence::CONVERGED;
 use super::orders::check_order_ids;
 use super::stock::check_stock_of;
 use super::Violation;
-use crate::state::State;
+use crate::state::{State, StateMachine};
 use crate::types::{Group, OrderId};
 
 /// Every violation of invariants 1–3 and of

@@ -4,8 +4,13 @@
 //! committed [`CatalogCommand`]s of its log in order, so every outcome follows
 //! from the log alone: the primary decides nothing a backup could not
 //! recompute. All maps are ordered (`BTreeMap`, `imbl::OrdMap`), so the
-//! state's JSON — and with it
-//! [`State::digest`](crate::state::State::digest) — is canonical.
+//! state's JSON — and with it its digest
+//! ([`StateMachine::digest`]) — is canonical.
+//!
+//! As replication sees it ([`StateMachine`], at the end of this file), the
+//! catalog has no side files: everything it holds is in its snapshot, so
+//! it attaches to nothing, its mark is 0, and the copy shipped to a
+//! lagging replica is a clone.
 //!
 //! # Guarantees
 //!
@@ -62,8 +67,11 @@
 //! - A request id is the whole identity of a reservation: a retry with the
 //!   same id but another item or quantity still gets the first outcome.
 
-use crate::state::command::{CatalogCommand, CatalogOutcome, Inherited, Rejection, Reservation};
-use crate::types::{fnv1a, Book, Epoch, ItemId, Lsn, RequestId, DIGEST_BASIS};
+use crate::state::command::{
+    CatalogCommand, CatalogOutcome, Command, Inherited, Outcome, Rejection, Reservation,
+};
+use crate::state::{state_digest, StateMachine, Syncer, Tagged};
+use crate::types::{fnv1a, Book, Epoch, Group, ItemId, Lsn, RequestId, DIGEST_BASIS};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -564,10 +572,61 @@ impl Catalog {
     }
 }
 
+/// The catalog as replication sees it (see `machine.rs`). It has no side
+/// files, so every side-file hook is trivial.
+impl StateMachine for Catalog {
+    type Files = ();
+
+    fn group(&self) -> Group {
+        Group::Catalog
+    }
+
+    fn apply(&mut self, _lsn: Lsn, command: &Command) -> Outcome {
+        match command {
+            Command::Catalog(cmd) => Outcome::Catalog(Catalog::apply(self, cmd)),
+            Command::Order(_) => Outcome::WrongGroup,
+        }
+    }
+
+    fn digest(&self) -> u64 {
+        state_digest(Tagged::Catalog(self))
+    }
+
+    fn records(&self) -> u64 {
+        Catalog::records(self) as u64
+    }
+
+    fn attach(&mut self, _files: &mut ()) -> crate::Result<Result<(), String>> {
+        Ok(Ok(()))
+    }
+
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
+    fn mark(&self) -> u64 {
+        0
+    }
+
+    /// A clone: the snapshot holds the whole catalog, whatever the
+    /// receiver has.
+    fn shipping(&self, _from: u64) -> Result<Self, String> {
+        Ok(self.clone())
+    }
+
+    /// Always fits: there is nothing to put on the receiver's files.
+    fn adopt(&mut self, _current: &Self) -> Result<bool, String> {
+        Ok(true)
+    }
+
+    fn syncer(&self) -> crate::Result<Option<Syncer>> {
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::State;
     use proptest::prelude::*;
     use CatalogCommand::{AddBook, Fence, Forget, Restock, SetPrice};
 
@@ -598,6 +657,45 @@ mod tests {
         qty: u64,
     ) -> Result<Reservation, Rejection> {
         reserve_at(c, request, item, qty, 1)
+    }
+
+    #[test]
+    fn as_a_state_machine_it_applies_its_own_commands_and_has_no_side_files() {
+        let mut c = catalog(&[5, 5], None);
+        let cmd = CatalogCommand::Reserve {
+            request: "r".into(),
+            item: 1,
+            qty: 2,
+            begin: 1,
+            epoch: 0,
+        };
+        let outcome = StateMachine::apply(&mut c, 7, &Command::Catalog(cmd));
+        let Outcome::Catalog(CatalogOutcome::Reserved(Ok(r))) = outcome else {
+            panic!("expected a reservation, got {outcome:?}");
+        };
+        assert_eq!(r.remaining, 3);
+        // An order command is refused and changes nothing.
+        let before = c.clone();
+        let order = crate::state::command::OrderCommand::Begin {
+            request: "b".into(),
+            item: 1,
+            qty: 1,
+            created: 0,
+        };
+        assert_eq!(
+            StateMachine::apply(&mut c, 8, &Command::Order(order)),
+            Outcome::WrongGroup
+        );
+        assert_eq!(c, before);
+        // No side files: nothing to attach, sync or adopt, and the copy
+        // shipped from any mark is the whole catalog.
+        assert_eq!(c.attach(&mut ()).unwrap(), Ok(()));
+        assert_eq!((c.mark(), c.failure()), (0, None));
+        assert!(c.syncer().unwrap().is_none());
+        let mut shipped = c.shipping(1234).unwrap();
+        assert_eq!(shipped, c);
+        assert_eq!(shipped.adopt(&catalog(&[1], None)), Ok(true));
+        assert_eq!(shipped, c);
     }
 
     /// `Forget { below }` from the first order epoch.
@@ -1033,7 +1131,7 @@ mod tests {
             let json = serde_json::to_string(&c).expect("serialises");
             let back: Catalog = serde_json::from_str(&json).expect("deserialises");
             prop_assert_eq!(serde_json::to_string(&back).expect("serialises"), json);
-            prop_assert_eq!(State::Catalog(back).digest(), State::Catalog(c).digest());
+            prop_assert_eq!(StateMachine::digest(&back), StateMachine::digest(&c));
         }
     }
 }

@@ -27,6 +27,19 @@
 //! - [`adopt`](StateMachine::adopt): put such a received copy on the
 //!   receiver's own side files before it replaces the receiver's state.
 //!
+//! # The implementations
+//!
+//! Each state machine implements the trait itself, beside its own code:
+//! [`Catalog`](super::catalog::Catalog) in `catalog.rs` (no side files:
+//! `Files = ()`, mark 0, the copy it ships is a clone) and
+//! [`OrderLedger`](super::orders::OrderLedger) in `orders.rs` (its archive:
+//! `Files` is the [`ArchiveOpener`], `adopt` refuses a copy shipped from
+//! another mark than the receiver's archive end). [`State`], either of
+//! them, implements it too, by handing each hook to the arm it holds: that
+//! impl, below, adds only what comes of being either (an order state
+//! started without an archive opener is refused; states of two groups do
+//! not fit each other).
+//!
 //! # Why it still converts to `State` (the one intermediate step)
 //!
 //! The messages between nodes (`transport/message.rs`: a `Fetch` answer's
@@ -36,12 +49,14 @@
 //! every adapter (`pygmy-net`, `pygmy-sim`, the binary) for no change in
 //! behaviour, and the wire and disk formats must stay as they are. So a
 //! state machine also converts to and from `State` (the `Into`/`TryFrom`
-//! supertraits), which replication uses only at those two edges. `State`
-//! itself is the one implementation; its impl hands each hook to the arm
-//! it holds — [`Catalog`](super::catalog::Catalog) (no side files) or
-//! [`OrderLedger`](super::orders::OrderLedger) (its archive). A new kind of
-//! state machine would be a new arm of `State` (and of `Command`, the log's
-//! commands, which replication also carries as opaque values).
+//! supertraits), which replication uses only at those two edges. The
+//! store's replicas all run over `State` (its services, `services/`, serve
+//! `State`, and a node picks a group at run time); with their own impls a
+//! replica could run over `Catalog` or `OrderLedger` alone, given a
+//! service for it, and would report the same digests (see `state_digest`
+//! in `state/mod.rs`). A new kind of state machine would be a new arm of
+//! `State` (and of `Command`, the log's commands, which replication also
+//! carries as opaque values).
 
 use crate::error::{Error, Result};
 use crate::state::archive::ArchiveOpener;
@@ -112,85 +127,76 @@ pub trait StateMachine: Clone + Send + Sync + 'static + Into<State> + TryFrom<St
     fn syncer(&self) -> Result<Option<Syncer>>;
 }
 
-/// The store's state: every hook goes to the arm it holds.
+/// Calls the hook `$hook` of the state machine `$state` holds, by the
+/// trait's path (so no inherent method of the same name can take its
+/// place): most of [`State`]'s hooks, whole.
+macro_rules! each_arm {
+    ($state:expr, $hook:ident($($arg:expr),*)) => {
+        match $state {
+            State::Catalog(s) => StateMachine::$hook(s $(, $arg)*),
+            State::Orders(s) => StateMachine::$hook(s $(, $arg)*),
+        }
+    };
+}
+
+/// The store's state: each hook is the one of the arm it holds (see
+/// `catalog.rs` and `orders.rs`).
 impl StateMachine for State {
     /// The order ledger's archive opener; a catalog needs none.
     type Files = Option<ArchiveOpener>;
 
     fn group(&self) -> Group {
-        State::group(self)
+        each_arm!(self, group())
     }
 
     fn apply(&mut self, lsn: Lsn, command: &Command) -> Outcome {
-        State::apply(self, lsn, command)
+        each_arm!(self, apply(lsn, command))
     }
 
     fn digest(&self) -> u64 {
-        State::digest(self)
+        each_arm!(self, digest())
     }
 
     fn records(&self) -> u64 {
-        State::records(self)
+        each_arm!(self, records())
     }
 
     fn attach(&mut self, files: &mut Self::Files) -> Result<std::result::Result<(), String>> {
-        let State::Orders(ledger) = self else {
-            return Ok(Ok(()));
-        };
-        let Some(open) = files.as_mut() else {
-            return Err(Error::InvalidInput(
+        match (self, files) {
+            (State::Catalog(c), _) => StateMachine::attach(c, &mut ()),
+            (State::Orders(o), Some(open)) => StateMachine::attach(o, open),
+            (State::Orders(_), None) => Err(Error::InvalidInput(
                 "an order replica needs its archive file".into(),
-            ));
-        };
-        Ok(ledger.attach(open()?).map_err(|e| format!("orders: {e}")))
+            )),
+        }
     }
 
     fn failure(&self) -> Option<String> {
-        match self {
-            State::Catalog(_) => None,
-            State::Orders(o) => o.failure(),
-        }
+        each_arm!(self, failure())
     }
 
     fn mark(&self) -> u64 {
-        match self {
-            State::Catalog(_) => 0,
-            State::Orders(o) => o.archived().len,
-        }
+        each_arm!(self, mark())
     }
 
     fn shipping(&self, from: u64) -> std::result::Result<Self, String> {
         match self {
-            State::Catalog(c) => Ok(State::Catalog(c.clone())),
-            State::Orders(o) => o.shipping(from).map(State::Orders),
+            State::Catalog(c) => StateMachine::shipping(c, from).map(State::from),
+            State::Orders(o) => StateMachine::shipping(o, from).map(State::from),
         }
     }
 
     fn adopt(&mut self, current: &Self) -> std::result::Result<bool, String> {
         match (self, current) {
-            (State::Orders(new), State::Orders(mine)) => {
-                if !new.fits(mine) {
-                    return Ok(false);
-                }
-                new.adopt(mine).map(|()| true)
-            }
-            // A catalog has no side files; states of different groups are
-            // refused before (replication compares `group`).
-            _ => Ok(true),
+            (State::Catalog(new), State::Catalog(mine)) => StateMachine::adopt(new, mine),
+            (State::Orders(new), State::Orders(mine)) => StateMachine::adopt(new, mine),
+            // States of different groups are refused before (replication
+            // compares `group`); one would not fit.
+            _ => Ok(false),
         }
     }
 
     fn syncer(&self) -> Result<Option<Syncer>> {
-        match self {
-            State::Catalog(_) => Ok(None),
-            State::Orders(o) => {
-                let sync = o.archive_syncer().map_err(Error::Storage)?;
-                Ok(Some(Box::new(move || {
-                    sync().map_err(|e| {
-                        Error::Storage(format!("syncing the order archive failed: {e}"))
-                    })
-                })))
-            }
-        }
+        each_arm!(self, syncer())
     }
 }

@@ -18,7 +18,12 @@
 //!
 //! Like the catalog, the ledger is a deterministic state machine: replicas
 //! applying the same log hold the same pending buys and archives with the
-//! same mark (length, count and digest of the same bytes).
+//! same mark (length, count and digest of the same bytes). As replication
+//! sees it ([`StateMachine`], at the end of this file), the archive is its
+//! side file: attached (and cut back to the snapshot's mark) at start,
+//! synced before a snapshot, shipped from the receiver's archive end to a
+//! lagging replica, and adopted by appending onto the receiver's archive —
+//! only when the copy was shipped from that end (or from 0).
 //!
 //! # Guarantees
 //!
@@ -31,7 +36,7 @@
 //!   that records the order can only record that order. A refused buy
 //!   leaves its id unused; ids are unique, not dense.
 //! - **Total.** Every command has an outcome; none panics. An archive I/O
-//!   error poisons the archive ([`OrderLedger::failure`]); the replica
+//!   error poisons the archive ([`StateMachine::failure`]); the replica
 //!   checks it before acknowledging anything.
 //! - **Settled mark.** [`OrderLedger::settled_below`] is an lsn below which
 //!   every buy's `Begin` is finished; the catalog forgets reservations
@@ -47,9 +52,12 @@
 //! - `Finish` trusts the reservation for item, quantity and price: it is what
 //!   the catalog actually took, even if a `Begin` said otherwise.
 
-use crate::state::archive::{Archive, ArchiveFile, ArchiveMark, Finished};
-use crate::state::command::{BuyStatus, Order, OrderCommand, Rejection, Reservation};
-use crate::types::{ItemId, Lsn, OrderId, RequestId};
+use crate::state::archive::{Archive, ArchiveMark, ArchiveOpener, Finished};
+use crate::state::command::{
+    BuyStatus, Command, Order, OrderCommand, Outcome, Rejection, Reservation,
+};
+use crate::state::{state_digest, StateMachine, Syncer, Tagged};
+use crate::types::{Group, ItemId, Lsn, OrderId, RequestId};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -149,7 +157,7 @@ impl TryFrom<LedgerImage> for OrderLedger {
 
     /// With every record shipped (a dump), the ledger is whole, on an
     /// archive in memory. Otherwise it waits to be attached to its archive
-    /// ([`OrderLedger::attach`] or [`OrderLedger::adopt`]).
+    /// ([`StateMachine::attach`] or [`StateMachine::adopt`]).
     fn try_from(image: LedgerImage) -> Result<Self, String> {
         let archive = Archive::in_memory();
         if let Some(shipped) = image.shipped.as_ref().filter(|s| s.from == 0) {
@@ -207,71 +215,9 @@ impl OrderLedger {
         Self::default()
     }
 
-    /// Puts this ledger (loaded from a snapshot, or new) on the archive in
-    /// `file`, which is cut back to the ledger's mark and checked against it.
-    pub fn attach(&mut self, file: Box<dyn ArchiveFile>) -> Result<(), String> {
-        self.archive = Archive::open(file, self.archived)?;
-        self.shipped = None;
-        Ok(())
-    }
-
-    /// Puts this ledger, received from a primary with the records after
-    /// `current`'s archive (or all of them), on `current`'s archive: the
-    /// records are appended and the result must end at this ledger's mark.
-    pub fn adopt(&mut self, current: &OrderLedger) -> Result<(), String> {
-        let shipped = self
-            .shipped
-            .take()
-            .ok_or("a ledger to adopt needs its archive records")?;
-        let mark = current
-            .archive
-            .extend_from(shipped.from, &shipped.records)?;
-        if mark != self.archived {
-            return Err(format!(
-                "the adopted archive ends at {mark:?}, the primary's at {:?}",
-                self.archived
-            ));
-        }
-        self.archive = current.archive.clone();
-        Ok(())
-    }
-
-    /// Whether [`OrderLedger::adopt`] can put this received ledger on
-    /// `current`'s archive: its records start at that archive's end (or
-    /// at 0). A snapshot answer that does not fit is stale.
-    pub fn fits(&self, current: &OrderLedger) -> bool {
-        self.shipped
-            .as_ref()
-            .is_some_and(|s| s.from == 0 || s.from == current.archive.mark().len)
-    }
-
-    /// A copy that carries its archive records from byte `from` (0: all of
-    /// them; a later offset must be where a record starts, as a replica's
-    /// own archive end is).
-    pub fn shipping(&self, from: u64) -> Result<OrderLedger, String> {
-        let from = if from > self.archived.len { 0 } else { from };
-        let records = self.archive.records_from(self.archived, from)?;
-        let mut copy = self.clone();
-        copy.shipped = Some(Arc::new(Shipped { from, records }));
-        Ok(copy)
-    }
-
     /// How far this ledger's archive goes.
     pub fn archived(&self) -> ArchiveMark {
         self.archived
-    }
-
-    /// The archive's first I/O error, if any.
-    pub fn failure(&self) -> Option<String> {
-        self.archive.failure()
-    }
-
-    /// Makes the archive durable up to at least this ledger's mark; to run
-    /// without holding the ledger.
-    pub fn archive_syncer(
-        &self,
-    ) -> Result<Box<dyn FnOnce() -> std::io::Result<()> + Send>, String> {
-        self.archive.syncer()
     }
 
     /// Applies the committed command at `lsn` and returns the buy's status
@@ -384,7 +330,7 @@ impl OrderLedger {
     }
 
     /// Every finished buy, in the order they finished (empty if the archive
-    /// cannot be read; see [`OrderLedger::failure`]).
+    /// cannot be read; see [`StateMachine::failure`]).
     pub fn finished(&self) -> Vec<Finished> {
         self.archive
             .records_from(self.archived, 0)
@@ -452,6 +398,97 @@ impl OrderLedger {
             *sum = sum.saturating_add(order.qty);
         }
         copies
+    }
+}
+
+/// The ledger as replication sees it (see `machine.rs`): its side file is
+/// the archive of finished buys, opened by an [`ArchiveOpener`].
+impl StateMachine for OrderLedger {
+    type Files = ArchiveOpener;
+
+    fn group(&self) -> Group {
+        Group::Order
+    }
+
+    fn apply(&mut self, lsn: Lsn, command: &Command) -> Outcome {
+        match command {
+            Command::Order(cmd) => Outcome::Order(OrderLedger::apply(self, lsn, cmd)),
+            Command::Catalog(_) => Outcome::WrongGroup,
+        }
+    }
+
+    fn digest(&self) -> u64 {
+        state_digest(Tagged::Orders(self))
+    }
+
+    fn records(&self) -> u64 {
+        OrderLedger::records(self) as u64
+    }
+
+    /// Puts this ledger (loaded from a snapshot, or new) on the archive the
+    /// opener gives, which is cut back to the ledger's mark and checked
+    /// against it.
+    fn attach(&mut self, open: &mut ArchiveOpener) -> crate::Result<Result<(), String>> {
+        match Archive::open(open()?, self.archived) {
+            Ok(archive) => {
+                self.archive = archive;
+                self.shipped = None;
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(format!("orders: {e}"))),
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.archive.failure()
+    }
+
+    fn mark(&self) -> u64 {
+        self.archived.len
+    }
+
+    /// A copy that carries its archive records from byte `from` (0: all of
+    /// them; a later offset must be where a record starts, as a replica's
+    /// own archive end is; one past this ledger's end ships all of them).
+    fn shipping(&self, from: u64) -> Result<OrderLedger, String> {
+        let from = if from > self.archived.len { 0 } else { from };
+        let records = self.archive.records_from(self.archived, from)?;
+        let mut copy = self.clone();
+        copy.shipped = Some(Arc::new(Shipped { from, records }));
+        Ok(copy)
+    }
+
+    /// Puts this ledger, received from a primary with the records after
+    /// `current`'s archive (or all of them), on `current`'s archive: the
+    /// records are appended and the result must end at this ledger's mark.
+    /// It fits when its records start at that archive's end, or at 0 (a
+    /// snapshot answer that does not is stale).
+    fn adopt(&mut self, current: &OrderLedger) -> Result<bool, String> {
+        let end = current.archive.mark().len;
+        let Some(shipped) = self.shipped.take_if(|s| s.from == 0 || s.from == end) else {
+            return Ok(false);
+        };
+        let mark = current
+            .archive
+            .extend_from(shipped.from, &shipped.records)?;
+        if mark != self.archived {
+            return Err(format!(
+                "the adopted archive ends at {mark:?}, the primary's at {:?}",
+                self.archived
+            ));
+        }
+        self.archive = current.archive.clone();
+        Ok(true)
+    }
+
+    /// Makes the archive durable up to at least this ledger's mark.
+    fn syncer(&self) -> crate::Result<Option<Syncer>> {
+        let sync = self.archive.syncer().map_err(crate::Error::Storage)?;
+        Ok(Some(Box::new(move || {
+            sync().map_err(|e| {
+                crate::Error::Storage(format!("syncing the order archive failed: {e}"))
+            })
+        })))
     }
 }
 
@@ -589,7 +626,15 @@ mod tests {
     /// A ledger with `n` buys: all finished but the last, which is pending.
     fn ledger_with(n: usize) -> OrderLedger {
         let mut l = OrderLedger::new();
-        for i in 0..n {
+        add_buys(&mut l, 0..n);
+        l
+    }
+
+    /// Applies buys `range` to `l`: all finished but the last, which is
+    /// pending (and finished by the next call, if it starts there).
+    fn add_buys(l: &mut OrderLedger, range: std::ops::Range<usize>) {
+        let n = range.end;
+        for i in range {
             let request = format!("r{i}");
             l.apply(2 * i as u64 + 1, &begin(&request, 1, 1, 5));
             if i + 1 < n {
@@ -601,7 +646,6 @@ mod tests {
                 l.apply(2 * i as u64 + 2, &finish(&request, outcome));
             }
         }
-        l
     }
 
     #[test]
@@ -637,12 +681,63 @@ mod tests {
             panic!("no records shipped");
         };
         assert_eq!(shipped.records.len(), 59 - 19);
-        sent.adopt(&behind).unwrap();
+        assert_eq!(sent.adopt(&behind), Ok(true));
         assert_eq!(sent, ahead);
         assert_eq!(sent.orders(), ahead.orders());
-        // Records that do not lead to the sender's mark are refused.
-        let mut wrong: OrderLedger = serde_json::from_str(&json).unwrap();
-        assert!(wrong.adopt(&ledger_with(10)).is_err());
+    }
+
+    #[test]
+    fn adopt_refuses_a_copy_shipped_from_another_mark_and_writes_nothing() {
+        let behind = ledger_with(20);
+        let other = ledger_with(10);
+        let other_mark = other.archive.mark();
+        let ahead = ledger_with(60);
+        let json = serde_json::to_string(&ahead.shipping(behind.mark()).unwrap()).unwrap();
+        let mut sent: OrderLedger = serde_json::from_str(&json).unwrap();
+        assert_eq!(sent.adopt(&other), Ok(false));
+        assert_eq!(other.archive.mark(), other_mark, "the refused copy wrote");
+        // Refused, it still carries its records: it fits where it was sent.
+        assert_eq!(sent.adopt(&behind), Ok(true));
+        assert_eq!(sent.orders(), ahead.orders());
+        // A snapshot with no records shipped fits no archive.
+        let mut bare: OrderLedger =
+            serde_json::from_str(&serde_json::to_string(&ahead).unwrap()).unwrap();
+        assert_eq!(bare.adopt(&behind), Ok(false));
+    }
+
+    #[test]
+    fn attach_cuts_the_archive_back_to_the_snapshots_mark() {
+        use crate::files::{memfs::MemFs, Fs};
+        let fs = MemFs::new();
+        fs.create_dir_all(std::path::Path::new("/d")).unwrap();
+        let mut open = crate::state::archive::opener(fs.clone(), "/d");
+        let mut l = OrderLedger::new();
+        assert_eq!(l.attach(&mut open).unwrap(), Ok(()));
+        add_buys(&mut l, 0..21);
+        let at_20 = l.clone();
+        let snapshot = serde_json::to_string(&l).unwrap();
+        add_buys(&mut l, 20..41);
+        let flush = |l: &OrderLedger| {
+            l.syncer()
+                .unwrap()
+                .expect("a ledger has its archive to sync")()
+            .unwrap()
+        };
+        flush(&l);
+        let on_disk = || fs.read_live("/d/orders").map(|b| b.len() as u64);
+        assert_eq!(on_disk(), Some(l.mark()));
+        assert!(l.mark() > at_20.mark());
+        // Restarted from the snapshot: the file is cut back to its mark.
+        let mut back: OrderLedger = serde_json::from_str(&snapshot).unwrap();
+        assert_eq!(back.attach(&mut open).unwrap(), Ok(()));
+        assert_eq!(on_disk(), Some(at_20.mark()));
+        assert_eq!(back.orders(), at_20.orders());
+        assert_eq!(back.failure(), None);
+        // A snapshot that counts on more than the file holds is damage.
+        let mut ahead: OrderLedger =
+            serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        let problem = ahead.attach(&mut open).unwrap().unwrap_err();
+        assert!(problem.starts_with("orders: "), "{problem}");
     }
 
     fn command() -> impl Strategy<Value = OrderCommand> {
