@@ -45,6 +45,7 @@
 
 use pygmy_core::unstable::frontend::FrontEndConfig;
 use pygmy_core::unstable::replication::ReplicaConfig;
+use pygmy_core::unstable::services::{leases::LeaseConfig, ServiceConfig};
 use pygmy_core::unstable::types::{Group, NodeId};
 use pygmy_net::Limits;
 use serde::{Deserialize, Serialize};
@@ -536,11 +537,20 @@ impl ClusterConfig {
             .iter()
             .map(|n| NodeId::new(&n.name))
             .collect();
-        if let Some((lease, margin)) = self.cache_lease() {
-            cfg.lease = Some(lease);
-            cfg.lease_margin = margin;
-        }
         cfg
+    }
+
+    /// The services' settings of every replica: cache leases with several
+    /// front ends, the defaults otherwise.
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            leases: self.cache_lease().map(|(lease, margin)| LeaseConfig {
+                lease,
+                margin,
+                unsafe_no_wait: false,
+            }),
+            ..ServiceConfig::default()
+        }
     }
 
     pub fn to_toml(&self) -> String {
@@ -758,7 +768,7 @@ advertise = "127.0.0.1:8002"
         assert_eq!(fe.cache_capacity, default_cache());
         let replica = cfg.replica_config("catalog-1", Group::Catalog);
         assert!(replica.other_frontends.is_empty());
-        assert_eq!(replica.lease, None);
+        assert_eq!(cfg.service_config().leases, None);
     }
 
     #[test]
@@ -789,8 +799,11 @@ advertise = "127.0.0.1:8002"
         let replica = cfg.replica_config("catalog-1", Group::Catalog);
         assert_eq!(replica.frontend, NodeId::new("frontend"));
         let lease = Duration::from_millis(cfg.heartbeat_ms * 4);
-        assert_eq!(replica.lease, Some(lease));
-        assert_eq!(replica.lease_margin, lease / 10);
+        let leases = cfg
+            .service_config()
+            .leases
+            .expect("several front ends lease");
+        assert_eq!((leases.lease, leases.margin), (lease, lease / 10));
         assert_eq!(
             replica.other_frontends,
             [NodeId::new("frontend-2"), NodeId::new("frontend-3")]

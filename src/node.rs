@@ -320,6 +320,7 @@ pub async fn run_node(
                 DiskWait::for_runtime(&tokio::runtime::Handle::current());
             let replica = Replica::start(
                 replica_cfg,
+                &cfg.service_config(),
                 transport,
                 Box::new(storage),
                 initial,

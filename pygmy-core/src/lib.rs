@@ -44,12 +44,18 @@
 //! [`StoreBuilder::durable`], with `pygmy_net::stdfs::StdFs` for a real
 //! disk (the `durable` example in the repository's `examples/`).
 //!
-//! Reading the code: follow one buy from [`Store::buy`] into the front end
-//! (`frontend/writes.rs` by way of `frontend/mod.rs`), to the order
-//! primary (`services/buy.rs`: the saga), its log and commit
-//! (`replication/primary.rs`, `replication/disk.rs`), the catalog's
-//! reservation (`state/catalog.rs`) and the order ledger
-//! (`state/orders.rs`).
+//! Reading the code: follow one buy from [`Store::buy`] (or from the REST
+//! route `POST /books/{id}/buy`, in `pygmy-net/src/rest.rs`) into the front
+//! end (`FrontEnd::buy` in `frontend/writes.rs`: a `Request::Buy` to the
+//! order primary), to the order primary (`services/buy.rs`: the saga —
+//! it appends `OrderCommand::Begin` with `Replica::submit` and asks the
+//! catalog primary for `CatalogCommand::Reserve`, which
+//! `services/catalog.rs` submits to its own log), through replication (the
+//! append and commit in `replication/primary.rs`, the backups' pull in
+//! `replication/backup.rs`, the log's fsync in `replication/disk.rs`) to
+//! storage (`storage/logstore.rs`), then the state machines that apply the
+//! committed entries (`state/catalog.rs` takes the copies, `state/orders.rs`
+//! records the order at `OrderCommand::Finish`).
 //!
 //! # Guarantees
 //!
@@ -113,8 +119,10 @@
 //! - `services/`: what each group does on top of replication — the order
 //!   group's buy saga, finisher, reconciliation and order reads
 //!   (`buy.rs`), the catalog group's commands, reads and cache
-//!   invalidation push (`catalog.rs`); `Replica::start` picks the group's
-//!   (`mod.rs`).
+//!   invalidation push (`catalog.rs`) and its cache leases with several
+//!   front ends (`leases.rs`); `Replica::start` picks the group's, set up
+//!   by the services' own settings, `ServiceConfig` (`mod.rs`), beside
+//!   replication's `ReplicaConfig`.
 //! - `frontend/`: what clients talk to — the view service's rules
 //!   (`viewservice.rs`), failure detector (`detector.rs`), driving (the
 //!   heartbeat rounds, storing and announcing views, confirmations:
@@ -134,8 +142,7 @@
 //! Not yet where it belongs (issue 16): the wire messages and the snapshot
 //! file still carry the `State` enum and the log the `Command` enum, so a
 //! state machine converts to and from `State` at replication's edges
-//! (`state/machine.rs` says why), and `ReplicaConfig` still holds the
-//! services' knobs.
+//! (`state/machine.rs` says why).
 
 mod error;
 mod files;

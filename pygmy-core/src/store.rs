@@ -14,6 +14,7 @@ use crate::files::record::RecordFile;
 use crate::files::Fs;
 use crate::frontend::{Clock, FrontEnd, FrontEndConfig, RecordStore};
 use crate::replication::{DiskWait, Replica, ReplicaConfig};
+use crate::services::ServiceConfig;
 use crate::state::archive::{self, ArchiveOpener};
 use crate::state::catalog::{Catalog, CatalogPolicy};
 use crate::state::command::Order;
@@ -135,6 +136,9 @@ pub struct EmbeddedOptions {
     pub frontend: FrontEndConfig,
     /// Applied to every replica's config (timeouts, snapshot interval).
     pub replica: fn(&mut ReplicaConfig),
+    /// The services' settings, the same for every replica (the buy's
+    /// deadline, the finisher's interval, cache leases).
+    pub services: ServiceConfig,
     /// Where the nodes keep their files.
     pub disks: Arc<dyn Disks>,
 }
@@ -151,6 +155,7 @@ impl Default for EmbeddedOptions {
             catalog: Catalog::builtin(),
             frontend,
             replica: |_| {},
+            services: ServiceConfig::default(),
             disks: Arc::new(MemDisks::default()),
         }
     }
@@ -294,6 +299,7 @@ impl Embedded {
         (self.opts.replica)(&mut cfg);
         let replica = Replica::start(
             cfg,
+            &self.opts.services,
             self.transport.endpoint(node.clone()),
             storage,
             initial,

@@ -15,6 +15,7 @@ use pygmy_core::unstable::frontend::coordination::model::Model;
 use pygmy_core::unstable::frontend::coordination::Coordinator;
 use pygmy_core::unstable::frontend::{Clock, FrontEnd, FrontEndConfig};
 use pygmy_core::unstable::replication::{Replica, ReplicaConfig};
+use pygmy_core::unstable::services::{leases::LeaseConfig, ServiceConfig};
 use pygmy_core::unstable::state::archive;
 use pygmy_core::unstable::state::catalog::{Catalog, CatalogPolicy};
 use pygmy_core::unstable::state::orders::OrderLedger;
@@ -267,12 +268,28 @@ pub fn replica_config(node: NodeId, group: Group) -> ReplicaConfig {
     let mut cfg = ReplicaConfig::new(node, group, NodeId::new(FRONTEND));
     cfg.hop_timeout = Duration::from_millis(500);
     cfg.poll_wait = Duration::from_millis(200);
-    cfg.buy_deadline = Duration::from_millis(1000);
-    cfg.finish_interval = Duration::from_millis(300);
     // Small, so snapshots, compaction and snapshot installs happen in runs.
     cfg.snapshot_every = 64;
     cfg.snapshot_scales = false;
     cfg.fetch_limit = 32;
+    cfg
+}
+
+/// The services' settings of every replica, with the run's broken modes.
+pub fn service_config(opts: &ClusterOptions) -> ServiceConfig {
+    let mut cfg = ServiceConfig::default();
+    cfg.order.buy_deadline = Duration::from_millis(1000);
+    cfg.order.finish_interval = Duration::from_millis(300);
+    cfg.order.unsafe_forget_pending = opts.forget_pending;
+    cfg.order.unsafe_skip_reconcile = opts.skip_reconcile;
+    if opts.frontends > 1 && !opts.shared_cache {
+        // The catalog's primary grants every front end a lease.
+        cfg.leases = Some(LeaseConfig {
+            lease: CACHE_LEASE,
+            margin: CACHE_LEASE_MARGIN,
+            unsafe_no_wait: opts.no_lease_wait,
+        });
+    }
     cfg
 }
 
@@ -357,23 +374,18 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
     let port = port_of(&opts.addrs()[&node]);
     let mut cfg = replica_config(node, group);
     if opts.frontends > 1 {
-        // Every replica knows every front end; the catalog's grant leases.
+        // Every replica knows every front end (see `service_config` for
+        // the catalog's leases).
         let names = opts.frontend_names();
         cfg.other_frontends = names[1..].iter().map(NodeId::new).collect();
-        if !opts.shared_cache {
-            cfg.lease = Some(CACHE_LEASE);
-            cfg.lease_margin = CACHE_LEASE_MARGIN;
-            cfg.unsafe_no_lease_wait = opts.no_lease_wait;
-        }
     }
-    cfg.unsafe_forget_pending = opts.forget_pending;
-    cfg.unsafe_unsynced_archive = opts.unsynced_archive;
-    cfg.unsafe_skip_reconcile = opts.skip_reconcile;
+    cfg.unsafe_unsynced_side_files = opts.unsynced_archive;
     cfg.unsafe_read_any = opts.read_any;
     cfg.unsafe_trust_disk = opts.trust_damage;
     let archive = archive::opener(disk(&opts), DATA);
     let replica = Replica::start(
         cfg,
+        &service_config(&opts),
         transport(&opts),
         storage,
         initial,

@@ -78,7 +78,7 @@
 //! # Cache leases (several front ends)
 //!
 //! With `leased` (several front ends; the catalog replicas run with
-//! `ReplicaConfig::lease`) the guarantee extends to writes acknowledged
+//! `LeaseConfig`) the guarantee extends to writes acknowledged
 //! and states shown by *any* front end. Every heartbeat names this front
 //! end; the catalog primary's answer grants a lease of `lease_ms` (see
 //! `services/leases.rs`), which this front end counts from when it sent
@@ -182,7 +182,7 @@ pub struct FrontEndConfig {
     pub primary_reads: bool,
     /// Serve the cache only under a lease from the current catalog
     /// primary (several front ends; the replicas run with
-    /// `ReplicaConfig::lease`): see "Cache leases" in the module docs.
+    /// `LeaseConfig`): see "Cache leases" in the module docs.
     /// Off (one front end): the cache is always served.
     pub leased: bool,
     /// Deliberately broken, for tests only: with `leased`, serve the cache

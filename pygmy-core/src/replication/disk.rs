@@ -268,7 +268,7 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
         let pos = snapshot.pos;
         // The snapshot counts on the state's side files up to its mark.
         let side_synced = snapshot.state.syncer().and_then(|sync| {
-            let sync = sync.filter(|_| !self.cfg.unsafe_unsynced_archive);
+            let sync = sync.filter(|_| !self.cfg.unsafe_unsynced_side_files);
             sync.map_or(Ok(()), |sync| wait.run(sync))
         });
         // The snapshot file holds the store's state (see `state/machine.rs`).

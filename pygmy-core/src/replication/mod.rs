@@ -20,6 +20,21 @@
 //!   current view of every group in each heartbeat. A replica accepts a view
 //!   only with a higher epoch than its own, stores it durably, and from then
 //!   on refuses messages of older epochs: that fences an old primary.
+//!   Durable *before* it is acted on: a replica that refused the old epoch
+//!   (or answered a new primary's `StartView`), crashed and came back with
+//!   the older view on disk would take the old primary's messages again,
+//!   and two primaries could both commit. So a view is accepted one at a
+//!   time, under the `accepting` lock, from the epoch check through the
+//!   save (one small file written and fsynced, `Storage::save_view`) to its
+//!   adoption; otherwise an older view's save could finish after a newer
+//!   one's and leave the older epoch on disk. *Cost:* a heartbeat or
+//!   `StartView` that arrives while another view is being saved waits for
+//!   that save (and for a log fsync in progress, which holds the storage);
+//!   `accepting` is a plain mutex (nothing under it awaits), so on a
+//!   multi-threaded runtime that wait blocks the worker thread. It happens
+//!   only during a view change: heartbeats otherwise find `accepting` free,
+//!   and reads, writes and pulls never take it, nor does the replica's own
+//!   lock stay held across the save.
 //! - **Writes** go to the primary of a *confirmed* view. The primary appends
 //!   the command to its log at `(epoch, lsn)`; a syncer task makes the log
 //!   durable (one fsync for everything appended meanwhile: group commit).
@@ -84,10 +99,6 @@
 //!   contents it lacks (from its [`mark`](StateMachine::mark)), all in one
 //!   message. How much memory and disk a state needs is the state's
 //!   business (see the module docs under `state/`).
-//! - [`ReplicaConfig`] still holds the knobs of the services on top
-//!   (`buy_deadline`, `finish_interval`, the `unsafe_*` switches of the
-//!   simulation's broken builds): moving them to the services would change
-//!   every adapter that builds a configuration.
 
 mod backup;
 mod disk;
@@ -116,6 +127,11 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+/// A replica's settings: replication's own (who it is, whom it talks to,
+/// timeouts, snapshots, how it waits on the disk). What the services on
+/// top need (the buy's deadline, cache leases) is in
+/// [`ServiceConfig`](crate::services::ServiceConfig), so replication knows
+/// nothing of buys or leases.
 #[derive(Clone, Debug)]
 pub struct ReplicaConfig {
     pub me: NodeId,
@@ -127,24 +143,6 @@ pub struct ReplicaConfig {
     /// take tries these in turn (any front end may store a confirmation).
     /// Empty with one front end.
     pub other_frontends: Vec<NodeId>,
-    /// Cache leases (catalog group; see `services/leases.rs`): the lease
-    /// period L granted to every front end, `frontend` and
-    /// `other_frontends` alike, each of which then gets the invalidations;
-    /// the catalog primary acknowledges a write, and answers a read, only
-    /// once every front end it leased has its invalidations or has lost
-    /// its lease. `None` (one front end, the default): no leases, the
-    /// invalidations go to `frontend` and nothing waits for them.
-    pub lease: Option<Duration>,
-    /// With `lease`: the allowance for clock-rate drift. A front end
-    /// counts its lease as `lease - lease_margin` from when it sent the
-    /// heartbeat, the primary as `lease + lease_margin` from when it
-    /// answered it.
-    pub lease_margin: Duration,
-    /// Deliberately broken, for the simulation's own tests: with leases,
-    /// the catalog primary does not wait out the lease of a silent front
-    /// end (one whose push failed or has gone unanswered for 20 ms): it
-    /// acknowledges as if that front end had no lease. Never set otherwise.
-    pub unsafe_no_lease_wait: bool,
     /// Deadline of one call to another node.
     pub hop_timeout: Duration,
     /// Pause before retrying a failed call.
@@ -152,11 +150,6 @@ pub struct ReplicaConfig {
     /// How long the primary holds a caught-up `Fetch` (must be well under
     /// `hop_timeout`).
     pub poll_wait: Duration,
-    /// How long a buy may take inside the order primary before it answers
-    /// "unavailable" (the buy goes on in the background).
-    pub buy_deadline: Duration,
-    /// How often the order primary looks for pending buys to finish.
-    pub finish_interval: Duration,
     /// Take a snapshot (and compact the log) once this many entries, or as
     /// many entries as the state holds records if that is more, were applied
     /// since the last one. Growing the interval with the state keeps the
@@ -188,19 +181,11 @@ pub struct ReplicaConfig {
     /// replica has committed (a lagging backup answers stale reads).
     /// Never set otherwise.
     pub unsafe_read_any: bool,
-    /// Deliberately broken, for the simulation's own tests: the order
-    /// primary tells the catalog to forget every buy, pending ones too, so
-    /// a pending buy's retried reservation is refused. Never set otherwise.
-    pub unsafe_forget_pending: bool,
     /// Deliberately broken, for the simulation's own tests: snapshots are
-    /// written without syncing the order archive first, so one can count
-    /// on records a crash loses. Never set otherwise.
-    pub unsafe_unsynced_archive: bool,
-    /// Deliberately broken, for the simulation's own tests: a new order
-    /// primary neither fences the catalog nor records the buys an older
-    /// epoch reserved for but lost, so their copies can be forgotten with no
-    /// order. Never set otherwise.
-    pub unsafe_skip_reconcile: bool,
+    /// written without syncing the state's side files first (the order
+    /// ledger's archive), so one can count on records a crash loses. Never
+    /// set otherwise.
+    pub unsafe_unsynced_side_files: bool,
     /// Deliberately broken, for the simulation's own tests: the replica
     /// trusts its disk after a restart (it never reports its log's end as
     /// uncertain), as earlier builds did. Never set otherwise.
@@ -221,19 +206,12 @@ impl ReplicaConfig {
             group,
             frontend,
             other_frontends: Vec::new(),
-            lease: None,
-            lease_margin: Duration::ZERO,
-            unsafe_no_lease_wait: false,
             hop_timeout: Duration::from_millis(1000),
             retry_delay: Duration::from_millis(20),
             poll_wait: Duration::from_millis(250),
-            buy_deadline: Duration::from_millis(1500),
-            finish_interval: Duration::from_millis(500),
             snapshot_every: 10_000,
             snapshot_scales: true,
-            unsafe_forget_pending: false,
-            unsafe_skip_reconcile: false,
-            unsafe_unsynced_archive: false,
+            unsafe_unsynced_side_files: false,
             unsafe_trust_disk: false,
             fetch_limit: 1024,
             read_wait: Duration::from_millis(50),
@@ -633,8 +611,10 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
     /// Accepts a newer view of my group: stores it, then takes my role in it.
     fn observe_view(&self, view: View) -> Result<()> {
         // One view at a time from the check below to its adoption, so the
-        // view saved is still the newest when adopted; the replica's lock,
-        // which requests wait on, is not held across the save's fsync.
+        // view saved is still the newest when adopted (see "Views" in the
+        // module docs for why, and what the wait costs a heartbeat); the
+        // replica's lock, which requests wait on, is not held across the
+        // save's fsync.
         let _accepting = self.accepting.lock();
         let mut inner = self.inner.lock();
         let current = Self::epoch(&inner);
@@ -904,6 +884,7 @@ mod tests {
         let cfg = ReplicaConfig::new(me.clone(), Group::Catalog, NodeId::from("frontend"));
         let replica = Replica::start(
             cfg,
+            &Default::default(),
             net.endpoint(me.clone()),
             Box::new(storage),
             State::Catalog(Catalog::builtin()),

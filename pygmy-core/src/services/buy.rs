@@ -60,6 +60,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// When [`Replica::record`] answers.
@@ -127,14 +128,57 @@ fn key_reused() -> Error {
 /// for it are running, and what it is.
 type BuysInFlight = std::collections::HashMap<RequestId, ((ItemId, u64), usize)>;
 
+/// The order service's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderConfig {
+    /// How long a buy may take inside the order primary before it answers
+    /// "unavailable" (the buy goes on in the background); also how long an
+    /// order read waits for a buy still being finished.
+    pub buy_deadline: Duration,
+    /// How often the order primary looks for pending buys to finish.
+    pub finish_interval: Duration,
+    /// Deliberately broken, for the simulation's own tests: the order
+    /// primary tells the catalog to forget every buy, pending ones too, so
+    /// a pending buy's retried reservation is refused. Never set otherwise.
+    pub unsafe_forget_pending: bool,
+    /// Deliberately broken, for the simulation's own tests: a new order
+    /// primary neither fences the catalog nor records the buys an older
+    /// epoch reserved for but lost, so their copies can be forgotten with no
+    /// order. Never set otherwise.
+    pub unsafe_skip_reconcile: bool,
+}
+
+impl Default for OrderConfig {
+    /// Defaults fit for a LAN or loopback cluster.
+    fn default() -> Self {
+        OrderConfig {
+            buy_deadline: Duration::from_millis(1500),
+            finish_interval: Duration::from_millis(500),
+            unsafe_forget_pending: false,
+            unsafe_skip_reconcile: false,
+        }
+    }
+}
+
 /// The order group's service: the buy saga, the finisher and the order
 /// reads (see the module docs).
 #[derive(Default)]
 pub struct OrderService {
+    cfg: OrderConfig,
     /// Buys running on this order primary.
     in_flight: Mutex<BuysInFlight>,
     /// Buys the finisher is driving to completion right now.
     driving: Mutex<BTreeSet<RequestId>>,
+}
+
+impl OrderService {
+    /// The service of an order replica, with settings `cfg`.
+    pub fn new(cfg: OrderConfig) -> Self {
+        OrderService {
+            cfg,
+            ..OrderService::default()
+        }
+    }
 }
 
 /// Marks a request id as being bought here until dropped.
@@ -220,7 +264,7 @@ impl OrderService {
         // rather than let two requests race for one id (the same buy again
         // goes on, and gets the same single outcome).
         let _flight = InFlight::enter(self, &request, (item, qty))?;
-        let deadline = tokio::time::Instant::now() + r.config().buy_deadline;
+        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
         let (reserved, begun) = match known {
             Some(Err(status)) => {
                 return Ok(Response::Buy {
@@ -442,7 +486,7 @@ impl OrderService {
         // The epoch whose predecessors' reservations are all recorded.
         let mut reconciled: Option<Epoch> = None;
         loop {
-            tokio::time::sleep(r.config().finish_interval).await;
+            tokio::time::sleep(self.cfg.finish_interval).await;
             let (pending, settled, epoch) = {
                 let inner = r.held();
                 if !inner.serving() {
@@ -453,7 +497,7 @@ impl OrderService {
                 let State::Orders(ledger) = inner.state() else {
                     return;
                 };
-                let settled = if r.config().unsafe_forget_pending {
+                let settled = if self.cfg.unsafe_forget_pending {
                     inner.commit() + 1
                 } else {
                     ledger.settled_below(inner.commit() + 1)
@@ -471,7 +515,7 @@ impl OrderService {
             for (request, item, qty, begin) in pending {
                 let (me, r) = (self.clone(), r.clone());
                 tokio::spawn(async move {
-                    let deadline = tokio::time::Instant::now() + r.config().buy_deadline;
+                    let deadline = tokio::time::Instant::now() + me.cfg.buy_deadline;
                     let buy = Buy {
                         request: request.clone(),
                         item,
@@ -485,7 +529,7 @@ impl OrderService {
                     me.driving.lock().remove(&request);
                 });
             }
-            if reconciled != Some(epoch) && !r.config().unsafe_skip_reconcile {
+            if reconciled != Some(epoch) && !self.cfg.unsafe_skip_reconcile {
                 match self.reconcile(&r, epoch).await {
                     Ok(()) => reconciled = Some(epoch),
                     Err(e) => {
@@ -522,7 +566,7 @@ impl OrderService {
         r: &Arc<Replica<T>>,
         epoch: Epoch,
     ) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + r.config().buy_deadline;
+        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
         let inherited = match self
             .catalog(r, CatalogCommand::Fence { epoch }, deadline)
             .await?
@@ -591,7 +635,7 @@ impl OrderService {
     /// rather than say "no such order" about an order already acknowledged.
     async fn read_order<T: Transport>(&self, r: &Replica<T>, id: OrderId) -> Result<Response> {
         let mut rx = r.subscribe();
-        let deadline = tokio::time::Instant::now() + r.config().buy_deadline;
+        let deadline = tokio::time::Instant::now() + self.cfg.buy_deadline;
         loop {
             let pending = match r.held().state() {
                 State::Orders(ledger) => ledger.is_pending_id(id),

@@ -10,7 +10,7 @@
 //! delivered: the next primary's pushes (and the front end's own rules, see
 //! `frontend/reads/cache.rs`) take over.
 //!
-//! With cache leases (`ReplicaConfig::lease`, several front ends) the
+//! With cache leases (`LeaseConfig`, several front ends) the
 //! primary grants leases in its heartbeat answers, pushes to every leased
 //! front end with one pusher each, and holds a write's answer and a read's
 //! answer until their lsn is released (see `leases.rs` for the rules and
@@ -19,7 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::replication::{Replica, ReplicaConfig, Service};
-use crate::services::leases::{Leases, Periods};
+use crate::services::leases::{LeaseConfig, Leases, Periods};
 use crate::state::command::{CatalogCommand, Command, Outcome};
 use crate::state::State;
 use crate::transport::message::{Query, QueryResult, Request, Response};
@@ -48,20 +48,16 @@ pub struct CatalogService {
 }
 
 impl CatalogService {
-    /// The service of a catalog replica configured by `cfg` (with cache
-    /// leases when `cfg.lease` is set).
-    pub fn new(cfg: &ReplicaConfig) -> Self {
-        let leases = cfg.lease.map(|lease| {
+    /// The service of a catalog replica configured by `cfg`, with cache
+    /// leases granted to `cfg.frontends()` when `leases` is set.
+    pub fn new(cfg: &ReplicaConfig, leases: Option<LeaseConfig>) -> Self {
+        let leases = leases.map(|l| {
             let periods = Periods {
-                lease,
-                margin: cfg.lease_margin,
+                lease: l.lease,
+                margin: l.margin,
                 hop: cfg.hop_timeout,
             };
-            Mutex::new(Leases::new(
-                cfg.frontends(),
-                periods,
-                cfg.unsafe_no_lease_wait,
-            ))
+            Mutex::new(Leases::new(cfg.frontends(), periods, l.unsafe_no_wait))
         });
         CatalogService {
             outbox: Mutex::new(Vec::new()),

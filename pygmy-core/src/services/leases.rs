@@ -73,6 +73,26 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// A catalog replica's cache-lease settings, when several front ends each
+/// keep a cache (see the module docs). `pygmy up` derives them from the
+/// heartbeat interval; without them (one front end) nothing is leased.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// The lease period L granted to every front end the replica knows of
+    /// (`ReplicaConfig::frontends`), each of which then gets the
+    /// invalidations.
+    pub lease: Duration,
+    /// The allowance for clock-rate drift: a front end counts its lease as
+    /// `lease - margin` from when it sent the heartbeat, the primary as
+    /// `lease + margin` from when it answered it.
+    pub margin: Duration,
+    /// Deliberately broken, for the simulation's own tests: the catalog
+    /// primary does not wait out the lease of a silent front end (one whose
+    /// push failed or has gone unanswered for 20 ms): it acknowledges as if
+    /// that front end had no lease. Never set otherwise.
+    pub unsafe_no_wait: bool,
+}
+
 /// The lease periods (see the module docs).
 #[derive(Clone, Copy, Debug)]
 pub struct Periods {

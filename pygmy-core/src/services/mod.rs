@@ -26,26 +26,43 @@ use crate::transport::Transport;
 use crate::types::{Clock, Group};
 use std::sync::Arc;
 
-/// The service a replica configured by `cfg` runs (its group's).
-pub fn for_group<T: Transport>(cfg: &ReplicaConfig) -> Arc<dyn Service<T>> {
+/// The services' own settings, beside a replica's [`ReplicaConfig`]:
+/// each group's service reads its part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// The order group's: the buy's deadline, the finisher's interval.
+    pub order: buy::OrderConfig,
+    /// The catalog group's cache leases, with several front ends; `None`
+    /// (one front end, the default): no leases, the invalidations go to
+    /// `ReplicaConfig::frontend` and nothing waits for them.
+    pub leases: Option<leases::LeaseConfig>,
+}
+
+/// The service a replica configured by `cfg` runs (its group's), with
+/// settings `services`.
+pub fn for_group<T: Transport>(
+    cfg: &ReplicaConfig,
+    services: &ServiceConfig,
+) -> Arc<dyn Service<T>> {
     match cfg.group {
-        Group::Catalog => Arc::new(catalog::CatalogService::new(cfg)),
-        Group::Order => Arc::new(buy::OrderService::default()),
+        Group::Catalog => Arc::new(catalog::CatalogService::new(cfg, services.leases)),
+        Group::Order => Arc::new(buy::OrderService::new(services.order.clone())),
     }
 }
 
 impl<T: Transport> Replica<T> {
-    /// Starts a replica with its group's service ([`for_group`]): see
-    /// [`Replica::start_with`].
+    /// Starts a replica with its group's service ([`for_group`], set up by
+    /// `services`): see [`Replica::start_with`].
     pub fn start(
         cfg: ReplicaConfig,
+        services: &ServiceConfig,
         transport: Arc<T>,
         storage: Box<dyn Storage>,
         initial: State,
         archive: Option<ArchiveOpener>,
         clock: Clock,
     ) -> Result<Arc<Self>> {
-        let service = for_group(&cfg);
+        let service = for_group(&cfg, services);
         Replica::start_with(cfg, transport, storage, initial, archive, clock, service)
     }
 }

@@ -32,7 +32,7 @@ pub enum Request {
         #[serde(default)]
         disks: Option<BTreeMap<NodeId, u64>>,
         /// The front end sending it (`None` from tools and checks). A
-        /// catalog primary with cache leases (`ReplicaConfig::lease`)
+        /// catalog primary with cache leases (`LeaseConfig`)
         /// grants that front end a lease in its answer (see
         /// `services/leases.rs`).
         #[serde(default)]

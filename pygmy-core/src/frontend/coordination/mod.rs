@@ -72,7 +72,7 @@
 //!   `ReplicaConfig::other_frontends` in turn while none takes it, so a
 //!   new primary is confirmed while any front end is up. With several
 //!   front ends the catalog replicas run with cache leases
-//!   (`ReplicaConfig::lease`, `services/leases.rs`): invalidations go to
+//!   (`LeaseConfig`, `services/leases.rs`): invalidations go to
 //!   every front end of the configuration, and the catalog primary answers
 //!   a write or a read only once every front end it leased has them or
 //!   has lost its lease, so each front end keeps its own cache
