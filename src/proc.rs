@@ -32,39 +32,48 @@ pub fn read_pid(cfg: &ClusterConfig, name: &str) -> Option<u32> {
         .ok()
 }
 
+/// Process `pid`'s arguments, from `/proc/PID/cmdline`: the one place
+/// that reads `/proc`. `None` where there is no `/proc` (not Linux); no
+/// arguments for a pid that is gone, or a zombie (whose command line is
+/// empty).
+fn proc_args(pid: u32) -> Option<Vec<Vec<u8>>> {
+    let proc_dir = Path::new("/proc");
+    if !proc_dir.join("self").exists() {
+        return None;
+    }
+    let Ok(raw) = fs::read(proc_dir.join(pid.to_string()).join("cmdline")) else {
+        return Some(Vec::new());
+    };
+    Some(raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect())
+}
+
 /// True when `pid` is a live `pygmy node` process running node `name`.
 ///
-/// On Linux this reads `/proc/PID/cmdline`, so a pid file left by a crash
-/// and a pid since reused by another program are told apart (and a zombie,
-/// whose command line is empty, counts as dead). Elsewhere it falls back to
+/// On Linux this reads `/proc/PID/cmdline` (`proc_args`), so a pid file
+/// left by a crash and a pid since reused by another program are told
+/// apart (and a zombie counts as dead). Elsewhere it falls back to
 /// `kill -0`, which only says the pid exists.
 pub fn node_alive(pid: u32, name: &str) -> bool {
-    let proc_dir = Path::new("/proc");
-    if proc_dir.join("self").exists() {
-        let Ok(raw) = fs::read(proc_dir.join(pid.to_string()).join("cmdline")) else {
-            return false;
-        };
-        let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-        let has = |s: &str| args.contains(&s.as_bytes());
-        return has("node") && has("--name") && has(name);
+    match proc_args(pid) {
+        Some(args) => ["node", "--name", name]
+            .iter()
+            .all(|wanted| args.iter().any(|a| a == wanted.as_bytes())),
+        None => signal(pid, "0").is_ok(),
     }
-    signal(pid, "0").is_ok()
 }
 
 /// True when process `pid` runs with `args` among its arguments, one after
 /// another (Linux: from `/proc/PID/cmdline`; elsewhere only whether the pid
 /// exists). For processes that are not nodes, such as `up`'s local etcd.
 pub fn has_args(pid: u32, args: &[&std::ffi::OsStr]) -> bool {
-    let proc_dir = Path::new("/proc");
-    if !proc_dir.join("self").exists() {
+    let Some(given) = proc_args(pid) else {
         return signal(pid, "0").is_ok();
-    }
-    let Ok(raw) = fs::read(proc_dir.join(pid.to_string()).join("cmdline")) else {
-        return false;
     };
-    let given: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
     let wanted: Vec<&[u8]> = args.iter().map(|a| a.as_encoded_bytes()).collect();
-    !wanted.is_empty() && given.windows(wanted.len()).any(|w| w == wanted.as_slice())
+    !wanted.is_empty()
+        && given
+            .windows(wanted.len())
+            .any(|w| w.iter().map(Vec::as_slice).eq(wanted.iter().copied()))
 }
 
 /// The live pid of node `name`, according to its pid file.
