@@ -243,7 +243,9 @@ fn main() -> ExitCode {
         },
         _ => Jobs::Serial,
     };
+    let operations = std::sync::atomic::AtomicUsize::new(0);
     let results = pygmy_sim::run::run_many(seeds.clone(), &how, &opts, |summary| {
+        operations.fetch_add(summary.operations, std::sync::atomic::Ordering::Relaxed);
         if !summary.passed {
             eprintln!("{}", summary.description);
         }
@@ -251,10 +253,13 @@ fn main() -> ExitCode {
     let failed = results.iter().filter(|(_, ok)| !ok).count();
     let passed = results.len() - failed;
     let secs = started.elapsed().as_secs_f64();
+    let operations = operations.into_inner();
     eprintln!(
-        "{} seeds in {secs:.1}s ({:.2} seeds/s, {jobs} at a time)",
+        "{} seeds in {secs:.1}s ({:.2} seeds/s, {jobs} at a time); {operations} operations, \
+         {:.1} per seed",
         results.len(),
-        results.len() as f64 / secs
+        results.len() as f64 / secs,
+        operations as f64 / results.len().max(1) as f64
     );
     println!("{passed} seeds passed, {failed} failed");
     if failed > 0 {
