@@ -108,6 +108,10 @@ pub struct ClusterOptions {
     /// acknowledges without waiting out the lease of a front end it cannot
     /// reach.
     pub no_lease_wait: bool,
+    /// Deliberately broken (several front ends): the order primary answers
+    /// order reads without its tenure (`services/tenure.rs`), so a deposed
+    /// one a front end with stale views still reaches answers them.
+    pub untenured_order_reads: bool,
     /// The run's coordination service, with several front ends (`run`
     /// gives each run its own).
     pub coordinator: Option<Model>,
@@ -137,6 +141,7 @@ impl ClusterOptions {
             (self.shared_cache, "shared-cache"),
             (self.expired_lease, "expired-lease"),
             (self.no_lease_wait, "no-lease-wait"),
+            (self.untenured_order_reads, "untenured-order-reads"),
         ]
         .into_iter()
         .find_map(|(on, name)| on.then_some(name))
@@ -364,6 +369,7 @@ pub async fn replica_host(opts: ClusterOptions, node: NodeId, group: Group) -> t
             cfg.lease = Some(CACHE_LEASE);
             cfg.lease_margin = CACHE_LEASE_MARGIN;
             cfg.unsafe_no_lease_wait = opts.no_lease_wait;
+            cfg.unsafe_untenured_order_reads = opts.untenured_order_reads;
         }
     }
     cfg.unsafe_forget_pending = opts.forget_pending;

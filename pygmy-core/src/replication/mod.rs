@@ -133,7 +133,10 @@ pub struct ReplicaConfig {
     /// the catalog primary acknowledges a write, and answers a read, only
     /// once every front end it leased has its invalidations or has lost
     /// its lease. `None` (one front end, the default): no leases, the
-    /// invalidations go to `frontend` and nothing waits for them.
+    /// invalidations go to `frontend` and nothing waits for them. In the
+    /// order group, the same L bounds the order primary's tenure (see
+    /// `services/tenure.rs`): it answers order reads only while every
+    /// backup fetched from it within L.
     pub lease: Option<Duration>,
     /// With `lease`: the allowance for clock-rate drift. A front end
     /// counts its lease as `lease - lease_margin` from when it sent the
@@ -145,6 +148,11 @@ pub struct ReplicaConfig {
     /// end (one whose push failed or has gone unanswered for 20 ms): it
     /// acknowledges as if that front end had no lease. Never set otherwise.
     pub unsafe_no_lease_wait: bool,
+    /// Deliberately broken, for the simulation's own tests: with `lease`,
+    /// the order primary answers order reads (and acknowledges buys)
+    /// without its tenure (`services/tenure.rs`), so a deposed primary
+    /// answers reads. Never set otherwise.
+    pub unsafe_untenured_order_reads: bool,
     /// Deadline of one call to another node.
     pub hop_timeout: Duration,
     /// Pause before retrying a failed call.
@@ -224,6 +232,7 @@ impl ReplicaConfig {
             lease: None,
             lease_margin: Duration::ZERO,
             unsafe_no_lease_wait: false,
+            unsafe_untenured_order_reads: false,
             hop_timeout: Duration::from_millis(1000),
             retry_delay: Duration::from_millis(20),
             poll_wait: Duration::from_millis(250),
