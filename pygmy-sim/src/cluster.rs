@@ -109,6 +109,10 @@ pub struct ClusterOptions {
     /// acknowledges without waiting out the lease of a front end it cannot
     /// reach.
     pub no_lease_wait: bool,
+    /// Deliberately broken (several front ends): the order primary answers
+    /// order reads without its tenure (`services/tenure.rs`), so a deposed
+    /// one a front end with stale views still reaches answers them.
+    pub untenured_order_reads: bool,
     /// The run's coordination service, with several front ends (`run`
     /// gives each run its own).
     pub coordinator: Option<Model>,
@@ -138,6 +142,7 @@ impl ClusterOptions {
             (self.shared_cache, "shared-cache"),
             (self.expired_lease, "expired-lease"),
             (self.no_lease_wait, "no-lease-wait"),
+            (self.untenured_order_reads, "untenured-order-reads"),
         ]
         .into_iter()
         .find_map(|(on, name)| on.then_some(name))
@@ -282,6 +287,7 @@ pub fn service_config(opts: &ClusterOptions) -> ServiceConfig {
     cfg.order.finish_interval = Duration::from_millis(300);
     cfg.order.unsafe_forget_pending = opts.forget_pending;
     cfg.order.unsafe_skip_reconcile = opts.skip_reconcile;
+    cfg.order.unsafe_untenured_order_reads = opts.untenured_order_reads;
     if opts.frontends > 1 && !opts.shared_cache {
         // The catalog's primary grants every front end a lease.
         cfg.leases = Some(LeaseConfig {

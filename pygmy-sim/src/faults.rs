@@ -173,6 +173,53 @@ pub fn confirmation_race() -> Schedule {
     }
 }
 
+/// A deposed order primary that a front end with stale views still
+/// reaches, and clients that read orders there: the schedule of the
+/// untenured-order-reads test (`tests/broken.rs`, `pygmy-sim
+/// --deposed-order-primary`; the node names assume `--frontends 3`, and
+/// `clients` is the run's number of clients).
+///
+/// 1. From 1 s `frontend-3` is cut off from the coordinator: it keeps the
+///    views it holds and learns no newer one.
+/// 2. From 2 s `order-1`, the order group's first primary, is cut off from
+///    `order-2` and from the other two front ends. They find it down and
+///    make `order-2` the primary of a new view, which acknowledges buys
+///    through them; `frontend-3` still sends order reads to `order-1`,
+///    which it tells, in every heartbeat, that it is the primary still.
+/// 3. From 4 s every client is cut off from `frontend` and `frontend-2`,
+///    so all of them end up on `frontend-3` (a client moves on when its
+///    front end gives no answer) and read the orders acknowledged since
+///    2 s there. (Clients move away from `frontend-3` whenever a buy
+///    fails there, so without this few order reads reach it.) Without
+///    its tenure `order-1` answers them from its old ledger: "no such
+///    order"; with it, it declines once `order-2` has stopped fetching
+///    for a lease period.
+/// 4. Everything is repaired at 8.5 s.
+pub fn deposed_order_primary(clients: usize) -> Schedule {
+    let at = Duration::from_millis;
+    let (stale, old) = ("frontend-3".to_string(), "order-1".to_string());
+    let coordinator = "coordinator".to_string();
+    let others = ["order-2", "frontend", "frontend-2"];
+    let mut cuts: Vec<(Duration, String, String)> = vec![(at(1_000), stale, coordinator)];
+    for other in others {
+        cuts.push((at(2_000), old.clone(), other.to_string()));
+    }
+    for client in 0..clients {
+        for fe in ["frontend", "frontend-2"] {
+            cuts.push((at(4_000), format!("client-{client}"), fe.to_string()));
+        }
+    }
+    let mut events: Vec<(Duration, Fault)> = cuts
+        .iter()
+        .map(|(t, a, b)| (*t, Fault::Partition(a.clone(), b.clone())))
+        .collect();
+    events.extend(
+        cuts.into_iter()
+            .map(|(_, a, b)| (at(8_500), Fault::Repair(a, b))),
+    );
+    Schedule { events }
+}
+
 /// The gap between the two crashes of [`confirmation_race`]: one
 /// heartbeat round of the simulation's front ends (100 ms), so that,
 /// whatever the rounds' phase, exactly one probe falls between the crashes

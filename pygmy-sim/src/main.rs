@@ -45,6 +45,15 @@ struct Args {
     /// `tests/broken.rs`.
     #[arg(long, conflicts_with_all = ["slow_network", "slow_link"])]
     confirmation_race: bool,
+    /// Instead of the seed's own fault schedule (with `--frontends` above
+    /// 2): the third front end is cut off from the coordinator from 1 s,
+    /// order-1 (the order group's first primary) from everything but it
+    /// from 2 s, and every client from the other two front ends from 4 s,
+    /// all until 8.5 s: the other front ends make order-2 the primary while
+    /// the third still sends order reads to order-1. The schedule of the
+    /// untenured-order-reads test in `tests/broken.rs`.
+    #[arg(long, conflicts_with_all = ["slow_network", "slow_link", "confirmation_race"])]
+    deposed_order_primary: bool,
     /// Simulated clients (default 4); more clients, more concurrency. A
     /// congested seed runs twice as many (see `--no-congestion`).
     #[arg(long)]
@@ -92,7 +101,10 @@ struct Args {
     /// reads from any member, as one front end alone may, with no leases),
     /// `expired-lease` (a front end serves its cache after its lease ran
     /// out), `no-lease-wait` (the catalog primary acknowledges without
-    /// waiting out the lease of a front end it cannot reach).
+    /// waiting out the lease of a front end it cannot reach),
+    /// `untenured-order-reads` (the order primary answers order reads
+    /// without its tenure, so a deposed one answers; shows under
+    /// `--deposed-order-primary`).
     #[arg(
         long = "break",
         value_parser = [
@@ -113,6 +125,7 @@ struct Args {
             "shared-cache",
             "expired-lease",
             "no-lease-wait",
+            "untenured-order-reads",
         ]
     )]
     broken: Option<String>,
@@ -162,6 +175,7 @@ fn main() -> ExitCode {
         Some("shared-cache") => opts.cluster.shared_cache = true,
         Some("expired-lease") => opts.cluster.expired_lease = true,
         Some("no-lease-wait") => opts.cluster.no_lease_wait = true,
+        Some("untenured-order-reads") => opts.cluster.untenured_order_reads = true,
         _ => {}
     }
     if let Some(n) = args.frontends {
@@ -175,6 +189,10 @@ fn main() -> ExitCode {
         eprintln!("--confirmation-race needs --frontends 2 or more");
         return ExitCode::from(2);
     }
+    if args.deposed_order_primary && opts.cluster.frontends < 3 {
+        eprintln!("--deposed-order-primary needs --frontends 3 or more");
+        return ExitCode::from(2);
+    }
     // A scripted schedule instead of the seed's own, as its switch.
     let scripted = if args.slow_network {
         Some("--slow-network")
@@ -182,6 +200,8 @@ fn main() -> ExitCode {
         Some("--slow-link")
     } else if args.confirmation_race {
         Some("--confirmation-race")
+    } else if args.deposed_order_primary {
+        Some("--deposed-order-primary")
     } else {
         None
     };
@@ -201,6 +221,11 @@ fn main() -> ExitCode {
             Some("--slow-link") => {
                 pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_link())
             }
+            Some("--deposed-order-primary") => pygmy_sim::run::run_with(
+                seed,
+                &opts,
+                pygmy_sim::faults::deposed_order_primary(opts.clients),
+            ),
             Some(_) => {
                 pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::confirmation_race())
             }

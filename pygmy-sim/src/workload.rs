@@ -43,6 +43,10 @@ pub struct WorkloadOptions {
     pub topics: Vec<String>,
 }
 
+/// How long a client waits for one HTTP exchange before it gives it up
+/// (and moves to the next front end).
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Simulated time in nanoseconds.
 pub fn now() -> u64 {
     turmoil::sim_elapsed().map_or(0, |d| d.as_nanos() as u64)
@@ -96,7 +100,7 @@ async fn send(
         let json = serde_json::from_slice(&bytes).map_err(|e| format!("bad JSON: {e}"))?;
         Ok((status, json))
     };
-    let result = match tokio::time::timeout(Duration::from_secs(4), exchange).await {
+    let result = match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
         Ok(r) => r,
         Err(_) => Err("client timeout".into()),
     };

@@ -13,10 +13,11 @@
 //! so in the commit.
 
 use pygmy_core::invariants::{
-    CONSERVATION, FRESH_READS, LINEARIZABLE, ONE_VIEW_PER_EPOCH, ORDERS_DURABLE, READS_NOT_LOST,
-    RECORDS_MOVE_FORWARD, UNIQUE_ORDER_IDS, VIEWS_BY_LEADER,
+    COMPLETES_AFTER_HEALING, CONSERVATION, FRESH_READS, LINEARIZABLE, ONE_VIEW_PER_EPOCH,
+    ORDERS_DURABLE, ORDER_READS, READS_NOT_LOST, RECORDS_MOVE_FORWARD, UNIQUE_ORDER_IDS,
+    VIEWS_BY_LEADER,
 };
-use pygmy_sim::faults::{confirmation_race, slow_link, Fault, Schedule};
+use pygmy_sim::faults::{confirmation_race, deposed_order_primary, slow_link, Fault, Schedule};
 use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
 use pygmy_sim::storage::Damage;
 use std::time::Duration;
@@ -631,5 +632,63 @@ fn a_front_end_that_stores_views_without_compare_and_swap_is_caught() {
         (&honest, &broken),
         run_confirmation_race,
         &[RECORDS_MOVE_FORWARD, ONE_VIEW_PER_EPOCH],
+    );
+}
+
+/// Seeds on which order reads answered without the order primary's tenure
+/// show under the scripted deposed order primary (`pygmy-sim --frontends 3
+/// --deposed-order-primary --break untenured-order-reads`): caught on 8
+/// of 3000..3030 (3000, 3003, 3011, 3012, 3014, 3015, 3019, 3027: those
+/// whose clients read, at the stale front end, an order acknowledged since
+/// the view change); the honest cluster passed all 30.
+const UNTENURED_ORDER_READS: &[u64] = &[3011, 3012, 3014];
+
+/// [`deposed_order_primary`], with its switch in the report's replay line.
+fn run_deposed_order_primary(seed: u64, opts: &SimOptions) -> Report {
+    let mut report = run_with(seed, opts, deposed_order_primary(opts.clients));
+    report
+        .replay_args
+        .push("--deposed-order-primary".to_string());
+    report
+}
+
+#[test]
+fn an_order_primary_that_answers_reads_without_its_tenure_is_caught() {
+    // A front end cut off from the coordinator keeps sending order reads
+    // to order-1, which the other front ends deposed (cut off from them
+    // and from order-2) and which it tells it is the primary still. Without
+    // its tenure order-1 answers from its old ledger: "no such order" for
+    // orders order-2 acknowledged through the other front ends. (The
+    // clients are cut off from the other front ends, so they read there.)
+    let honest = three_front_ends_default();
+    let mut broken = honest.clone();
+    broken.cluster.untenured_order_reads = true;
+    caught_on_each(
+        "untenured-order-reads --frontends 3 --deposed-order-primary",
+        UNTENURED_ORDER_READS,
+        (&honest, &broken),
+        run_deposed_order_primary,
+        &[ORDER_READS],
+    );
+}
+
+#[test]
+fn a_catalog_left_with_no_serving_primary_is_caught_by_the_completion_check() {
+    // The damage blind views do under the confirmation race: the catalog
+    // record holds view 2 unconfirmed while catalog-2, told it was
+    // confirmed, never asks again, so no front end serves the catalog to
+    // the end. Every client is then stuck on an operation invoked before
+    // healing; the completion check flags one still pending a bound after
+    // heal plus settle (it once looked only at operations invoked later,
+    // and there were none: see docs/DESIGN.md §10).
+    let honest = three_front_ends_default();
+    let mut broken = three_front_ends_default();
+    broken.cluster.blind_views = true;
+    caught_on_each(
+        "blind-views --frontends 3 --confirmation-race",
+        BLIND_VIEWS,
+        (&honest, &broken),
+        run_confirmation_race,
+        &[COMPLETES_AFTER_HEALING],
     );
 }

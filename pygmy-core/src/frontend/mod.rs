@@ -88,6 +88,9 @@
 //! every leased front end has the invalidations of. A new lease (the
 //! primary held none of ours just before) drops the whole cache at the
 //! commit point it carries. Each invalidation pushed raises `seen`.
+//! Order reads go to the order primary (`primary_reads`), which answers
+//! them only within its tenure (`services/tenure.rs`), so a primary
+//! another front end's view change deposed answers none.
 //!
 //! Caveat: without leases, the guarantee covers writes acknowledged by
 //! this front end and states shown by it. An order read (`order`) does

@@ -7,6 +7,12 @@
 //!   memory is bounded by the buys in flight ([`RESERVATIONS_FORGOTTEN`]).
 //! - Every client request invoked once the cluster has healed and settled
 //!   gets a definite answer within a bound ([`COMPLETES_AFTER_HEALING`]).
+//! - So does every request invoked *before* then: one still pending at
+//!   the same bound past the settling point is flagged too — it gave up
+//!   (no answer) after it, or got an answer only a `grace` later still,
+//!   or none at all. Without this, a run whose clients are all stuck on
+//!   requests invoked during the faults (the catalog left with no serving
+//!   primary, say) would invoke nothing after healing and pass.
 //!
 //! The bound is the caller's (the simulation passes its `--bound`); times
 //! are those of the history (nanoseconds of the run's clock).
@@ -61,22 +67,41 @@ pub fn check_reservations_forgotten<'a>(
     Ok(())
 }
 
-/// [`COMPLETES_AFTER_HEALING`]: every event invoked at or after `from` has a
-/// definite answer at most `bound` after its invocation (both in the
-/// history's nanoseconds). Reports the first event that has not.
-pub fn check_completion(history: &History, from: u64, bound: u64) -> Result<(), Violation> {
+/// [`COMPLETES_AFTER_HEALING`]: every event invoked at or after `from` (the
+/// cluster healed and settled) has a definite answer at most `bound` after
+/// its invocation; and every event invoked before `from` is no longer
+/// pending at `from + bound`: it has an answer by then, or a definite one
+/// by `from + bound + grace` (`grace`: the longest a client's one exchange
+/// may take, begun before that point), and it did not go unanswered.
+/// Times in the history's nanoseconds. Reports the first event that fails.
+pub fn check_completion(
+    history: &History,
+    from: u64,
+    bound: u64,
+    grace: u64,
+) -> Result<(), Violation> {
+    let stuck_at = from + bound;
     for e in history.events() {
-        if e.invoked < from {
-            continue;
-        }
         let ok = match &e.completed {
-            Some((at, ret)) => ret.is_definite() && at - e.invoked <= bound,
+            Some((at, ret)) if e.invoked >= from => ret.is_definite() && at - e.invoked <= bound,
+            // Invoked during the faults: it may fail, but not after the
+            // cluster had settled for `bound`, nor hang much past that.
+            Some((at, ret)) if ret.is_definite() => *at <= stuck_at + grace,
+            Some((at, _)) => *at <= stuck_at,
             None => false,
         };
         if !ok {
+            let why = if e.invoked >= from {
+                format!("bound {:?}", std::time::Duration::from_nanos(bound))
+            } else {
+                format!(
+                    "invoked before healing and settling, still pending {:?} after",
+                    std::time::Duration::from_nanos(bound)
+                )
+            };
             return Err(Violation::new(
                 COMPLETES_AFTER_HEALING,
-                format!("{e} (bound {:?})", std::time::Duration::from_nanos(bound)),
+                format!("{e} ({why})"),
             ));
         }
     }
@@ -95,11 +120,34 @@ mod tests {
     #[test]
     fn requests_answered_within_the_bound_pass() {
         let mut h = History::new();
-        // Before `from`: never answered, and not counted.
-        h.invoke(0, lookup(), 5);
+        // Before `from`: failed during the faults, and answered late but
+        // within the grace.
+        let i = h.invoke(0, lookup(), 5);
+        h.complete(i, 140, Ret::Failed("gave up".to_string()))
+            .unwrap();
+        let i = h.invoke(2, lookup(), 50);
+        h.complete(i, 155, Ret::NotFound).unwrap();
         let i = h.invoke(1, lookup(), 100);
         h.complete(i, 150, Ret::NotFound).unwrap();
-        assert_eq!(check_completion(&h, 100, 50), Ok(()));
+        assert_eq!(check_completion(&h, 100, 50, 10), Ok(()));
+    }
+
+    #[test]
+    fn a_request_invoked_before_healing_and_still_pending_well_after_is_caught() {
+        // `from` 100, bound 50: pending at 150 is stuck (grace 10).
+        for answer in [
+            Some((151, Ret::Failed("gave up".to_string()))),
+            Some((161, Ret::NotFound)),
+            None,
+        ] {
+            let mut h = History::new();
+            let i = h.invoke(1, lookup(), 99);
+            if let Some((at, ret)) = answer {
+                h.complete(i, at, ret).unwrap();
+            }
+            let v = check_completion(&h, 100, 50, 10).unwrap_err();
+            assert_eq!(v.invariant, COMPLETES_AFTER_HEALING);
+        }
     }
 
     #[test]
@@ -114,7 +162,7 @@ mod tests {
             if let Some((at, ret)) = answer {
                 h.complete(i, at, ret).unwrap();
             }
-            let v = check_completion(&h, 100, 50).unwrap_err();
+            let v = check_completion(&h, 100, 50, 10).unwrap_err();
             assert_eq!(v.invariant, COMPLETES_AFTER_HEALING);
         }
     }

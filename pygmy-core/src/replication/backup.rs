@@ -72,6 +72,16 @@ impl<T: Transport, S: StateMachine> Replica<T, S> {
         self.flush().await?;
         let (after, commit, mark, rebuild) = {
             let inner = self.inner.lock();
+            // A fetch in `epoch` says "I still hold view `epoch`" (the
+            // tenure of an order primary, the leases of a catalog primary
+            // count on it: `services/tenure.rs`): never send one after
+            // accepting a newer view during the flush.
+            if inner.view.as_ref().map_or(0, |v| v.epoch) > epoch {
+                return Err(Error::StaleEpoch {
+                    got: epoch,
+                    current: inner.view.as_ref().map_or(0, |v| v.epoch),
+                });
+            }
             let rebuild = inner.rebuild;
             (inner.log.last(), inner.commit, inner.state.mark(), rebuild)
         };

@@ -44,9 +44,19 @@
 //!
 //! The catalog primary pushes `(keys, lsn)` invalidations for every committed
 //! change to the front end, in order, retrying until delivered.
+//!
+//! With several front ends (`ServiceConfig::leases` set), the order primary
+//! answers order reads, and acknowledges buys, only within its
+//! [`Tenure`](super::tenure): every backup of its view fetched from it in
+//! its epoch within the last lease period, and a new primary's takeover is
+//! over. A deposed primary that a front end with stale views still
+//! reaches so answers no read that misses an order acknowledged through
+//! another front end (`tenure.rs` has the argument).
 
 use crate::error::{Error, Result};
 use crate::replication::{Replica, Service};
+use crate::services::leases::LeaseConfig;
+use crate::services::tenure::Tenure;
 use crate::state::command::{
     BuyStatus, CatalogCommand, CatalogOutcome, Command, Inherited, OrderCommand, Outcome,
     Rejection, Reservation,
@@ -146,6 +156,11 @@ pub struct OrderConfig {
     /// epoch reserved for but lost, so their copies can be forgotten with no
     /// order. Never set otherwise.
     pub unsafe_skip_reconcile: bool,
+    /// Deliberately broken, for the simulation's own tests: with leases,
+    /// the order primary answers order reads (and acknowledges buys)
+    /// without its tenure (`services/tenure.rs`), so a deposed primary
+    /// answers reads. Never set otherwise.
+    pub unsafe_untenured_order_reads: bool,
 }
 
 impl Default for OrderConfig {
@@ -156,6 +171,7 @@ impl Default for OrderConfig {
             finish_interval: Duration::from_millis(500),
             unsafe_forget_pending: false,
             unsafe_skip_reconcile: false,
+            unsafe_untenured_order_reads: false,
         }
     }
 }
@@ -169,16 +185,9 @@ pub struct OrderService {
     in_flight: Mutex<BuysInFlight>,
     /// Buys the finisher is driving to completion right now.
     driving: Mutex<BTreeSet<RequestId>>,
-}
-
-impl OrderService {
-    /// The service of an order replica, with settings `cfg`.
-    pub fn new(cfg: OrderConfig) -> Self {
-        OrderService {
-            cfg,
-            ..OrderService::default()
-        }
-    }
+    /// With several front ends: when this primary may answer (see
+    /// `tenure.rs`). Taken after the replica when both are.
+    tenure: Option<Mutex<Tenure>>,
 }
 
 /// Marks a request id as being bought here until dropped.
@@ -233,6 +242,106 @@ fn buy_status(outcome: Outcome) -> Result<BuyStatus> {
 }
 
 impl OrderService {
+    /// The service of an order replica with settings `cfg`; with `leases`
+    /// (several front ends) it keeps a [`Tenure`] of the same periods, `hop`
+    /// being the replica's `hop_timeout`.
+    pub fn new(cfg: OrderConfig, leases: Option<LeaseConfig>, hop: Duration) -> Self {
+        OrderService {
+            // Deliberately broken: no tenure, as before it.
+            tenure: leases
+                .filter(|_| !cfg.unsafe_untenured_order_reads)
+                .map(|l| Mutex::new(Tenure::new(l.lease, l.margin, hop))),
+            cfg,
+            ..OrderService::default()
+        }
+    }
+
+    /// Marks, with a tenure, that this replica serves its epoch now (so a
+    /// new primary's takeover starts as early as it is seen).
+    fn mark_serving<T: Transport>(&self, r: &Replica<T>) {
+        if let Some(tenure) = &self.tenure {
+            let held = r.held();
+            if held.serving() {
+                tenure
+                    .lock()
+                    .serving(held.epoch(), tokio::time::Instant::now());
+            }
+        }
+    }
+
+    /// With a tenure: waits until a new primary's takeover is over, so
+    /// that what it answers next may be shown (see `tenure.rs`). Fails if
+    /// the replica stops serving meanwhile. Without: at once.
+    async fn settled<T: Transport>(&self, r: &Replica<T>) -> Result<()> {
+        let Some(tenure) = &self.tenure else {
+            return Ok(());
+        };
+        let mut changes = r.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let next = {
+                let held = r.held();
+                if !held.serving() {
+                    return Err(Error::Unavailable(
+                        "the order primary lost its role before it could answer; retry".into(),
+                    ));
+                }
+                let now = tokio::time::Instant::now();
+                let mut t = tenure.lock();
+                t.serving(held.epoch(), now);
+                match t.settled(now) {
+                    Ok(()) => return Ok(()),
+                    Err(next) => next,
+                }
+            };
+            tokio::select! {
+                r = changes.changed() => r.map_err(|_| Error::Unavailable("shutting down".into()))?,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+        }
+    }
+
+    /// With a tenure: answers an order read (`read`, run once the takeover
+    /// is over) only if, once it is computed, this replica is still the
+    /// serving primary of the same epoch and every backup still follows
+    /// (see `tenure.rs`); else declines, and the front end asks again.
+    async fn tenured_read<T: Transport>(
+        &self,
+        r: &Replica<T>,
+        read: impl std::future::Future<Output = Result<Response>>,
+    ) -> Result<Response> {
+        let Some(tenure) = &self.tenure else {
+            return read.await;
+        };
+        let not_primary = || {
+            Error::Unavailable(
+                "with several front ends, the order primary answers order reads; ask it".into(),
+            )
+        };
+        let epoch = {
+            let held = r.held();
+            if !held.serving() {
+                return Err(not_primary());
+            }
+            held.epoch()
+        };
+        self.settled(r).await?;
+        let answer = read.await?;
+        let held = r.held();
+        let now = tokio::time::Instant::now();
+        let backups = held.view().map(|v| v.backups.as_slice()).unwrap_or(&[]);
+        if !held.serving() || held.epoch() != epoch {
+            return Err(not_primary());
+        }
+        if !tenure.lock().may_answer(epoch, backups, now) {
+            return Err(Error::Unavailable(format!(
+                "order primary of epoch {epoch}: a backup has not fetched within the lease \
+                 period, so a newer view may exist; retry"
+            )));
+        }
+        Ok(answer)
+    }
+
     /// Serves `Buy` on the order primary.
     async fn buy<T: Transport>(
         &self,
@@ -663,16 +772,67 @@ impl<T: Transport> Service<T> for OrderService {
         r: &Replica<T>,
         request: Request,
     ) -> std::result::Result<Result<Response>, Request> {
+        if self.tenure.is_some() {
+            match &request {
+                // A backup still in my epoch (see `tenure.rs`).
+                Request::Fetch { epoch, from, .. } => {
+                    let held = r.held();
+                    if let Some(tenure) = &self.tenure {
+                        let mut t = tenure.lock();
+                        let now = tokio::time::Instant::now();
+                        if held.serving() {
+                            t.serving(held.epoch(), now);
+                        }
+                        if held.epoch() == *epoch {
+                            t.heard(from, *epoch, now);
+                        }
+                    }
+                    return Err(request);
+                }
+                Request::Heartbeat { .. } => {
+                    self.mark_serving(r);
+                    return Err(request);
+                }
+                _ => {}
+            }
+        }
         Ok(match request {
-            Request::Buy { request, item, qty } => self.buy(r, request, item, qty).await,
-            Request::Read(Query::Order { id }) => self.read_order(r, id).await,
+            Request::Buy { request, item, qty } => match self.buy(r, request, item, qty).await {
+                // A new primary's takeover holds the answer (`tenure.rs`).
+                Ok(answer) => self.settled(r).await.map(|()| answer),
+                Err(e) => Err(e),
+            },
+            Request::Read(Query::Order { id }) => {
+                self.tenured_read(r, self.read_order(r, id)).await
+            }
             Request::ReadAt {
                 query: Query::Order { id },
                 min,
-            } => match r.caught_up(min).await {
-                Ok(()) => self.read_order(r, id).await,
-                Err(e) => Err(e),
-            },
+            } => {
+                let read = async {
+                    r.caught_up(min).await?;
+                    self.read_order(r, id).await
+                };
+                self.tenured_read(r, read).await
+            }
+            // The other order queries, with several front ends: as order
+            // reads (a backup's or a deposed primary's ledger may lack an
+            // acknowledged order).
+            Request::Read(query @ (Query::Orders | Query::BuyStatus { .. }))
+                if self.tenure.is_some() =>
+            {
+                self.tenured_read(r, async { r.read(query) }).await
+            }
+            Request::ReadAt {
+                query: query @ (Query::Orders | Query::BuyStatus { .. }),
+                min,
+            } if self.tenure.is_some() => {
+                let read = async {
+                    r.caught_up(min).await?;
+                    r.read(query)
+                };
+                self.tenured_read(r, read).await
+            }
             Request::Catalog(_) => Err(Error::InvalidInput(
                 "catalog command sent to an order replica".into(),
             )),
@@ -694,6 +854,12 @@ impl<T: Transport> Service<T> for OrderService {
                 )))
             }
         })
+    }
+
+    fn stepped_down(&self) {
+        if let Some(tenure) = &self.tenure {
+            tenure.lock().stepped_down();
+        }
     }
 
     fn spawn(self: Arc<Self>, replica: Arc<Replica<T>>) -> Vec<JoinHandle<()>> {

@@ -80,7 +80,9 @@ use tokio::time::Instant;
 pub struct LeaseConfig {
     /// The lease period L granted to every front end the replica knows of
     /// (`ReplicaConfig::frontends`), each of which then gets the
-    /// invalidations.
+    /// invalidations. In the order group the same L bounds the order
+    /// primary's tenure (`services/tenure.rs`): it answers order reads only
+    /// while every backup fetched from it within L.
     pub lease: Duration,
     /// The allowance for clock-rate drift: a front end counts its lease as
     /// `lease - margin` from when it sent the heartbeat, the primary as

@@ -8,6 +8,8 @@
 //!   the invalidations its primary pushes to the front ends' caches.
 //! - `leases.rs`: the catalog primary's cache leases, so that several
 //!   front ends may each keep a cache (the rules and why they hold).
+//! - `tenure.rs`: when the order primary may answer order reads with
+//!   several front ends (a deposed one must not; the rules and why).
 //!
 //! Replication calls them through the `Service` trait and knows nothing of
 //! books, buys, orders or cache keys; they reach the replica only through
@@ -16,6 +18,7 @@
 pub mod buy;
 pub mod catalog;
 pub mod leases;
+pub mod tenure;
 
 use crate::error::Result;
 use crate::replication::{Replica, ReplicaConfig, Service};
@@ -46,7 +49,11 @@ pub fn for_group<T: Transport>(
 ) -> Arc<dyn Service<T>> {
     match cfg.group {
         Group::Catalog => Arc::new(catalog::CatalogService::new(cfg, services.leases)),
-        Group::Order => Arc::new(buy::OrderService::new(services.order.clone())),
+        Group::Order => Arc::new(buy::OrderService::new(
+            services.order.clone(),
+            services.leases,
+            cfg.hop_timeout,
+        )),
     }
 }
 
