@@ -124,7 +124,7 @@ fn request_line(request: &Request) -> String {
         } => {
             format!("ViewReady {group} epoch {epoch} commit {commit}")
         }
-        Request::Invalidate { keys, lsn } => format!("Invalidate {} keys at {lsn}", keys.len()),
+        Request::Invalidate { keys, lsn, .. } => format!("Invalidate {} keys at {lsn}", keys.len()),
         Request::Read(q) => format!("Read {}", query(q)),
         Request::ReadAt { query: q, min } => format!("ReadAt {} min {min}", query(q)),
         Request::ReadBatch { queries, min } => {

@@ -539,7 +539,7 @@ fn front_ends_that_serve_their_caches_without_the_right_to_are_caught() {
 /// cut below on 3 of the 30 (3011, 3016, 3021; none of 3000..3100 on the
 /// seeds' own schedules), no-lease-wait on the seeds' own schedules on 12
 /// of the 30; the honest cluster passed every one.
-const EXPIRED_LEASE: &[u64] = &[3011, 3016, 3021];
+const EXPIRED_LEASE: &[u64] = &[3004, 3005, 3008];
 const NO_LEASE_WAIT: &[u64] = &[3000, 3002, 3005];
 
 fn three_front_ends_default() -> SimOptions {

@@ -113,7 +113,7 @@ use crate::frontend::reads::batcher::{self, Batcher};
 use crate::frontend::reads::cache::{Breakage, Cache, CacheKey, CachedValue};
 use crate::frontend::viewservice::{may_confirm, next_view};
 use crate::state::command::{BuyStatus, CatalogCommand, CatalogOutcome, Order};
-use crate::transport::message::{Query, QueryResult, ReplicaStatus, Request, Response};
+use crate::transport::message::{Query, QueryResult, Refresh, ReplicaStatus, Request, Response};
 use crate::transport::{Handler, Transport};
 use crate::types::{Book, Group, ItemId, Lsn, NodeId, OrderId, RequestId};
 use crate::view::GroupRecord;
@@ -341,6 +341,34 @@ impl Inner {
             r.is_confirmed() && r.current.primary == lease.primary && r.current.epoch == lease.epoch
         });
         current && Instant::now() < lease.until
+    }
+
+    /// A refresh from the leased catalog primary: a key's value read at a
+    /// released commit point, taken exactly as the answer of a read at
+    /// that lsn is (`search` and `lookup` in `reads/mod.rs`): it raises
+    /// `seen`, marks the other keys of the items it shows and is offered
+    /// to the cache, whose fill rule drops it if an invalidation of the
+    /// key at a later lsn arrived first.
+    fn refreshed(&mut self, r: Refresh) {
+        self.seen.raise(Group::Catalog, r.lsn);
+        match (r.key, r.value) {
+            (CacheKey::Lookup(id), QueryResult::Book(Some(book))) if book.id == id => {
+                let shown = [CacheKey::Search(book.topic.clone())];
+                self.cache.saw(&shown, r.lsn);
+                self.cache
+                    .fill(CacheKey::Lookup(id), CachedValue::Book(book), r.lsn);
+            }
+            (CacheKey::Search(topic), QueryResult::Books(books)) => {
+                let shown: Vec<CacheKey> = books.iter().map(|b| CacheKey::Lookup(b.id)).collect();
+                self.cache.saw(&shown, r.lsn);
+                if !books.is_empty() {
+                    self.cache
+                        .fill(CacheKey::Search(topic), CachedValue::Books(books), r.lsn);
+                }
+            }
+            // A book gone (nothing is cached for it), or a mismatch.
+            _ => {}
+        }
     }
 }
 
@@ -594,13 +622,16 @@ impl<T: Transport> Handler for FrontEnd<T> {
                 self.view_ready(group, epoch, commit, disks, uncertain)
                     .await
             }
-            Request::Invalidate { keys, lsn } => {
+            Request::Invalidate { keys, lsn, refresh } => {
                 let mut inner = self.inner.lock();
                 inner.cache.invalidate(&keys, lsn);
                 if self.cfg.leased {
                     // A write another front end may acknowledge once this
                     // arrived: reads here must not be answered below it.
                     inner.seen.raise(Group::Catalog, lsn);
+                    for r in refresh {
+                        inner.refreshed(r);
+                    }
                 }
                 Ok(())
             }

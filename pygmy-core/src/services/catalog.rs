@@ -92,6 +92,33 @@ fn invalidation_keys(state: &State, cmd: &CatalogCommand) -> Vec<CacheKey> {
     }
 }
 
+/// Most books a catalog may hold for a leased primary to refresh `search`
+/// values: a search scans every book, and the refresh is taken on the
+/// apply path, under the replica's lock, for every commit. Above it only
+/// `lookup` values are refreshed (a search misses once per front end
+/// after each change of its topic, as without refreshes).
+const REFRESH_SEARCH_MAX_BOOKS: usize = 256;
+
+/// The values of `keys` in `state`, as the reads of them would answer: what
+/// a leased primary's refreshes carry (see `leases.rs`, "Refreshes").
+fn refresh_values(state: &State, keys: &[CacheKey]) -> Vec<(CacheKey, QueryResult)> {
+    let State::Catalog(catalog) = state else {
+        return Vec::new();
+    };
+    keys.iter()
+        .filter_map(|key| {
+            let value = match key {
+                CacheKey::Lookup(id) => QueryResult::Book(catalog.lookup(*id)),
+                CacheKey::Search(topic) if catalog.len() <= REFRESH_SEARCH_MAX_BOOKS => {
+                    QueryResult::Books(catalog.search(topic))
+                }
+                CacheKey::Search(_) => return None,
+            };
+            Some((key.clone(), value))
+        })
+        .collect()
+}
+
 impl CatalogService {
     /// Catalog primary: delivers invalidations to the front end, in order.
     async fn pusher<T: Transport>(self: Arc<Self>, r: Arc<Replica<T>>) {
@@ -117,7 +144,11 @@ impl CatalogService {
             let mut keys: Vec<_> = batch.iter().flat_map(|(k, _)| k.iter().cloned()).collect();
             keys.sort();
             keys.dedup();
-            let request = Request::Invalidate { keys, lsn };
+            let request = Request::Invalidate {
+                keys,
+                lsn,
+                refresh: Vec::new(),
+            };
             let cfg = r.config();
             let delivered = r
                 .transport()
@@ -176,21 +207,21 @@ impl CatalogService {
                     None
                 }
             };
-            let Some(((request, lsn), epoch)) = push else {
+            let Some((push, epoch)) = push else {
                 if !changed(&mut wake, &mut changes).await {
                     return;
                 }
                 continue;
             };
             let cfg = r.config();
-            let answer = r.transport().call(&fe, request, cfg.hop_timeout).await;
+            let answer = r.transport().call(&fe, push.request, cfg.hop_timeout).await;
             let ok = matches!(answer, Ok(Response::Ok));
             {
                 let held = r.held();
                 if held.serving() && held.epoch() == epoch {
                     let mut l = leases.lock();
                     if ok {
-                        l.delivered(&fe, lsn, Instant::now());
+                        l.delivered(&fe, push.lsn, push.refreshed, Instant::now());
                     } else {
                         l.failed(&fe);
                     }
@@ -385,7 +416,15 @@ impl<T: Transport> Service<T> for CatalogService {
             }
             match &self.leases {
                 Some(leases) => {
-                    leases.lock().committed(keys, lsn, Instant::now());
+                    let now = Instant::now();
+                    let mut l = leases.lock();
+                    let values = if l.any_leased(now) {
+                        refresh_values(state, &keys)
+                    } else {
+                        Vec::new()
+                    };
+                    l.committed(keys, values, lsn, now);
+                    drop(l);
                     self.wake();
                 }
                 None => self.outbox.lock().push((keys, lsn)),

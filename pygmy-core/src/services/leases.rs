@@ -44,6 +44,23 @@
 //!   primary only: a backup applies commits it cannot know are released.
 //!   So no state reaches a client, through a write's answer or a read, while
 //!   a front end may still serve a cached value older than it.
+//! - **Refreshes.** After each commit that changes cached keys, the
+//!   primary also records their new values (`latest`: per key, its value
+//!   right after its last change and that change's lsn, read from the
+//!   state as the entry is applied). Once a value's lsn is *released*, the
+//!   next push to each leased front end carries it (`Invalidate::refresh`,
+//!   at most once per front end: `refreshed` is how far its refreshes
+//!   went), and the front end takes it exactly as the answer of a read at
+//!   that lsn: it is offered to its cache, whose fill rule drops it if a
+//!   later invalidation of the key came first. Why this is as safe as a
+//!   read: the value is committed state at its lsn, and a read answered
+//!   there would have been released too, so no client can see it while a
+//!   front end may still serve something older. Only released values go
+//!   out: a value a front end served before every other had the
+//!   invalidation would let one client see a write another front end's
+//!   client does not yet. So after a buy each front end misses the book
+//!   only between the invalidation and the refresh (one push later),
+//!   instead of until one of its clients reads it from the primary.
 //! - **A new primary** waits [`Leases::takeover`] after it starts serving
 //!   before it releases anything: `2 × (L + margin) + hop_timeout`. Why that
 //!   covers every lease an old primary P granted: P grants only while every
@@ -67,7 +84,7 @@
 //!   after each view change that moves the primary (about 1.4 s in the
 //!   simulation, 3.2 s with `pygmy up`'s defaults).
 
-use crate::transport::message::Request;
+use crate::transport::message::{QueryResult, Refresh, Request};
 use crate::types::{CacheKey, Epoch, Lsn, NodeId};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -117,6 +134,19 @@ struct FrontEndLease {
     unreachable: bool,
     /// When the push in flight to it was sent.
     pushing: Option<Instant>,
+    /// Every refresh up to this lsn has reached it (or is superseded).
+    refreshed: Lsn,
+}
+
+/// One push to a front end (see [`Leases::to_push`]).
+#[derive(Debug)]
+pub struct Push {
+    /// The `Invalidate` to send.
+    pub request: Request,
+    /// The invalidations it carries go up to this lsn.
+    pub lsn: Lsn,
+    /// The refreshes it carries cover every value up to this lsn.
+    pub refreshed: Lsn,
 }
 
 /// Deliberately broken mode only: how long a push may stay unanswered
@@ -134,6 +164,10 @@ pub struct Leases {
     /// writes of one lease period: an entry is dropped once every front
     /// end leased has it or has lost its lease.
     pending: VecDeque<(Vec<CacheKey>, Lsn)>,
+    /// Per key changed while some front end was leased, its value after
+    /// its last change and that change's lsn: what refreshes carry. At
+    /// most one entry per key; dropped once every leased front end has it.
+    latest: BTreeMap<CacheKey, (QueryResult, Lsn)>,
     /// The epoch this replica serves and when it was first seen serving
     /// it; `None` while it is not known to serve.
     serving: Option<(Epoch, Instant)>,
@@ -158,6 +192,7 @@ impl Leases {
                 .map(|f| (f.clone(), FrontEndLease::default()))
                 .collect(),
             pending: VecDeque::new(),
+            latest: BTreeMap::new(),
             serving: None,
             takeover: true,
             heard: BTreeMap::new(),
@@ -229,6 +264,7 @@ impl Leases {
             *f = FrontEndLease::default();
         }
         self.pending.clear();
+        self.latest.clear();
         self.serving = None;
         self.heard.clear();
     }
@@ -271,6 +307,7 @@ impl Leases {
     pub fn fresh(&mut self, fe: &NodeId, commit: Lsn) {
         if let Some(f) = self.frontends.get_mut(fe) {
             f.delivered = f.delivered.max(commit);
+            f.refreshed = f.refreshed.max(commit);
         }
     }
 
@@ -280,39 +317,89 @@ impl Leases {
         u64::try_from(told.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 
-    /// An entry at `lsn` made `keys` stale: queued if any front end is
+    /// An entry at `lsn` made `keys` stale, and left them with `values`
+    /// (read from the state right after it): queued if any front end is
     /// leased (one that is not gets a new lease, and drops its cache,
     /// before it serves it again).
-    pub fn committed(&mut self, keys: Vec<CacheKey>, lsn: Lsn, now: Instant) {
-        let any = self
-            .frontends
-            .values()
-            .any(|f| self.held_until(f).is_some_and(|u| now < u));
-        if any && !keys.is_empty() {
+    pub fn committed(
+        &mut self,
+        keys: Vec<CacheKey>,
+        values: Vec<(CacheKey, QueryResult)>,
+        lsn: Lsn,
+        now: Instant,
+    ) {
+        if self.any_leased(now) && !keys.is_empty() {
             self.pending.push_back((keys, lsn));
+            for (key, value) in values {
+                self.latest.insert(key, (value, lsn));
+            }
         }
     }
 
+    /// Whether any front end is leased at `now` (as far as queueing is
+    /// concerned).
+    pub fn any_leased(&self, now: Instant) -> bool {
+        self.frontends
+            .values()
+            .any(|f| self.held_until(f).is_some_and(|u| now < u))
+    }
+
+    /// The highest lsn released at `now` (see [`released`](Self::released)),
+    /// `None` when none is (no known epoch, or a takeover under way).
+    fn release_point(&self, now: Instant) -> Option<Lsn> {
+        let (_, since) = self.serving?;
+        if self.takeover && now < since + self.takeover() {
+            return None;
+        }
+        let blocked = self
+            .frontends
+            .values()
+            .filter(|f| self.holds(f, now))
+            .filter_map(|f| self.pending.iter().find(|(_, l)| *l > f.delivered))
+            .map(|(_, l)| *l)
+            .min();
+        Some(blocked.map_or(Lsn::MAX, |l| l - 1))
+    }
+
     /// What to push to `fe` now: every pending invalidation it lacks,
-    /// merged, as one `Invalidate`. `None` when it lacks none or is not
-    /// leased. An unreachable front end gets an empty one, as a probe.
-    pub fn to_push(&self, fe: &NodeId, now: Instant) -> Option<(Request, Lsn)> {
+    /// merged, and the refreshes it lacks whose lsn is released, as one
+    /// `Invalidate`. `None` when it lacks none or is not leased. An
+    /// unreachable front end gets an empty one, as a probe.
+    pub fn to_push(&self, fe: &NodeId, now: Instant) -> Option<Push> {
         let f = self.frontends.get(fe)?;
         let leased = self.held_until(f).is_some_and(|u| now < u);
         let mut keys: Vec<CacheKey> = Vec::new();
         let mut lsn = f.delivered;
+        let mut refresh = Vec::new();
+        let mut refreshed = f.refreshed;
         if leased {
             for (k, l) in self.pending.iter().filter(|(_, l)| *l > f.delivered) {
                 keys.extend(k.iter().cloned());
                 lsn = lsn.max(*l);
             }
+            if let Some(point) = self.release_point(now) {
+                for (key, (value, l)) in &self.latest {
+                    if *l > f.refreshed && *l <= point {
+                        refresh.push(Refresh {
+                            key: key.clone(),
+                            value: value.clone(),
+                            lsn: *l,
+                        });
+                        refreshed = refreshed.max(*l);
+                    }
+                }
+            }
         }
-        if keys.is_empty() && !f.unreachable {
+        if keys.is_empty() && refresh.is_empty() && !f.unreachable {
             return None;
         }
         keys.sort();
         keys.dedup();
-        Some((Request::Invalidate { keys, lsn }, lsn))
+        Some(Push {
+            request: Request::Invalidate { keys, lsn, refresh },
+            lsn,
+            refreshed,
+        })
     }
 
     /// A push to `fe` leaves at `now`.
@@ -322,10 +409,11 @@ impl Leases {
         }
     }
 
-    /// A push up to `lsn` reached `fe`.
-    pub fn delivered(&mut self, fe: &NodeId, lsn: Lsn, now: Instant) {
+    /// A push up to `lsn`, with refreshes up to `refreshed`, reached `fe`.
+    pub fn delivered(&mut self, fe: &NodeId, lsn: Lsn, refreshed: Lsn, now: Instant) {
         if let Some(f) = self.frontends.get_mut(fe) {
             f.delivered = f.delivered.max(lsn);
+            f.refreshed = f.refreshed.max(refreshed);
             f.unreachable = false;
             f.pushing = None;
         }
@@ -340,15 +428,16 @@ impl Leases {
         }
     }
 
-    /// Drops the invalidations every leased front end has (all of them
-    /// when none is leased).
+    /// Drops the invalidations and refreshes every leased front end has
+    /// (all of them when none is leased).
     pub fn trim(&mut self, now: Instant) {
-        let low = self
-            .frontends
-            .values()
-            .filter(|f| self.held_until(f).is_some_and(|u| now < u))
-            .map(|f| f.delivered)
-            .min();
+        let leased = || {
+            self.frontends
+                .values()
+                .filter(|f| self.held_until(f).is_some_and(|u| now < u))
+        };
+        let low = leased().map(|f| f.delivered).min();
+        let refreshed = leased().map(|f| f.refreshed).min();
         match low {
             Some(low) => {
                 while self.pending.front().is_some_and(|(_, l)| *l <= low) {
@@ -356,6 +445,10 @@ impl Leases {
                 }
             }
             None => self.pending.clear(),
+        }
+        match refreshed {
+            Some(low) => self.latest.retain(|_, (_, l)| *l > low),
+            None => self.latest.clear(),
         }
     }
 
@@ -418,17 +511,50 @@ mod tests {
         let after = t0 + l.takeover();
         assert_eq!(l.grant(&a, after), Some(true));
         assert_eq!(l.grant(&b, after), Some(true));
-        l.committed(key(), 5, after);
+        l.committed(key(), Vec::new(), 5, after);
         // Neither has it: not released until b's lease would run out.
         let b_until = after + periods().lease + periods().margin;
         assert_eq!(l.released(5, after), Err(b_until));
-        l.delivered(&a, 5, after);
+        l.delivered(&a, 5, 0, after);
         assert_eq!(l.released(5, after), Err(b_until));
         // b stays silent: released once its lease has run out, not before.
         assert!(l.released(5, b_until - Duration::from_millis(1)).is_err());
         assert_eq!(l.released(5, b_until), Ok(()));
         // An lsn with nothing pending below it is released at once.
         assert_eq!(l.released(4, after), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_goes_out_only_once_its_lsn_is_released_and_only_once() {
+        let (mut l, a, b) = leases(false);
+        let t0 = Instant::now();
+        l.serving(2, t0);
+        let now = t0 + l.takeover();
+        assert_eq!(l.grant(&a, now), Some(true));
+        assert_eq!(l.grant(&b, now), Some(true));
+        let book = QueryResult::Book(None);
+        l.committed(key(), vec![(CacheKey::Lookup(1), book.clone())], 5, now);
+        let refresh = |p: &Push| match &p.request {
+            Request::Invalidate { refresh, .. } => refresh.len(),
+            _ => usize::MAX,
+        };
+        // Not released (neither has the invalidation): the push carries
+        // the invalidation and no value.
+        let push = l.to_push(&a, now).expect("a lacks lsn 5");
+        assert_eq!((push.lsn, refresh(&push)), (5, 0));
+        l.delivered(&a, push.lsn, push.refreshed, now);
+        // b still lacks it: a gets no value yet.
+        assert!(l.to_push(&a, now).is_none());
+        let push = l.to_push(&b, now).expect("b lacks lsn 5");
+        l.delivered(&b, push.lsn, push.refreshed, now);
+        // Released: each gets the value once.
+        for fe in [&a, &b] {
+            let push = l.to_push(fe, now).expect("a refresh is due");
+            assert_eq!(refresh(&push), 1);
+            l.delivered(fe, push.lsn, push.refreshed, now);
+            assert!(l.to_push(fe, now).is_none());
+        }
+        assert!(l.latest.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -454,7 +580,7 @@ mod tests {
             l.serving(1, t0);
             let now = t0 + l.takeover();
             assert_eq!(l.grant(&a, now), Some(true));
-            l.committed(key(), 7, now);
+            l.committed(key(), Vec::new(), 7, now);
             l.failed(&a);
             assert_eq!(l.grant(&a, now), None);
             assert_eq!(l.released(7, now).is_ok(), broken);
@@ -471,7 +597,7 @@ mod tests {
             l.serving(1, t0);
             let now = t0 + l.takeover();
             assert_eq!(l.grant(&a, now), Some(true));
-            l.committed(key(), 7, now);
+            l.committed(key(), Vec::new(), 7, now);
             l.pushing(&a, now);
             assert!(l.released(7, now).is_err());
             assert_eq!(l.released(7, now + SILENT).is_ok(), broken);

@@ -311,6 +311,16 @@ impl Catalog {
             .collect()
     }
 
+    /// How many books it holds.
+    pub fn len(&self) -> usize {
+        self.books.len()
+    }
+
+    /// Whether it holds no book.
+    pub fn is_empty(&self) -> bool {
+        self.books.is_empty()
+    }
+
     pub fn lookup(&self, id: ItemId) -> Option<Book> {
         self.books.get(&id).map(|item| item.book.clone())
     }

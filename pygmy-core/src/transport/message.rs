@@ -59,7 +59,16 @@ pub enum Request {
         uncertain: Option<bool>,
     },
     /// Committed catalog changes: drop these cache keys; `lsn` is the commit.
-    Invalidate { keys: Vec<CacheKey>, lsn: Lsn },
+    Invalidate {
+        keys: Vec<CacheKey>,
+        lsn: Lsn,
+        /// With cache leases: current values of keys changed earlier, each
+        /// read at a released commit point (see `services/leases.rs`,
+        /// "Refreshes"); the front end takes each as the answer of a read
+        /// at that lsn. Empty without leases.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        refresh: Vec<Refresh>,
+    },
     /// A read of committed state, served by any member of the view at its
     /// commit point, whatever that is (for tools and checks).
     Read(Query),
@@ -110,6 +119,15 @@ pub enum Request {
         #[serde(default)]
         rebuild: bool,
     },
+}
+
+/// A cache key's value read at `lsn` (the last change of the key at or
+/// before it), pushed by a leased catalog primary once `lsn` is released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refresh {
+    pub key: CacheKey,
+    pub value: QueryResult,
+    pub lsn: Lsn,
 }
 
 /// A read query.
