@@ -8,7 +8,8 @@ comparison a change to the buy path or the read path needs.
 Buys (the default): for each round, each build in turn (the order flips
 every round): `pygmy up` on a fresh folder, the books restocked, then
 `pygmy load --mix MIX` at 1 client for 8 s and at 64 clients for 10 s.
-Prints one line per build and round: throughput, p50 and p99 of each.
+Prints one line per build and round: throughput, p50 and p99 of each, and
+the CPU time per request of the five nodes together (from /proc).
 
 `--uncached`: the one-hop baseline (examples/baseline.rs) and one cluster
 per build with `cache_capacity = 0`, all started once; each round runs 8 s
@@ -44,10 +45,13 @@ def run(binary: Path, mix: str, port: int) -> str:
         report.restock(cluster)
         parts = []
         for clients, seconds in ((1, 8.0), (64, 10.0)):
-            got = report.load(cluster.url, mix, clients, seconds)
+            got = report.load(cluster.url, mix, clients, seconds, cluster.pids())
             op = got["all"]
+            # CPU per request of all five nodes together (from /proc): on a
+            # shared, busy machine it moves less than throughput does.
+            cpu = sum(got["cpu_us_per_request"].values())
             parts.append(f"{clients}c {op['throughput']:,.0f}/s p50 {op['p50_ms']:.3f} ms "
-                         f"p99 {op['p99_ms']:.2f} ms")
+                         f"p99 {op['p99_ms']:.2f} ms cpu {cpu:.0f} us/op")
         return " | ".join(parts)
     finally:
         cluster.stop()

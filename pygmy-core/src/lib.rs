@@ -106,8 +106,9 @@
 //!   model (`logstore.rs`). It knows of the order archive only its file
 //!   name, to set it aside with the rest.
 //! - `transport/`: the messages between nodes (`message.rs`), the
-//!   `Transport` trait (`mod.rs`) and the in-process transport
-//!   (`inproc.rs`).
+//!   `Transport` trait (`mod.rs`), the in-process transport
+//!   (`inproc.rs`) and the coalescer that lets concurrent calls to one
+//!   node share an RPC (`coalesce.rs`).
 //! - `replication/`: a replica of any `StateMachine` — views, log
 //!   shipping by pull, commit, view start, resync (`mod.rs`, `primary.rs`,
 //!   `backup.rs`, `log.rs`), its disk work (`disk.rs`: no fsync under the

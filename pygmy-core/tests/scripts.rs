@@ -133,6 +133,10 @@ fn request_line(request: &Request) -> String {
         }
         Request::Catalog(c) => format!("Catalog {}", catalog(c)),
         Request::Buy { item, qty, .. } => format!("Buy item {item} x{qty}"),
+        Request::Batch { requests } => {
+            let each: Vec<_> = requests.iter().map(request_line).collect();
+            format!("Batch [{}]", each.join(", "))
+        }
         Request::StartView { view } => {
             let backups: Vec<_> = view.backups.iter().map(NodeId::to_string).collect();
             format!(
@@ -211,6 +215,10 @@ fn response(r: &Response) -> String {
             BuyStatus::Done(Ok(o)) => format!("order {} at {lsn}", o.id),
             BuyStatus::Done(Err(why)) => format!("refused {why:?} at {lsn}"),
         },
+        Response::Batch { responses } => {
+            let each: Vec<_> = responses.iter().map(response).collect();
+            format!("batch [{}]", each.join(", "))
+        }
         Response::LogEnd { end } => format!("log end {end}"),
         Response::Fetched(Fetched::Entries { entries, commit }) => {
             match (entries.first(), entries.last()) {

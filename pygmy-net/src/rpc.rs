@@ -50,6 +50,7 @@ fn kind_of(message: &Request) -> &'static str {
         Request::Read(_) | Request::ReadAt { .. } | Request::ReadBatch { .. } => "read",
         Request::Catalog(_) => "catalog",
         Request::Buy { .. } => "buy",
+        Request::Batch { .. } => "batch",
         Request::StartView { .. } => "start_view",
         _ => "other",
     }

@@ -250,6 +250,10 @@ pub fn frontend_config_of(opts: &ClusterOptions, seed: u64, name: &str) -> Front
     // a change of default does not quietly stop the runs from batching):
     // with a handful of clients, reads then share RPCs often.
     cfg.read_slots = 1;
+    // Likewise one buy RPC in flight to the order primary: buys then share
+    // RPCs (`transport::coalesce`), and the order primary's reservations
+    // for a shared RPC's buys share RPCs to the catalog primary.
+    cfg.buy_slots = 1;
     cfg.unsafe_promote_stale = opts.promote_stale;
     cfg.unsafe_misroute_batches = opts.misroute_batches;
     cfg.unsafe_cache = pygmy_core::unstable::frontend::reads::cache::Breakage {

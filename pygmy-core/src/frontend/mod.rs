@@ -26,7 +26,9 @@
 //! - **Writes** go only to the primary of a confirmed view. A buy carries a
 //!   request id (the client's idempotency key, or a fresh one) and is retried
 //!   under it until it has an answer or the deadline passes; the order
-//!   service makes the retries safe.
+//!   service makes the retries safe. Buys go through a coalescer
+//!   (`transport::coalesce`): at most `buy_slots` RPCs in flight to the
+//!   order primary, and the buys that queue behind them share the next one.
 //!
 //! # Fresh reads (linearizable reads)
 //!
@@ -113,6 +115,7 @@ use crate::frontend::reads::batcher::{self, Batcher};
 use crate::frontend::reads::cache::{Breakage, Cache, CacheKey, CachedValue};
 use crate::frontend::viewservice::{may_confirm, next_view};
 use crate::state::command::{BuyStatus, CatalogCommand, CatalogOutcome, Order};
+use crate::transport::coalesce::{self, Coalescer};
 use crate::transport::message::{Query, QueryResult, Refresh, ReplicaStatus, Request, Response};
 use crate::transport::{Handler, Transport};
 use crate::types::{Book, Group, ItemId, Lsn, NodeId, OrderId, RequestId};
@@ -130,6 +133,11 @@ use tokio::sync::watch;
 /// Longest idempotency key a client may give (keys are stored in the order
 /// ledger and the catalog's admin table).
 pub const MAX_KEY_LEN: usize = 200;
+
+/// Buy RPCs in flight to the order primary by default (see
+/// `transport::coalesce`): measured in docs/BENCHMARKS.md, "Buys batched
+/// per hop".
+pub const BUY_SLOTS: usize = 2;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -174,6 +182,11 @@ pub struct FrontEndConfig {
     /// Batched-read RPCs in flight per replica (see `batcher`); reads
     /// beyond them queue and share the next RPC.
     pub read_slots: usize,
+    /// Buy RPCs in flight to the order primary (see
+    /// `transport::coalesce`); buys beyond them queue and share the next
+    /// RPC, at most `buy_batch` to one. `buy_batch` 1: every buy alone.
+    pub buy_slots: usize,
+    pub buy_batch: usize,
     pub seed: u64,
     /// Send every read to the group's primary. For front ends that share
     /// the store with others (several front ends): a backup's commit point
@@ -229,6 +242,8 @@ impl FrontEndConfig {
             cache_capacity: 10_000,
             balance: Policy::RoundRobin,
             read_slots: batcher::READ_SLOTS,
+            buy_slots: BUY_SLOTS,
+            buy_batch: coalesce::MAX_BATCH,
             seed: 0,
             primary_reads: false,
             leased: false,
@@ -436,6 +451,8 @@ pub struct FrontEnd<T: Transport> {
     inner: Mutex<Inner>,
     /// Shares RPCs among cache misses bound for the same replica.
     batcher: Batcher,
+    /// Shares RPCs among buys bound for the order primary.
+    buys: Coalescer,
     /// Bumped whenever views or liveness change.
     changed: watch::Sender<u64>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -489,6 +506,7 @@ impl<T: Transport> FrontEnd<T> {
         let (changed, _) = watch::channel(0);
         let batcher = Batcher::new(cfg.read_slots, batcher::MAX_BATCH)
             .misrouting(cfg.unsafe_misroute_batches);
+        let buys = Coalescer::new(cfg.buy_slots, cfg.buy_batch);
         Ok(Arc::new(FrontEnd {
             cfg,
             transport,
@@ -496,6 +514,7 @@ impl<T: Transport> FrontEnd<T> {
             clock,
             inner: Mutex::new(inner),
             batcher,
+            buys,
             changed,
             task: Mutex::new(None),
         }))

@@ -58,8 +58,13 @@ impl<T: Transport> FrontEnd<T> {
                 qty,
             };
             let reply = self
-                .transport
-                .call(&primary, call, self.cfg.buy_timeout.min(left))
+                .buys
+                .call(
+                    self.transport.as_ref(),
+                    &primary,
+                    call,
+                    self.cfg.buy_timeout.min(left),
+                )
                 .await;
             match reply {
                 Ok(Response::Buy {

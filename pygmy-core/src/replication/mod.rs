@@ -857,6 +857,9 @@ fn fail_waiters<S>(inner: &mut Inner<S>, above: Lsn) {
 #[async_trait]
 impl<T: Transport, S: StateMachine> Handler for Replica<T, S> {
     async fn handle(&self, request: Request) -> Response {
+        if let Request::Batch { requests } = request {
+            return crate::transport::coalesce::answer(self, requests).await;
+        }
         match self.dispatch(request).await {
             Ok(r) => r,
             Err(e) => Response::Error(e),

@@ -42,6 +42,10 @@
 //! buy under its id is refused at once as `Conflict` (409); the same buy
 //! again joins it.
 //!
+//! Under load, the reservations bound for the catalog primary share RPCs
+//! (`transport::coalesce`, at most [`RESERVE_SLOTS`] in flight): one
+//! request, one wake-up and one catalog commit for many buys.
+//!
 //! The catalog primary pushes `(keys, lsn)` invalidations for every committed
 //! change to the front end, in order, retrying until delivered.
 //!
@@ -63,6 +67,7 @@ use crate::state::command::{
 };
 use crate::state::orders::OrderLedger;
 use crate::state::State;
+use crate::transport::coalesce::{self, Coalescer};
 use crate::transport::message::{Query, QueryResult, Request, Response};
 use crate::transport::Transport;
 use crate::types::{Epoch, Group, ItemId, Lsn, NodeId, OrderId, RequestId};
@@ -176,9 +181,13 @@ impl Default for OrderConfig {
     }
 }
 
+/// Reservation RPCs in flight to the catalog primary (see
+/// `transport::coalesce`): reservations beyond them queue and share the
+/// next RPC. Measured in docs/BENCHMARKS.md, "Buys batched per hop".
+pub const RESERVE_SLOTS: usize = 2;
+
 /// The order group's service: the buy saga, the finisher and the order
 /// reads (see the module docs).
-#[derive(Default)]
 pub struct OrderService {
     cfg: OrderConfig,
     /// Buys running on this order primary.
@@ -188,6 +197,20 @@ pub struct OrderService {
     /// With several front ends: when this primary may answer (see
     /// `tenure.rs`). Taken after the replica when both are.
     tenure: Option<Mutex<Tenure>>,
+    /// Shares RPCs among reservations bound for the catalog primary.
+    reserves: Coalescer,
+}
+
+impl Default for OrderService {
+    fn default() -> Self {
+        OrderService {
+            cfg: OrderConfig::default(),
+            in_flight: Mutex::default(),
+            driving: Mutex::default(),
+            tenure: None,
+            reserves: Coalescer::new(RESERVE_SLOTS, coalesce::MAX_BATCH),
+        }
+    }
 }
 
 /// Marks a request id as being bought here until dropped.
@@ -542,11 +565,18 @@ impl OrderService {
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let timeout = r.config().hop_timeout.min(left);
-            match r
-                .transport()
-                .call(&target, Request::Catalog(command.clone()), timeout)
-                .await
-            {
+            let call = Request::Catalog(command.clone());
+            // Reservations, many at once under load, share RPCs; the rare
+            // fences and forgets go alone.
+            let reply = match command {
+                CatalogCommand::Reserve { .. } => {
+                    self.reserves
+                        .call(r.transport().as_ref(), &target, call, timeout)
+                        .await
+                }
+                _ => r.transport().call(&target, call, timeout).await,
+            };
+            match reply {
                 // A newer order primary has fenced the catalog: nothing
                 // was applied, and this primary's epoch is over.
                 Ok(Response::Catalog {

@@ -9,6 +9,7 @@
 //! | `Read`, `ReadAt`, `ReadBatch` | front end → any member of a view |
 //! | `Catalog` | front end (admin) or order primary → catalog primary |
 //! | `Buy` | front end → order primary |
+//! | `Batch` | front end → order primary (buys), order primary → catalog primary (reservations): see `coalesce` |
 //! | `StartView`, `Fetch` | replica ↔ replica (replication, resync, adoption) |
 
 use crate::error::Error;
@@ -89,6 +90,11 @@ pub enum Request {
         item: ItemId,
         qty: u64,
     },
+    /// Several requests in one RPC, each handled as if it had come alone,
+    /// side by side (see `transport::coalesce`): at most
+    /// [`coalesce::MAX_BATCH`](crate::transport::coalesce::MAX_BATCH), no
+    /// batch inside.
+    Batch { requests: Vec<Request> },
     /// New primary → backup: accept `view` (fencing the old primary) and
     /// report your log end.
     StartView { view: View },
@@ -251,6 +257,10 @@ pub enum Response {
         catalog_lsn: Option<Lsn>,
         #[serde(default)]
         lsn: Lsn,
+    },
+    /// `Batch`: one answer per request, in order.
+    Batch {
+        responses: Vec<Response>,
     },
     /// `StartView`: the backup accepted the view; its log ends at `end`.
     LogEnd {

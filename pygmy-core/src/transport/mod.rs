@@ -3,6 +3,7 @@
 //! TCP in production, on turmoil TCP in the simulation); `inproc.rs` is an
 //! in-process implementation for embedding and benches.
 
+pub mod coalesce;
 pub mod inproc;
 pub mod message;
 
