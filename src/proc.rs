@@ -113,6 +113,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_node_is_told_by_its_arguments_and_a_dead_one_is_not_alive() {
+        // `sh -c CMD A B C` keeps A B C in its command line ($0, $1, $2).
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30", "node", "--name", "catalog-1"])
+            .spawn()
+            .expect("run sh");
+        let pid = child.id();
+        let args = |a: &[&str]| -> Vec<std::ffi::OsString> { a.iter().map(Into::into).collect() };
+        let has = |a: &[&str]| {
+            let owned = args(a);
+            let refs: Vec<&std::ffi::OsStr> = owned.iter().map(|s| s.as_os_str()).collect();
+            has_args(pid, &refs)
+        };
+        // Until the child has exec'd, its command line is still ours.
+        let alive = (0..1000).any(|_| {
+            let alive = node_alive(pid, "catalog-1");
+            if !alive {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            alive
+        });
+        assert!(alive, "sh never showed its arguments");
+        assert!(has(&["--name", "catalog-1"]));
+        if Path::new("/proc/self").exists() {
+            // Where /proc tells: the wrong name, or the arguments out of
+            // order, do not match.
+            assert!(!node_alive(pid, "catalog-2"));
+            assert!(!has(&["catalog-1", "--name"]));
+        }
+        child.kill().expect("kill sh");
+        child.wait().expect("reap sh");
+        assert!(!node_alive(pid, "catalog-1"));
+        assert!(!has(&["--name", "catalog-1"]));
+    }
+
+    #[test]
     fn signal_zero_tells_a_live_pid_from_a_dead_one() {
         assert_eq!(signal(std::process::id(), "0"), Ok(()));
         let mut child = Command::new("true").spawn().expect("run true");
