@@ -176,8 +176,7 @@ pub fn confirmation_race() -> Schedule {
 /// A deposed order primary that a front end with stale views still
 /// reaches, and clients that read orders there: the schedule of the
 /// untenured-order-reads test (`tests/broken.rs`, `pygmy-sim
-/// --deposed-order-primary`; the node names assume `--frontends 3`, and
-/// `clients` is the run's number of clients).
+/// --deposed-order-primary`; the node names assume `--frontends 3`).
 ///
 /// 1. From 1 s `frontend-3` is cut off from the coordinator: it keeps the
 ///    views it holds and learns no newer one.
@@ -186,7 +185,7 @@ pub fn confirmation_race() -> Schedule {
 ///    make `order-2` the primary of a new view, which acknowledges buys
 ///    through them; `frontend-3` still sends order reads to `order-1`,
 ///    which it tells, in every heartbeat, that it is the primary still.
-/// 3. From 4 s every client is cut off from `frontend` and `frontend-2`,
+/// 3. From 4 s the clients' host is cut off from `frontend` and `frontend-2`,
 ///    so all of them end up on `frontend-3` (a client moves on when its
 ///    front end gives no answer) and read the orders acknowledged since
 ///    2 s there. (Clients move away from `frontend-3` whenever a buy
@@ -195,7 +194,7 @@ pub fn confirmation_race() -> Schedule {
 ///    order"; with it, it declines once `order-2` has stopped fetching
 ///    for a lease period.
 /// 4. Everything is repaired at 8.5 s.
-pub fn deposed_order_primary(clients: usize) -> Schedule {
+pub fn deposed_order_primary() -> Schedule {
     let at = Duration::from_millis;
     let (stale, old) = ("frontend-3".to_string(), "order-1".to_string());
     let coordinator = "coordinator".to_string();
@@ -204,10 +203,10 @@ pub fn deposed_order_primary(clients: usize) -> Schedule {
     for other in others {
         cuts.push((at(2_000), old.clone(), other.to_string()));
     }
-    for client in 0..clients {
-        for fe in ["frontend", "frontend-2"] {
-            cuts.push((at(4_000), format!("client-{client}"), fe.to_string()));
-        }
+    // The clients are tasks of one host (`run::CLIENTS`): cutting its
+    // links cuts every client off.
+    for fe in ["frontend", "frontend-2"] {
+        cuts.push((at(4_000), crate::run::CLIENTS.to_string(), fe.to_string()));
     }
     let mut events: Vec<(Duration, Fault)> = cuts
         .iter()

@@ -221,11 +221,9 @@ fn main() -> ExitCode {
             Some("--slow-link") => {
                 pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::slow_link())
             }
-            Some("--deposed-order-primary") => pygmy_sim::run::run_with(
-                seed,
-                &opts,
-                pygmy_sim::faults::deposed_order_primary(opts.clients),
-            ),
+            Some("--deposed-order-primary") => {
+                pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::deposed_order_primary())
+            }
             Some(_) => {
                 pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::confirmation_race())
             }

@@ -37,10 +37,12 @@ const SEEDS: [u64; 3] = [1, 2, 3];
 /// older-fill-wins none of 0..160, 1 of 160..300 (184) and 1 of 4000..4100
 /// (4047). Re-picked when the clients became tasks of one host: read-any
 /// kept its seeds; stale-fills 18 of 0..30; older-fill-wins 3 of 0..200
-/// (27, 156, 162) and 1 of 4000..4100 (4003).
-const READ_ANY: &[u64] = &[4, 6, 10];
-const STALE_FILLS: &[u64] = &[1, 3, 5];
-const OLDER_FILL_WINS: &[u64] = &[27, 156, 162];
+/// (27, 156, 162) and 1 of 4000..4100 (4003). Re-picked when buys were
+/// batched per hop (and the order primary got its tenure): read-any 14 of
+/// 0..60, stale-fills 42 of 0..60, older-fill-wins 1 of 0..200 (10).
+const READ_ANY: &[u64] = &[4, 5, 6];
+const STALE_FILLS: &[u64] = &[0, 1, 3];
+const OLDER_FILL_WINS: &[u64] = &[10];
 /// Seeds on which a cache whose older fill replaces a newer value shows
 /// on the scripted slow-link schedule with eight clients (found with
 /// `pygmy-sim --seeds 0..30 --slow-link --clients 8 --break
@@ -49,8 +51,9 @@ const OLDER_FILL_WINS: &[u64] = &[27, 156, 162];
 /// timers changed: caught on 10 of the 100; and again after the checker
 /// host's later start: caught on 6 of the 100, 66, 67, 73, 75, 116, 152;
 /// and when the clients became tasks of one host: 5 of the 100, 73, 98,
-/// 109, 141, 151).
-const OLDER_FILL_WINS_SLOW_LINK: (usize, &[u64]) = (8, &[73, 98, 109]);
+/// 109, 141, 151; and when buys were batched per hop: 10 of 0..200, 4, 20,
+/// 27, 29, 42, ...).
+const OLDER_FILL_WINS_SLOW_LINK: (usize, &[u64]) = (8, &[4, 20, 27]);
 
 /// The options of the seeds' schedules before slow links and congested
 /// seeds were drawn into them (`--no-slow-links --no-congestion`): the
@@ -261,13 +264,15 @@ fn a_catalog_told_to_forget_pending_buys_is_caught() {
     // retry comes after the catalog forgot it (copies leave the shelf
     // without an order): on these of seeds 0..60 (PYGMY_REPICK, after the
     // checker host's later start moved them: 13 of the 60; re-picked when
-    // the clients became tasks of one host: 12 of the 60).
+    // the clients became tasks of one host: 12 of the 60; and when buys
+    // were batched per hop and the order primary got its tenure: 9 of the
+    // 60).
     let honest = plain();
     let mut broken = honest.clone();
     broken.cluster.forget_pending = true;
     caught_on_each(
         "forget-pending --no-slow-links --no-congestion",
-        &[0, 1, 13, 15, 18, 19],
+        &[1, 2, 3, 12, 19, 23],
         (&honest, &broken),
         run_seed,
         &[CONSERVATION],
@@ -321,8 +326,8 @@ fn an_order_primary_that_skips_reconciling_lost_buys_is_caught() {
     // buy instead. The breakage shows only when a reservation landed in
     // the cut-off window: on these of seeds 0..60 (PYGMY_REPICK, after the
     // checker host's later start moved them: 24 of the 60; re-picked when
-    // the clients became tasks of one host: 10 of 0..30); the same seeds
-    // pass when honest.
+    // the clients became tasks of one host: 10 of 0..30; when buys were
+    // batched per hop: 8 of 0..60); the same seeds pass when honest.
     let honest = SimOptions {
         clients: 8,
         give_up_after: Duration::from_millis(300),
@@ -332,7 +337,7 @@ fn an_order_primary_that_skips_reconciling_lost_buys_is_caught() {
     broken.cluster.skip_reconcile = true;
     caught_on_each(
         "skip-reconcile",
-        &[1, 6, 9, 10, 12, 17],
+        &[0, 21, 27, 39, 52, 53],
         (&honest, &broken),
         |seed, opts| run_with(seed, opts, order_primary_dies_cut_off_from_its_backup()),
         &[CONSERVATION, LINEARIZABLE],
@@ -424,13 +429,14 @@ fn a_catalog_that_ignores_admin_idempotency_keys_is_caught() {
     // whose answer was lost shows it: these of seeds 60..160 (PYGMY_REPICK:
     // none of 0..60 showed it; re-picked after the checker host's later
     // start: 6 of the 100; and when the clients became tasks of one host:
-    // 2 of the 100); the same seeds pass when honest.
+    // 2 of the 100; when buys were batched per hop: 4 of 0..200, 38, 66,
+    // 84, 153); the same seeds pass when honest.
     let honest = plain();
     let mut broken = honest.clone();
     broken.cluster.ignore_admin_keys = true;
     caught_on_each(
         "ignore-admin-keys --no-slow-links --no-congestion",
-        &[93, 151],
+        &[38, 66, 153],
         (&honest, &broken),
         run_seed,
         &[LINEARIZABLE, READS_NOT_LOST],
@@ -640,12 +646,15 @@ fn a_front_end_that_stores_views_without_compare_and_swap_is_caught() {
 /// --deposed-order-primary --break untenured-order-reads`): caught on 8
 /// of 3000..3030 (3000, 3003, 3011, 3012, 3014, 3015, 3019, 3027: those
 /// whose clients read, at the stale front end, an order acknowledged since
-/// the view change); the honest cluster passed all 30.
-const UNTENURED_ORDER_READS: &[u64] = &[3011, 3012, 3014];
+/// the view change); the honest cluster passed all 30. Re-picked when the
+/// clients became tasks of one host (the schedule now cuts that host) and
+/// buys were batched per hop: caught on 10 of 3000..3030 (3006, 3008,
+/// 3009, 3010, 3011, 3014, ...), the honest cluster passed all 30.
+const UNTENURED_ORDER_READS: &[u64] = &[3006, 3008, 3011];
 
 /// [`deposed_order_primary`], with its switch in the report's replay line.
 fn run_deposed_order_primary(seed: u64, opts: &SimOptions) -> Report {
-    let mut report = run_with(seed, opts, deposed_order_primary(opts.clients));
+    let mut report = run_with(seed, opts, deposed_order_primary());
     report
         .replay_args
         .push("--deposed-order-primary".to_string());
