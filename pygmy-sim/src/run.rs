@@ -71,7 +71,7 @@ pub const NO_PANIC: &str = "no crash or panic";
 /// random stream and its own history; what they share is the one link
 /// from this host to each front end (see [`clients_then_checker`] for
 /// what that changes).
-const CLIENTS: &str = "clients";
+pub const CLIENTS: &str = "clients";
 
 /// The harness's own invariant: the run got far enough to collect the final
 /// state of every replica.
@@ -207,6 +207,7 @@ impl Default for SimOptions {
                 expired_lease: false,
                 no_lease_wait: false,
                 untenured_order_reads: false,
+                untenured_catalog_reads: false,
                 coordinator: None,
                 storage: StorageFaults::default(),
             },
