@@ -548,6 +548,7 @@ impl ClusterConfig {
                 lease,
                 margin,
                 unsafe_no_wait: false,
+                unsafe_untenured_reads: false,
             }),
             ..ServiceConfig::default()
         }

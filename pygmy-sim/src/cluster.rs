@@ -113,6 +113,11 @@ pub struct ClusterOptions {
     /// order reads without its tenure (`services/tenure.rs`), so a deposed
     /// one a front end with stale views still reaches answers them.
     pub untenured_order_reads: bool,
+    /// Deliberately broken (several front ends): the catalog primary
+    /// answers reads without checking that every backup still follows it
+    /// (`LeaseConfig::unsafe_untenured_reads`), so a deposed one a front
+    /// end with stale views still reaches answers its misses.
+    pub untenured_catalog_reads: bool,
     /// The run's coordination service, with several front ends (`run`
     /// gives each run its own).
     pub coordinator: Option<Model>,
@@ -143,6 +148,7 @@ impl ClusterOptions {
             (self.expired_lease, "expired-lease"),
             (self.no_lease_wait, "no-lease-wait"),
             (self.untenured_order_reads, "untenured-order-reads"),
+            (self.untenured_catalog_reads, "untenured-catalog-reads"),
         ]
         .into_iter()
         .find_map(|(on, name)| on.then_some(name))
@@ -298,6 +304,7 @@ pub fn service_config(opts: &ClusterOptions) -> ServiceConfig {
             lease: CACHE_LEASE,
             margin: CACHE_LEASE_MARGIN,
             unsafe_no_wait: opts.no_lease_wait,
+            unsafe_untenured_reads: opts.untenured_catalog_reads,
         });
     }
     cfg

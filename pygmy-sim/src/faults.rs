@@ -185,7 +185,8 @@ pub fn confirmation_race() -> Schedule {
 ///    make `order-2` the primary of a new view, which acknowledges buys
 ///    through them; `frontend-3` still sends order reads to `order-1`,
 ///    which it tells, in every heartbeat, that it is the primary still.
-/// 3. From 4 s the clients' host is cut off from `frontend` and `frontend-2`,
+/// 3. From 4 s every client (the one host [`CLIENTS`](crate::run::CLIENTS)
+///    runs them all) is cut off from `frontend` and `frontend-2`,
 ///    so all of them end up on `frontend-3` (a client moves on when its
 ///    front end gives no answer) and read the orders acknowledged since
 ///    2 s there. (Clients move away from `frontend-3` whenever a buy
@@ -195,16 +196,53 @@ pub fn confirmation_race() -> Schedule {
 ///    for a lease period.
 /// 4. Everything is repaired at 8.5 s.
 pub fn deposed_order_primary() -> Schedule {
+    deposed_primary("order-1", &["order-2", "frontend", "frontend-2"], &[])
+}
+
+/// A deposed catalog primary that a front end with stale views still
+/// reaches, and clients that read the catalog there: the schedule of the
+/// untenured-catalog-reads test (`tests/broken.rs`, `pygmy-sim
+/// --deposed-catalog-primary`; the node names assume `--frontends 3`).
+/// [`deposed_order_primary`]'s, with `catalog-1` for `order-1`, cut off
+/// from every node but `frontend-3` at 2 s (the order replicas too, so
+/// reservations go to the new primary only), and `frontend-3` cut off from
+/// `catalog-2` too: else `catalog-2` grants it a lease and pushes it
+/// invalidations, whose lsns raise its marks above anything `catalog-1`
+/// has, and `catalog-1` holds every read until it catches up, which it
+/// never does. From 4 s the clients move to `frontend-3`, whose lease
+/// `catalog-1` can no longer renew: every read there is a miss sent to
+/// `catalog-1`. Without the check that every backup still follows it,
+/// `catalog-1` answers them from its old state, older than the buys and
+/// admin changes `catalog-2` acknowledged through the other front ends
+/// since its takeover ended (about 3.7 s); with it, it declines once
+/// `catalog-2` has stopped fetching for a lease period. Few seeds show
+/// it: a client gives up on a front end only after its 4 s exchange
+/// timeout (twice over from `frontend`, whose next is `frontend-2`), so
+/// reads reach `frontend-3` only from about 8 s, and those of items the
+/// clients bought there wait for marks `catalog-1` never reaches.
+pub fn deposed_catalog_primary() -> Schedule {
+    deposed_primary(
+        "catalog-1",
+        &["catalog-2", "order-1", "order-2", "frontend", "frontend-2"],
+        &["catalog-2"],
+    )
+}
+
+/// `frontend-3` cut off from the coordinator from 1 s, `old` from
+/// `others` and `frontend-3` from `stale_also` from 2 s, every client from
+/// `frontend` and `frontend-2` from 4 s; all repaired at 8.5 s.
+fn deposed_primary(old: &str, others: &[&str], stale_also: &[&str]) -> Schedule {
     let at = Duration::from_millis;
-    let (stale, old) = ("frontend-3".to_string(), "order-1".to_string());
+    let (stale, old) = ("frontend-3".to_string(), old.to_string());
     let coordinator = "coordinator".to_string();
-    let others = ["order-2", "frontend", "frontend-2"];
-    let mut cuts: Vec<(Duration, String, String)> = vec![(at(1_000), stale, coordinator)];
+    let mut cuts: Vec<(Duration, String, String)> = vec![(at(1_000), stale.clone(), coordinator)];
     for other in others {
-        cuts.push((at(2_000), old.clone(), other.to_string()));
+        cuts.push((at(2_000), old.clone(), (*other).to_string()));
     }
-    // The clients are tasks of one host (`run::CLIENTS`): cutting its
-    // links cuts every client off.
+    for other in stale_also {
+        cuts.push((at(2_000), stale.clone(), (*other).to_string()));
+    }
+    // Every client is a task of the one host `CLIENTS`.
     for fe in ["frontend", "frontend-2"] {
         cuts.push((at(4_000), crate::run::CLIENTS.to_string(), fe.to_string()));
     }

@@ -54,6 +54,16 @@ struct Args {
     /// untenured-order-reads test in `tests/broken.rs`.
     #[arg(long, conflicts_with_all = ["slow_network", "slow_link", "confirmation_race"])]
     deposed_order_primary: bool,
+    /// Instead of the seed's own fault schedule (with `--frontends` above
+    /// 2): as `--deposed-order-primary`, but catalog-1 (the catalog's first
+    /// primary) is cut off from every node but the third front end from
+    /// 2 s, so the other front ends make catalog-2 the primary while the
+    /// third still sends catalog reads to catalog-1. The schedule of the
+    /// untenured-catalog-reads test in `tests/broken.rs`.
+    #[arg(long, conflicts_with_all = [
+        "slow_network", "slow_link", "confirmation_race", "deposed_order_primary",
+    ])]
+    deposed_catalog_primary: bool,
     /// Simulated clients (default 4); more clients, more concurrency. A
     /// congested seed runs twice as many (see `--no-congestion`).
     #[arg(long)]
@@ -104,7 +114,10 @@ struct Args {
     /// waiting out the lease of a front end it cannot reach),
     /// `untenured-order-reads` (the order primary answers order reads
     /// without its tenure, so a deposed one answers; shows under
-    /// `--deposed-order-primary`).
+    /// `--deposed-order-primary`), `untenured-catalog-reads` (the catalog
+    /// primary answers reads without checking that its backups still
+    /// follow it, so a deposed one answers; shows under
+    /// `--deposed-catalog-primary`).
     #[arg(
         long = "break",
         value_parser = [
@@ -126,6 +139,7 @@ struct Args {
             "expired-lease",
             "no-lease-wait",
             "untenured-order-reads",
+            "untenured-catalog-reads",
         ]
     )]
     broken: Option<String>,
@@ -176,6 +190,7 @@ fn main() -> ExitCode {
         Some("expired-lease") => opts.cluster.expired_lease = true,
         Some("no-lease-wait") => opts.cluster.no_lease_wait = true,
         Some("untenured-order-reads") => opts.cluster.untenured_order_reads = true,
+        Some("untenured-catalog-reads") => opts.cluster.untenured_catalog_reads = true,
         _ => {}
     }
     if let Some(n) = args.frontends {
@@ -193,6 +208,10 @@ fn main() -> ExitCode {
         eprintln!("--deposed-order-primary needs --frontends 3 or more");
         return ExitCode::from(2);
     }
+    if args.deposed_catalog_primary && opts.cluster.frontends < 3 {
+        eprintln!("--deposed-catalog-primary needs --frontends 3 or more");
+        return ExitCode::from(2);
+    }
     // A scripted schedule instead of the seed's own, as its switch.
     let scripted = if args.slow_network {
         Some("--slow-network")
@@ -202,6 +221,8 @@ fn main() -> ExitCode {
         Some("--confirmation-race")
     } else if args.deposed_order_primary {
         Some("--deposed-order-primary")
+    } else if args.deposed_catalog_primary {
+        Some("--deposed-catalog-primary")
     } else {
         None
     };
@@ -223,6 +244,9 @@ fn main() -> ExitCode {
             }
             Some("--deposed-order-primary") => {
                 pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::deposed_order_primary())
+            }
+            Some("--deposed-catalog-primary") => {
+                pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::deposed_catalog_primary())
             }
             Some(_) => {
                 pygmy_sim::run::run_with(seed, &opts, pygmy_sim::faults::confirmation_race())

@@ -69,7 +69,7 @@ pub const NO_PANIC: &str = "no crash or panic";
 /// 41 % fewer on seed 1 as one host, counted by callgrind). As tasks of one host, each client keeps its own
 /// HTTP client and so its own connections to the front ends, its own
 /// random stream and its own history; what they share is the one link
-/// from this host to each front end (see [`clients_then_checker`] for
+/// from this host to each front end (see `clients_then_checker` for
 /// what that changes).
 pub const CLIENTS: &str = "clients";
 
@@ -207,6 +207,7 @@ impl Default for SimOptions {
                 expired_lease: false,
                 no_lease_wait: false,
                 untenured_order_reads: false,
+                untenured_catalog_reads: false,
                 coordinator: None,
                 storage: StorageFaults::default(),
             },

@@ -17,7 +17,9 @@ use pygmy_core::invariants::{
     ORDERS_DURABLE, ORDER_READS, READS_NOT_LOST, RECORDS_MOVE_FORWARD, UNIQUE_ORDER_IDS,
     VIEWS_BY_LEADER,
 };
-use pygmy_sim::faults::{confirmation_race, deposed_order_primary, slow_link, Fault, Schedule};
+use pygmy_sim::faults::{
+    confirmation_race, deposed_catalog_primary, deposed_order_primary, slow_link, Fault, Schedule,
+};
 use pygmy_sim::run::{describe, run_seed, run_with, Report, SimOptions};
 use pygmy_sim::storage::Damage;
 use std::time::Duration;
@@ -647,10 +649,12 @@ fn a_front_end_that_stores_views_without_compare_and_swap_is_caught() {
 /// of 3000..3030 (3000, 3003, 3011, 3012, 3014, 3015, 3019, 3027: those
 /// whose clients read, at the stale front end, an order acknowledged since
 /// the view change); the honest cluster passed all 30. Re-picked when the
-/// clients became tasks of one host (the schedule now cuts that host) and
-/// buys were batched per hop: caught on 10 of 3000..3030 (3006, 3008,
-/// 3009, 3010, 3011, 3014, ...), the honest cluster passed all 30.
-const UNTENURED_ORDER_READS: &[u64] = &[3006, 3008, 3011];
+/// schedule's client cuts were fixed (they named one host per client,
+/// which no longer exist since the clients became tasks of one host, and
+/// every run panicked): caught on 10 of 3000..3030 (3006, 3008, 3009,
+/// 3010, 3011, 3014, 3015, 3018, 3027, 3028); the honest cluster passed
+/// all 30.
+const UNTENURED_ORDER_READS: &[u64] = &[3011, 3014, 3015];
 
 /// [`deposed_order_primary`], with its switch in the report's replay line.
 fn run_deposed_order_primary(seed: u64, opts: &SimOptions) -> Report {
@@ -678,6 +682,45 @@ fn an_order_primary_that_answers_reads_without_its_tenure_is_caught() {
         (&honest, &broken),
         run_deposed_order_primary,
         &[ORDER_READS],
+    );
+}
+
+/// Seeds on which catalog reads answered by a primary that no longer
+/// checks that its backups follow it show under the scripted deposed
+/// catalog primary (`pygmy-sim --frontends 3 --deposed-catalog-primary
+/// --break untenured-catalog-reads`): caught on 11 of 3000..3100 (3016,
+/// 3019, 3028, 3045, 3050, 3052, 3059, 3060, 3068, 3085, 3087; few, see
+/// [`deposed_catalog_primary`]); the honest cluster passed all 100.
+const UNTENURED_CATALOG_READS: &[u64] = &[3016, 3019, 3028];
+
+/// [`deposed_catalog_primary`], with its switch in the report's replay line.
+fn run_deposed_catalog_primary(seed: u64, opts: &SimOptions) -> Report {
+    let mut report = run_with(seed, opts, deposed_catalog_primary());
+    report
+        .replay_args
+        .push("--deposed-catalog-primary".to_string());
+    report
+}
+
+#[test]
+fn a_catalog_primary_that_answers_reads_without_its_backups_is_caught() {
+    // A front end cut off from the coordinator and from catalog-2 sends
+    // its catalog misses to catalog-1, which the other front ends deposed
+    // (cut off from everything but that front end) and which it tells it
+    // is the primary still. Its lease has lapsed (catalog-1 may grant
+    // none without its backup), so every read there is a miss. Answering
+    // without checking that its backup still follows it, catalog-1 shows
+    // stock and prices older than buys and price changes catalog-2
+    // acknowledged through the other front ends.
+    let honest = three_front_ends_default();
+    let mut broken = honest.clone();
+    broken.cluster.untenured_catalog_reads = true;
+    caught_on_each(
+        "untenured-catalog-reads --frontends 3 --deposed-catalog-primary",
+        UNTENURED_CATALOG_READS,
+        (&honest, &broken),
+        run_deposed_catalog_primary,
+        &[FRESH_READS],
     );
 }
 

@@ -14,7 +14,11 @@
 //! primary grants leases in its heartbeat answers, pushes to every leased
 //! front end with one pusher each, and holds a write's answer and a read's
 //! answer until their lsn is released (see `leases.rs` for the rules and
-//! why they keep reads linearizable across front ends). Without, nothing
+//! why they keep reads linearizable across front ends). It answers a read
+//! only while every backup of its view still fetches from it in its epoch
+//! (`Leases::may_grant`, as for granting), so a deposed primary that a
+//! front end with stale views still reaches answers none of its misses
+//! (`leases.rs`, "A deposed primary answers no read"). Without, nothing
 //! waits: the one front end raises its own marks before answering a write.
 
 use crate::error::{Error, Result};
@@ -57,7 +61,10 @@ impl CatalogService {
                 margin: l.margin,
                 hop: cfg.hop_timeout,
             };
-            Mutex::new(Leases::new(cfg.frontends(), periods, l.unsafe_no_wait))
+            Mutex::new(
+                Leases::new(cfg.frontends(), periods, l.unsafe_no_wait)
+                    .with_unsafe_untenured_reads(l.unsafe_untenured_reads),
+            )
         });
         CatalogService {
             outbox: Mutex::new(Vec::new()),
@@ -319,17 +326,28 @@ impl CatalogService {
     }
 
     /// A front end's read, with leases: answered by the serving primary
-    /// only, once its lsn is released (see `leases.rs`).
+    /// only, once its lsn is released, and only if, once it is, this
+    /// replica is still the serving primary of the epoch it read in and
+    /// every backup still follows it ([`Leases::may_grant`]: see
+    /// `leases.rs`, "A deposed primary answers no read"); else declined,
+    /// and the front end asks again.
     async fn leased_read<T: Transport>(
         &self,
         r: &Replica<T>,
         request: Request,
     ) -> Result<Response> {
-        if !r.held().serving() {
-            return Err(Error::Unavailable(
+        let not_primary = || {
+            Error::Unavailable(
                 "with cache leases, the catalog primary answers reads; ask it".into(),
-            ));
-        }
+            )
+        };
+        let epoch = {
+            let held = r.held();
+            if !held.serving() {
+                return Err(not_primary());
+            }
+            held.epoch()
+        };
         let answer = match request {
             Request::ReadAt { query, min } => {
                 r.caught_up(min).await?;
@@ -348,6 +366,22 @@ impl CatalogService {
             _ => 0,
         };
         self.released(r, lsn).await?;
+        let Some(leases) = &self.leases else {
+            return Ok(answer);
+        };
+        let held = r.held();
+        if !held.serving() || held.epoch() != epoch {
+            return Err(not_primary());
+        }
+        let backups = held.view().map(|v| v.backups.as_slice()).unwrap_or(&[]);
+        let l = leases.lock();
+        // Deliberately broken: the old check, `serving` and `released` only.
+        if !l.unsafe_untenured_reads() && !l.may_grant(epoch, backups, Instant::now()) {
+            return Err(Error::Unavailable(format!(
+                "catalog primary of epoch {epoch}: a backup has not fetched within the lease \
+                 period, so a newer view may exist; retry"
+            )));
+        }
         Ok(answer)
     }
 }

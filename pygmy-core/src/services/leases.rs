@@ -74,6 +74,32 @@
 //!   Margins cover drift. A primary that served the epoch just before its
 //!   new one without stepping down in between holds its own leases'
 //!   records and waits no takeover.
+//! - **A deposed primary answers no read.** Leases bound the cache hits
+//!   of a front end; its misses go to the primary of the view it holds,
+//!   and a front end cut off from the coordinator holds old views. The
+//!   primary P of epoch `e` that such a front end still reaches may have
+//!   been deposed without knowing it (it learns views from the front
+//!   ends' heartbeats, and this one tells it the old view): cut off from
+//!   its backups it commits nothing, but a read needs no commit, and once
+//!   the front end's lease has lapsed every read it has is a miss. So P
+//!   answers a read, once its lsn is released, only if it still serves
+//!   `e` and [`Leases::may_grant`] holds: every backup fetched from it in
+//!   `e` within the last `L` — the order primary's tenure
+//!   (`services/tenure.rs`), whose argument carries over word for word:
+//!   the first primary Q of a newer confirmed view is P itself (then P no
+//!   longer serves `e` and declines) or was a backup of `e` and stopped
+//!   fetching from P before that view's confirmation at `c`,
+//!   so P answers nothing after `c + hop_timeout + L`, while every write
+//!   of a newer epoch is acknowledged only once its lsn is released,
+//!   after Q's (or a later primary's) takeover, `c + 2 × (L + margin) +
+//!   hop_timeout` at the earliest. So a write acknowledged before a read
+//!   was sent was committed in `e` (P's state has it) or the read was sent
+//!   after P stopped answering. P checks after reading its state and
+//!   waiting for the release, so the check covers the time it answers.
+//!   It costs nothing while the backups pull (a caught-up backup's fetch
+//!   is held at most `poll_wait`, well within L); while a backup is down
+//!   and not yet out of the view, the primary answers no read (it grants
+//!   no lease then either).
 //!
 //! # Caveats
 //!
@@ -110,6 +136,12 @@ pub struct LeaseConfig {
     /// push failed or has gone unanswered for 20 ms): it acknowledges as if
     /// that front end had no lease. Never set otherwise.
     pub unsafe_no_wait: bool,
+    /// Deliberately broken, for the simulation's own tests: the catalog
+    /// primary answers reads without checking that every backup still
+    /// follows it ([`Leases::may_grant`]), so a deposed primary that a
+    /// front end with stale views still reaches answers its misses from
+    /// old state. Never set otherwise.
+    pub unsafe_untenured_reads: bool,
 }
 
 /// The lease periods (see the module docs).
@@ -178,6 +210,9 @@ pub struct Leases {
     /// Deliberately broken: an unreachable front end's lease is not waited
     /// out.
     unsafe_no_wait: bool,
+    /// Deliberately broken: reads are answered without
+    /// [`may_grant`](Self::may_grant).
+    unsafe_untenured_reads: bool,
 }
 
 impl Leases {
@@ -197,7 +232,21 @@ impl Leases {
             takeover: true,
             heard: BTreeMap::new(),
             unsafe_no_wait,
+            unsafe_untenured_reads: false,
         }
+    }
+
+    /// Deliberately broken, for the simulation's own tests: see
+    /// [`LeaseConfig::unsafe_untenured_reads`].
+    pub fn with_unsafe_untenured_reads(mut self, on: bool) -> Self {
+        self.unsafe_untenured_reads = on;
+        self
+    }
+
+    /// Whether reads are answered without [`may_grant`](Self::may_grant)
+    /// (deliberately broken mode only).
+    pub fn unsafe_untenured_reads(&self) -> bool {
+        self.unsafe_untenured_reads
     }
 
     /// How long a new primary waits before it releases anything.
@@ -274,9 +323,10 @@ impl Leases {
         self.heard.insert(backup.clone(), (epoch, now));
     }
 
-    /// Whether a primary of `epoch` with these backups may grant leases:
-    /// every backup fetched from it in its epoch within the last `L` (see
-    /// the module docs: this bounds what a deposed primary can grant).
+    /// Whether a primary of `epoch` with these backups may grant leases,
+    /// or answer a read: every backup fetched from it in its epoch within
+    /// the last `L` (see the module docs: this bounds what a deposed
+    /// primary can grant, and when it can answer).
     pub fn may_grant(&self, epoch: Epoch, backups: &[NodeId], now: Instant) -> bool {
         backups.iter().all(|b| {
             self.heard
