@@ -110,6 +110,7 @@
 //!   after each view change that moves the primary (about 1.4 s in the
 //!   simulation, 3.2 s with `pygmy up`'s defaults).
 
+use crate::services::tenure::Tenure;
 use crate::transport::message::{QueryResult, Refresh, Request};
 use crate::types::{CacheKey, Epoch, Lsn, NodeId};
 use std::collections::{BTreeMap, VecDeque};
@@ -200,13 +201,9 @@ pub struct Leases {
     /// its last change and that change's lsn: what refreshes carry. At
     /// most one entry per key; dropped once every leased front end has it.
     latest: BTreeMap<CacheKey, (QueryResult, Lsn)>,
-    /// The epoch this replica serves and when it was first seen serving
-    /// it; `None` while it is not known to serve.
-    serving: Option<(Epoch, Instant)>,
-    /// Whether it must wait the takeover in `serving`'s epoch.
-    takeover: bool,
-    /// Per backup, the epoch and time of its latest fetch.
-    heard: BTreeMap<NodeId, (Epoch, Instant)>,
+    /// The epoch served, its takeover and the backups' fetches: the same
+    /// record as the order primary's (`tenure.rs`), with the same periods.
+    tenure: Tenure,
     /// Deliberately broken: an unreachable front end's lease is not waited
     /// out.
     unsafe_no_wait: bool,
@@ -228,9 +225,7 @@ impl Leases {
                 .collect(),
             pending: VecDeque::new(),
             latest: BTreeMap::new(),
-            serving: None,
-            takeover: true,
-            heard: BTreeMap::new(),
+            tenure: Tenure::new(periods.lease, periods.margin, periods.hop),
             unsafe_no_wait,
             unsafe_untenured_reads: false,
         }
@@ -251,7 +246,7 @@ impl Leases {
 
     /// How long a new primary waits before it releases anything.
     pub fn takeover(&self) -> Duration {
-        (self.periods.lease + self.periods.margin) * 2 + self.periods.hop
+        self.tenure.takeover()
     }
 
     /// The front ends in the configuration.
@@ -291,19 +286,10 @@ impl Leases {
 
     /// This replica serves `epoch` (seen at `now`): starts its takeover
     /// wait the first time, unless it served the epoch just before.
+    /// (After the epoch just before, its own leases carry on: it holds
+    /// their records.)
     pub fn serving(&mut self, epoch: Epoch, now: Instant) {
-        match self.serving {
-            Some((e, _)) if e == epoch => {}
-            Some((e, _)) if e + 1 == epoch => {
-                // My own leases carry on: I hold their records.
-                self.serving = Some((epoch, now));
-                self.takeover = false;
-            }
-            _ => {
-                self.serving = Some((epoch, now));
-                self.takeover = true;
-            }
-        }
+        self.tenure.serving(epoch, now);
     }
 
     /// The replica gave up its role: whatever it granted or queued is no
@@ -314,13 +300,12 @@ impl Leases {
         }
         self.pending.clear();
         self.latest.clear();
-        self.serving = None;
-        self.heard.clear();
+        self.tenure.stepped_down();
     }
 
     /// A backup fetched in `epoch`.
     pub fn heard(&mut self, backup: &NodeId, epoch: Epoch, now: Instant) {
-        self.heard.insert(backup.clone(), (epoch, now));
+        self.tenure.heard(backup, epoch, now);
     }
 
     /// Whether a primary of `epoch` with these backups may grant leases,
@@ -328,11 +313,7 @@ impl Leases {
     /// the last `L` (see the module docs: this bounds what a deposed
     /// primary can grant, and when it can answer).
     pub fn may_grant(&self, epoch: Epoch, backups: &[NodeId], now: Instant) -> bool {
-        backups.iter().all(|b| {
-            self.heard
-                .get(b)
-                .is_some_and(|(e, at)| *e == epoch && now.duration_since(*at) <= self.periods.lease)
-        })
+        self.tenure.followed(epoch, backups, now)
     }
 
     /// Grants `fe` a lease at `now`. Returns `None` when it may have none
@@ -397,10 +378,7 @@ impl Leases {
     /// The highest lsn released at `now` (see [`released`](Self::released)),
     /// `None` when none is (no known epoch, or a takeover under way).
     fn release_point(&self, now: Instant) -> Option<Lsn> {
-        let (_, since) = self.serving?;
-        if self.takeover && now < since + self.takeover() {
-            return None;
-        }
+        self.tenure.settled(now).ok()?;
         let blocked = self
             .frontends
             .values()
@@ -506,13 +484,9 @@ impl Leases {
     /// `Err` with the next time that may change without a push arriving
     /// (a lease running out, the takeover ending).
     pub fn released(&self, lsn: Lsn, now: Instant) -> Result<(), Instant> {
-        let Some((_, since)) = self.serving else {
-            // Not known to serve: the caller marks it first.
-            return Err(now + self.takeover());
-        };
-        if self.takeover && now < since + self.takeover() {
-            return Err(since + self.takeover());
-        }
+        // Not known to serve (the caller marks it first), or a takeover
+        // under way.
+        self.tenure.settled(now)?;
         let blocking = self
             .frontends
             .values()

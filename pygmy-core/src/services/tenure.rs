@@ -152,12 +152,18 @@ impl Tenure {
     /// at `now`: its takeover is over and every backup fetched from it in
     /// its epoch within the last L.
     pub fn may_answer(&self, epoch: Epoch, backups: &[NodeId], now: Instant) -> bool {
-        self.settled(now).is_ok()
-            && backups.iter().all(|b| {
-                self.heard
-                    .get(b)
-                    .is_some_and(|(e, at)| *e == epoch && now.duration_since(*at) <= self.lease)
-            })
+        self.settled(now).is_ok() && self.followed(epoch, backups, now)
+    }
+
+    /// Whether every one of `backups` fetched from this primary in `epoch`
+    /// within the last L before `now` (the catalog's leases ask this alone
+    /// before granting one).
+    pub fn followed(&self, epoch: Epoch, backups: &[NodeId], now: Instant) -> bool {
+        backups.iter().all(|b| {
+            self.heard
+                .get(b)
+                .is_some_and(|(e, at)| *e == epoch && now.duration_since(*at) <= self.lease)
+        })
     }
 }
 
